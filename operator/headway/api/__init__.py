@@ -1,0 +1,1 @@
+"""The ModelDeployment API: pydantic models, the single source of truth for the CRD."""

@@ -1,0 +1,170 @@
+"""Build the ModelDeployment CustomResourceDefinition from the pydantic models.
+
+pydantic emits JSON Schema (draft 2020-12 with $refs, anyOf-null for optionals); a CRD
+needs a *structural* OpenAPI v3 schema: no $ref, one type per node, no nulls. This module
+converts one into the other and attaches each model's CEL rules (``__cel__``) as
+``x-kubernetes-validations``. Pure: no I/O; ``hack/gen_crds.py`` writes the files.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
+import headway
+from headway.api.base import ApiModel
+from headway.api.spec import ModelDeploymentSpec
+from headway.api.status import ModelDeploymentStatus
+
+CRD_NAME = f"{headway.PLURAL}.{headway.GROUP}"
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
+    {"name": "Stable", "type": "string", "jsonPath": ".status.stable.bento", "description": "Bento serving production."},
+    {"name": "Candidate", "type": "string", "jsonPath": ".status.candidate.bento", "description": "Bento being rolled out."},
+    {"name": "Weight", "type": "integer", "jsonPath": ".status.traffic.candidateWeight", "description": "Candidate's traffic share, percent."},
+    {"name": "Ready", "type": "string", "jsonPath": ".status.ready", "description": "Ready stable replicas / desired."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+_KEEP = {
+    "type", "description", "default", "enum", "minimum", "maximum", "pattern", "minLength", "maxLength",
+    "minItems", "maxItems", "minProperties", "maxProperties", "format", "required", "properties", "items",
+    "additionalProperties", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-validations", "anyOf",
+    "exclusiveMinimum", "exclusiveMaximum",
+}
+
+
+def _models(root: type[BaseModel]) -> dict[str, type[ApiModel]]:
+    """Every ApiModel reachable from root, by class name (the $defs key pydantic uses)."""
+    found: dict[str, type[ApiModel]] = {}
+
+    def visit(tp: Any) -> None:
+        for arg in typing.get_args(tp):
+            visit(arg)
+        if isinstance(tp, type) and issubclass(tp, ApiModel) and tp.__name__ not in found:
+            found[tp.__name__] = tp
+            for field in tp.model_fields.values():
+                visit(field.annotation)
+
+    visit(root)
+    return found
+
+
+def _cel(model: type[ApiModel]) -> list[dict[str, str]]:
+    rules = []
+    for rule, message, field_path in model.__cel__:
+        entry = {"rule": rule, "message": message}
+        if field_path:
+            entry["fieldPath"] = field_path
+        rules.append(entry)
+    return rules
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any], models: dict[str, type[ApiModel]]) -> dict[str, Any]:
+    node = dict(node)
+    if "$ref" in node:
+        name = node.pop("$ref").rsplit("/", 1)[-1]
+        target = dict(defs[name])
+        if "description" in node:  # the field's own words beat the class docstring
+            target["description"] = node["description"]
+        target.update({k: v for k, v in node.items() if k != "description"})
+        if name in models and models[name].__cel__:
+            target["x-kubernetes-validations"] = _cel(models[name])
+        return _structural(target, defs, models)
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {options}")
+        merged = dict(options[0])
+        merged.update({k: v for k, v in node.items() if k != "default" or v is not None})
+        if "$ref" in merged:
+            ref = merged.pop("$ref")
+            return _structural({"$ref": ref, **merged}, defs, models)
+        return _structural(merged, defs, models)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    out = {k: v for k, v in node.items() if k in _KEEP}
+    if out.get("default", 0) is None:
+        del out["default"]
+    # Draft 2020-12 exclusive bounds are numbers; OpenAPI v3.0 wants a flag beside minimum.
+    for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if bound in out and not isinstance(out[bound], bool):
+            out[flag] = out[bound]
+            out[bound] = True
+    if "properties" in out:
+        out["type"] = "object"
+        out["properties"] = {k: _structural(v, defs, models) for k, v in out["properties"].items()}
+        out.pop("additionalProperties", None)
+    elif out.get("type") == "object":
+        extra = out.pop("additionalProperties", True)
+        if isinstance(extra, dict) and extra:
+            out["additionalProperties"] = _structural(extra, defs, models)
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    if "items" in out:
+        out["items"] = _structural(out["items"], defs, models)
+    return out
+
+
+def build_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural OpenAPI schema of one pydantic model, CEL rules included."""
+    raw = model.model_json_schema(by_alias=True, mode="validation", ref_template="#/$defs/{model}")
+    defs = raw.pop("$defs", {})
+    models = _models(model)
+    schema = _structural(raw, defs, models)
+    if issubclass(model, ApiModel) and model.__cel__:
+        schema["x-kubernetes-validations"] = _cel(model)
+    return schema
+
+
+def build_crd() -> dict[str, Any]:
+    """The complete CustomResourceDefinition manifest."""
+    spec_schema = build_schema(ModelDeploymentSpec)
+    status_schema = build_schema(ModelDeploymentStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/name": "headway", "app.kubernetes.io/part-of": "headway"},
+        },
+        "spec": {
+            "group": headway.GROUP,
+            "names": {
+                "kind": headway.KIND,
+                "listKind": f"{headway.KIND}List",
+                "plural": headway.PLURAL,
+                "singular": headway.SINGULAR,
+                "shortNames": list(headway.SHORT_NAMES),
+                "categories": ["headway", "ml"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": headway.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A model served by BentoML and delivered safely by Headway.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,141 @@
+"""ModelDeployment.status — what the operator writes and users read.
+
+Everything a decision depends on lives here, never in process memory: a new operator
+process continues from status alone.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from headway.api.base import ApiModel
+
+HISTORY_LIMIT = 20
+
+
+class Phase(StrEnum):
+    """The one phase of a ModelDeployment (see docs/phases.md for the transitions)."""
+
+    PENDING = "Pending"  # accepted, first version not available yet
+    PROGRESSING = "Progressing"  # a candidate is going through the rollout steps
+    PAUSED = "Paused"  # spec.paused, or a manual gate waiting for a person
+    PROMOTING = "Promoting"  # the stable workload is moving to the candidate's version
+    SUCCEEDED = "Succeeded"  # steady: one version, available, serving all traffic
+    ROLLED_BACK = "RolledBack"  # the desired version was rolled back; stable serves
+    DEGRADED = "Degraded"  # something is unavailable or invalid; what serves keeps serving
+    FAILED = "Failed"  # nothing can serve (e.g. the first version never became available)
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    SLOS_MET = "SLOsMet"
+    SPEC_SUPPORTED = "SpecSupported"
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    """Condition type: Ready, Progressing, Degraded, SLOsMet, SpecSupported."""
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+    reason: str
+    """One CamelCase word for machines."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: str
+    """When status last changed (RFC 3339)."""
+    observed_generation: int | None = None
+    """metadata.generation this condition was computed from."""
+
+
+class VariantStatus(ApiModel):
+    """One running version of the model."""
+
+    name: str
+    """Variant name: stable, candidate, or an experiment variant."""
+    bento: str
+    """BentoML tag."""
+    image: str
+    """Container image."""
+    revision: str
+    """Revision derived from the model spec (the headway.dev/revision label)."""
+    deployment: str | None = None
+    """Name of its Deployment."""
+    replicas: int = 0
+    """Desired replicas."""
+    ready_replicas: int = 0
+    """Replicas available to serve."""
+    available: bool = False
+    """The Deployment reports Available and is up to date."""
+    weight: int = 0
+    """Share of live traffic, percent."""
+
+
+class TrafficStatus(ApiModel):
+    """The traffic split currently applied."""
+
+    stable_weight: int = 100
+    """Percent of live traffic to stable."""
+    candidate_weight: int = 0
+    """Percent of live traffic to the candidate."""
+    mirror_percent: int = 0
+    """Percent of traffic mirrored to the candidate (shadow)."""
+
+
+class ProblemStatus(ApiModel):
+    """A problem with the spec that the schema could not catch."""
+
+    field: str
+    """Path of the offending field, e.g. spec.resources.requests.cpu."""
+    message: str
+    """What is wrong."""
+
+
+class HistoryEntry(ApiModel):
+    """An audit record: why a version got or lost traffic at a time."""
+
+    time: str
+    """When (RFC 3339)."""
+    event: str
+    """What happened: Deployed, Updated, StepStarted, Promoted, RolledBack, Aborted, SpecRejected, ..."""
+    revision: str | None = None
+    """Revision concerned."""
+    bento: str | None = None
+    """Bento concerned."""
+    message: str = ""
+    """Why, in words."""
+    evidence: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """What was measured when deciding."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """The observed state of the model in production."""
+
+    observed_generation: int | None = None
+    """metadata.generation last acted upon."""
+    phase: Phase | None = None
+    """Pending, Progressing, Paused, Promoting, Succeeded, RolledBack, Degraded or Failed."""
+    stable: VariantStatus | None = None
+    """The version serving production traffic."""
+    candidate: VariantStatus | None = None
+    """The version being rolled out, if any."""
+    traffic: TrafficStatus | None = None
+    """The applied traffic split."""
+    ready: str | None = None
+    """Ready replicas of stable over desired, e.g. 3/3 (for kubectl get)."""
+    conditions: list[Condition] = Field(
+        default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+    )
+    """Ready, Progressing, Degraded, SLOsMet, SpecSupported."""
+    problems: list[ProblemStatus] = Field(default_factory=list)
+    """Problems with the spec, each naming its field; empty when the spec is valid."""
+    ignored_fields: list[str] = Field(default_factory=list)
+    """Spec fields this operator version does not act on yet."""
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """The newest decisions, oldest first (bounded)."""
