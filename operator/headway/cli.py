@@ -1,0 +1,66 @@
+"""The `headway` command line: `headway operator` runs the operator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import kopf
+
+from headway import config as cfg
+
+
+def run_operator(config: cfg.OperatorConfig) -> None:
+    from headway.handlers import register
+
+    if config.kubeconfig:  # kopf's login and ours read the same file
+        os.environ["KUBECONFIG"] = config.kubeconfig
+    kopf.configure(
+        verbose=config.verbose,
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    if config.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(config.metrics_port, addr=config.health_addr.rsplit(":", 1)[0] or "0.0.0.0")
+    registry = kopf.OperatorRegistry()
+    register(registry, config)
+    logging.getLogger("headway").info(
+        "starting: namespaces=%s peering=%s", ",".join(config.namespaces) or "<all>", config.peering or "<standalone>",
+    )
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=config.clusterwide,
+            namespaces=config.namespaces,
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            priority=config.priority,
+            liveness_endpoint=f"http://{config.health_addr}/healthz",
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="headway", description="Headway: safe delivery of BentoML models on Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    op = sub.add_parser("operator", help="run the operator")
+    cfg.add_arguments(op)
+    sub.add_parser("crd", help="print the ModelDeployment CRD (YAML)")
+    args = parser.parse_args(argv)
+    if args.command == "operator":
+        run_operator(cfg.from_args(args))
+    elif args.command == "crd":
+        import yaml
+
+        from headway.api.crd import build_crd
+
+        yaml.safe_dump(build_crd(), sys.stdout, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

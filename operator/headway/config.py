@@ -1,0 +1,85 @@
+"""Operator configuration: command-line flags, each with an environment variable.
+
+Flags win over the environment; the environment wins over the defaults. The Helm chart
+sets the environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
+    prometheus_url: str | None = None  # default for spec.analysis.prometheus.url
+    log_format: str = "text"  # text | json
+    health_addr: str = "0.0.0.0:8080"  # liveness/readiness: GET /healthz
+    metrics_port: int = 9090  # the operator's own Prometheus metrics: GET /metrics (0: off)
+    peering: str | None = None  # kopf peering name; None: standalone (one replica)
+    priority: int = 0  # peering priority of this replica
+    resync_seconds: float = 10.0  # how often every ModelDeployment is reconciled at least
+    kubeconfig: str | None = None  # else $KUBECONFIG, ~/.kube/config or in-cluster
+    verbose: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+ENV = {
+    "namespaces": "HEADWAY_NAMESPACES",
+    "prometheus_url": "HEADWAY_PROMETHEUS_URL",
+    "log_format": "HEADWAY_LOG_FORMAT",
+    "health_addr": "HEADWAY_HEALTH_ADDR",
+    "metrics_port": "HEADWAY_METRICS_PORT",
+    "peering": "HEADWAY_PEERING",
+    "priority": "HEADWAY_PRIORITY",
+    "resync_seconds": "HEADWAY_RESYNC_SECONDS",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "-n", "--namespace", dest="namespaces", action="append",
+        help=f"namespace to watch (repeatable; default: all namespaces) [${ENV['namespaces']}, comma-separated]",
+    )
+    parser.add_argument("--prometheus-url", default=env(ENV["prometheus_url"]),
+                        help=f"default Prometheus URL for analysis [${ENV['prometheus_url']}]")
+    parser.add_argument("--log-format", choices=["text", "json"], default=env(ENV["log_format"], "text"),
+                        help=f"log format [${ENV['log_format']}]")
+    parser.add_argument("--health-addr", default=env(ENV["health_addr"], "0.0.0.0:8080"),
+                        help=f"host:port of the /healthz endpoint [${ENV['health_addr']}]")
+    parser.add_argument("--metrics-port", type=int, default=int(env(ENV["metrics_port"], "9090")),
+                        help=f"port of the /metrics endpoint, 0 to disable [${ENV['metrics_port']}]")
+    parser.add_argument("--peering", default=env(ENV["peering"]),
+                        help=f"kopf peering name for running several replicas (one is active) [${ENV['peering']}]")
+    parser.add_argument("--priority", type=int, default=int(env(ENV["priority"], "0")),
+                        help=f"peering priority of this replica [${ENV['priority']}]")
+    parser.add_argument("--resync-seconds", type=float, default=float(env(ENV["resync_seconds"], "10")),
+                        help=f"reconcile every ModelDeployment at least this often [${ENV['resync_seconds']}]")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def from_args(args: argparse.Namespace) -> OperatorConfig:
+    namespaces = args.namespaces
+    if not namespaces:
+        raw = os.environ.get(ENV["namespaces"], "")
+        namespaces = [n.strip() for n in raw.split(",") if n.strip()]
+    return OperatorConfig(
+        namespaces=tuple(namespaces),
+        prometheus_url=args.prometheus_url or None,
+        log_format=args.log_format,
+        health_addr=args.health_addr,
+        metrics_port=args.metrics_port,
+        peering=args.peering or None,
+        priority=args.priority,
+        resync_seconds=args.resync_seconds,
+        kubeconfig=args.kubeconfig,
+        verbose=args.verbose,
+    )

@@ -1,0 +1,57 @@
+"""kopf handlers: thin decorators that call the reconciler. Registered by ``register()``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+import headway
+from headway.config import OperatorConfig
+from headway.k8s.client import ApiError, Kube, make_api_client
+from headway.planning.naming import LABEL_MD, MANAGED_BY
+from headway.reconciler import reconcile
+from headway.telemetry import RECONCILE_SECONDS, RECONCILES
+
+log = logging.getLogger("headway")
+
+
+def _run(memo: Any, namespace: str, name: str) -> None:
+    with RECONCILE_SECONDS.time():
+        try:
+            reconcile(memo.kube, namespace, name)
+        except ApiError as exc:
+            RECONCILES.labels("error").inc()
+            log.warning("reconcile of %s/%s failed, retrying on the next event or resync: %s", namespace, name, exc)
+            return
+        except Exception:
+            RECONCILES.labels("error").inc()
+            raise
+    RECONCILES.labels("ok").inc()
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Attach the handlers to a registry; the resync interval comes from the config."""
+    md = (headway.GROUP, headway.VERSION, headway.PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        settings.persistence.finalizer = "headway.dev/finalizer"
+        settings.posting.level = logging.WARNING  # kopf's own Events: handler failures only
+        settings.watching.server_timeout = 300
+        memo.kube = Kube(make_api_client(config.kubeconfig))
+        memo.config = config
+
+    @kopf.on.event(*md, registry=registry)
+    def modeldeployment_event(type: str | None, namespace: str, name: str, memo: Any, **_: Any) -> None:
+        if type != "DELETED":
+            _run(memo, namespace, name)
+
+    @kopf.timer(*md, interval=config.resync_seconds, registry=registry)
+    def resync(namespace: str, name: str, memo: Any, **_: Any) -> None:
+        _run(memo, namespace, name)
+
+    @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_MD: kopf.PRESENT}, registry=registry)
+    def child_event(labels: Any, namespace: str, memo: Any, **_: Any) -> None:
+        _run(memo, namespace, labels[LABEL_MD])

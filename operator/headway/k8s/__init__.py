@@ -1,0 +1,1 @@
+"""I/O adapter for the Kubernetes API: apply children, patch status, post Events."""

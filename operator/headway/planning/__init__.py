@@ -1,0 +1,1 @@
+"""Pure decisions: validation, phases, steps, verdicts. No I/O; time is passed in."""

@@ -1,0 +1,172 @@
+"""What the CRD schema cannot catch: checks the operator runs on every spec it reads.
+
+Each problem names the field (``spec.resources.requests.cpu``) so the condition, the
+Event and ``status.problems`` point the user at the line to fix. A spec with problems is
+never applied: the children keep running as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from headway.api.spec import ModelDeploymentSpec, ModelSpec
+from headway.api.types import check_label_key, check_label_value, parse_quantity
+from headway.planning.naming import MAX_NAME_LENGTH, bento_name_version
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+# Spec fields this operator version reads but does not act on yet. Each one is reported
+# (condition SpecSupported=False and an Event) instead of being silently ignored.
+NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
+    ("rollout", "rollout steps and bake time are not acted on yet: a new spec.model replaces the stable version directly"),
+    ("traffic", "traffic providers are not acted on yet: no route object is created"),
+    ("analysis", "SLO analysis is not acted on yet: versions are not judged"),
+    ("autoscaling", "autoscaling is not acted on yet: the Deployment keeps its replica count"),
+    ("experiment", "experiments are not acted on yet: only spec.model is served"),
+    ("paused", "paused is not acted on yet"),
+    ("cost.monthlyBudget", "budgets are not acted on yet (cost labels are)"),
+)
+
+RESERVED_ENV = {"BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "BENTOML_PORT", "BENTOML_HOST", "PROMETHEUS_MULTIPROC_DIR"}
+
+# distribution/reference grammar (the reference implementation Kubernetes and Docker use).
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+_RESOURCE_NAME = re.compile(r"^(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGTPE]i?|[a-z0-9.-]+/[-a-zA-Z0-9_.]+)$")
+
+
+def check_image(image: str) -> str | None:
+    """Why an image reference is invalid, or None when it is a valid reference."""
+    match = IMAGE_REFERENCE.match(image)
+    if not match:
+        hint = " (repository names are lowercase)" if image != image.lower() and IMAGE_REFERENCE.match(image.lower()) else ""
+        return f"{image!r} is not a valid image reference{hint}"
+    if len(match.group("name")) > 255:
+        return "the repository name is longer than 255 characters"
+    return None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = "spec"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def parse_spec(raw: dict[str, Any] | None) -> tuple[ModelDeploymentSpec | None, list[Problem]]:
+    """Parse a spec dict; schema-level problems come back named by field, never raised."""
+    try:
+        return ModelDeploymentSpec.model_validate(raw or {}), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            message = err["msg"]
+            if err["type"] == "missing":
+                message = "required"
+            problems.append(Problem(_loc(tuple(err["loc"])), message))
+        return None, problems
+
+
+def _check_model(model: ModelSpec, path: str) -> list[Problem]:
+    problems = []
+    if (why := check_image(model.image)) is not None:
+        problems.append(Problem(f"{path}.image", why))
+    name, version = bento_name_version(model.bento)
+    if len(name) > 63 or len(version) > 63:
+        problems.append(Problem(f"{path}.bento", "the bento name and version must each be at most 63 characters (they become label values)"))
+    for i, env in enumerate(model.env):
+        if env.name in RESERVED_ENV:
+            problems.append(Problem(f"{path}.env[{i}].name", f"{env.name} is set by Headway and cannot be overridden"))
+    for key, value in model.node_selector.items():
+        problems += _label_problems(f"{path}.nodeSelector", key, value)
+    return problems
+
+
+def _label_problems(path: str, key: str, value: str) -> list[Problem]:
+    problems = []
+    try:
+        check_label_key(key)
+    except ValueError as exc:
+        problems.append(Problem(f"{path}[{key}]", str(exc)))
+    try:
+        check_label_value(value)
+    except ValueError as exc:
+        problems.append(Problem(f"{path}[{key}]", str(exc)))
+    return problems
+
+
+def _check_resources(spec: ModelDeploymentSpec) -> list[Problem]:
+    if spec.resources is None:
+        return []
+    problems = []
+    parsed: dict[str, dict[str, Any]] = {"requests": {}, "limits": {}}
+    for section in ("requests", "limits"):
+        for key, raw in getattr(spec.resources, section).items():
+            path = f"spec.resources.{section}.{key}"
+            if not _RESOURCE_NAME.match(key):
+                problems.append(Problem(path, f"{key!r} is not a resource name (cpu, memory, ephemeral-storage, or domain/name)"))
+                continue
+            try:
+                quantity = parse_quantity(raw)
+            except ValueError as exc:
+                problems.append(Problem(path, str(exc)))
+                continue
+            if quantity < 0:
+                problems.append(Problem(path, "must not be negative"))
+                continue
+            parsed[section][key] = quantity
+    for key, request in parsed["requests"].items():
+        limit = parsed["limits"].get(key)
+        if limit is not None and request > limit:
+            problems.append(Problem(f"spec.resources.requests.{key}", f"request {spec.resources.requests[key]} exceeds the limit {spec.resources.limits[key]}"))
+    if spec.resources.gpus and ("nvidia.com/gpu" in spec.resources.requests or "nvidia.com/gpu" in spec.resources.limits):
+        problems.append(Problem("spec.resources.gpus", "set GPUs with gpus or with nvidia.com/gpu, not both"))
+    return problems
+
+
+def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
+    """Semantic problems of a spec that parsed: everything the schema cannot say."""
+    problems = []
+    if len(name) > MAX_NAME_LENGTH:
+        problems.append(Problem("metadata.name", f"at most {MAX_NAME_LENGTH} characters: Services named <name>-<variant> must fit in 63"))
+    problems += _check_model(spec.model, "spec.model")
+    problems += _check_resources(spec)
+    if spec.cost:
+        for key, value in spec.cost.labels.items():
+            problems += _label_problems("spec.cost.labels", key, value)
+    if spec.experiment:
+        for i, variant in enumerate(spec.experiment.variants):
+            if variant.model is not None:
+                problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
+            if len(name) + 1 + len(variant.name) > 63:
+                problems.append(Problem(f"spec.experiment.variants[{i}].name", "<metadata.name>-<variant name> must fit in 63 characters"))
+    return problems
+
+
+def ignored_fields(raw_spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, why) for every field set in the spec that this operator does not act on yet."""
+    found = []
+    for path, why in NOT_YET_ACTED_ON:
+        node: Any = raw_spec
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node not in (None, False, {}, []):
+            found.append((f"spec.{path}", why))
+    return found

@@ -1,0 +1,1 @@
+"""Pure builders of Kubernetes workload objects (Deployment, Service, PDB)."""

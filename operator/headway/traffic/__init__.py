@@ -1,0 +1,1 @@
+"""Traffic providers: pure renderers of route objects, one module per provider."""
