@@ -1,0 +1,71 @@
+"""What the schema cannot catch is caught by the operator, naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from headway.planning.validation import check_image, check_spec, ignored_fields, parse_spec
+
+MODEL = {"bento": "fraud_scorer:3.2.0", "image": "registry.example.com/fraud-scorer:3.2.0"}
+
+
+@pytest.mark.parametrize("image", [
+    "nginx", "library/nginx:1.27", "registry.example.com:5000/team/fraud-scorer:3.2.0",
+    "ghcr.io/org/model@sha256:" + "0" * 64, "localhost/model:v1_2-rc.3", "[::1]:5000/model:1",
+])
+def test_valid_image_references(image: str) -> None:
+    assert check_image(image) is None
+
+
+@pytest.mark.parametrize("image, hint", [
+    ("Registry.Example.com/Fraud:1", "lowercase"), ("fraud scorer:1", "not a valid image reference"),
+    ("fraud:", "not a valid image reference"), ("fraud@sha256:abc", "not a valid image reference"),
+    ("-fraud:1", "not a valid image reference"), ("fraud:1:2", "not a valid image reference"),
+])
+def test_invalid_image_references(image: str, hint: str) -> None:
+    assert hint in (check_image(image) or "")
+
+
+def problems_of(spec: dict, name: str = "fraud-scorer") -> dict[str, str]:
+    parsed, problems = parse_spec(spec)
+    if parsed is not None:
+        problems = check_spec(name, parsed)
+    return {p.field: p.message for p in problems}
+
+
+@pytest.mark.parametrize("spec, field, words", [
+    ({"model": {**MODEL, "image": "Fraud:1"}}, "spec.model.image", "not a valid image reference"),
+    ({"model": MODEL, "resources": {"requests": {"cpu": "one"}}}, "spec.resources.requests.cpu", "not a Kubernetes quantity"),
+    ({"model": MODEL, "resources": {"limits": {"memory": "2GB"}}}, "spec.resources.limits.memory", "not a Kubernetes quantity"),
+    ({"model": MODEL, "resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "2Gi"}}}, "spec.resources.requests.memory", "exceeds the limit"),
+    ({"model": MODEL, "resources": {"requests": {"cpu": "-1"}}}, "spec.resources.requests.cpu", "negative"),
+    ({"model": MODEL, "resources": {"requests": {"CPU": "1"}}}, "spec.resources.requests.CPU", "not a resource name"),
+    ({"model": MODEL, "resources": {"gpus": 1, "limits": {"nvidia.com/gpu": 1}}}, "spec.resources.gpus", "not both"),
+    ({"model": {**MODEL, "env": [{"name": "BENTOML_HOME", "value": "/x"}]}}, "spec.model.env[0].name", "set by Headway"),
+    ({"model": MODEL, "cost": {"labels": {"team": "risk & fraud"}}}, "spec.cost.labels[team]", "not a valid label value"),
+    ({"model": MODEL, "cost": {"labels": {"-team": "risk"}}}, "spec.cost.labels[-team]", "not a valid label key"),
+    ({"model": {**MODEL, "bento": "x:" + "1" * 70}}, "spec.model.bento", "63"),
+    ({}, "spec.model", "required"),
+    ({"model": {**MODEL, "port": "http"}}, "spec.model.port", "integer"),
+    ({"model": MODEL, "rollout": {"steps": [{"canary": {"weight": 5, "duration": "5 minutes"}}]}}, "spec.rollout.steps[0].canary.duration", "not a duration"),
+])
+def test_problem_names_the_field(spec: dict, field: str, words: str) -> None:
+    problems = problems_of(spec)
+    assert field in problems, problems
+    assert words in problems[field]
+
+
+def test_long_names_are_refused_because_services_must_fit() -> None:
+    assert "metadata.name" in problems_of({"model": MODEL}, name="a" * 60)
+    assert problems_of({"model": MODEL}, name="a" * 53) == {}
+
+
+def test_valid_specs_have_no_problems() -> None:
+    assert problems_of({"model": MODEL, "resources": {"requests": {"cpu": "500m", "memory": 2147483648}, "limits": {"cpu": 1, "memory": "2Gi"}}}) == {}
+
+
+def test_fields_not_acted_on_are_reported_not_ignored() -> None:
+    found = dict(ignored_fields({"model": MODEL, "traffic": {"provider": "none"}, "paused": False, "cost": {"labels": {"a": "b"}}}))
+    assert list(found) == ["spec.traffic"]
+    found = dict(ignored_fields({"model": MODEL, "cost": {"monthlyBudget": 100}, "paused": True}))
+    assert set(found) == {"spec.cost.monthlyBudget", "spec.paused"}
