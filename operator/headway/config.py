@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 from dataclasses import dataclass, field
 
 
@@ -58,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port of the /metrics endpoint, 0 to disable [${ENV['metrics_port']}]")
     parser.add_argument("--peering", default=env(ENV["peering"]),
                         help=f"kopf peering name for running several replicas (one is active) [${ENV['peering']}]")
-    parser.add_argument("--priority", type=int, default=int(env(ENV["priority"], "0")),
-                        help=f"peering priority of this replica [${ENV['priority']}]")
+    parser.add_argument("--priority", type=int, default=int(env(ENV["priority"])) if env(ENV["priority"]) else None,
+                        help=f"peering priority of this replica; random when unset, so that replicas of one "
+                             f"Deployment differ (kopf pauses all peers of equal priority) [${ENV['priority']}]")
     parser.add_argument("--resync-seconds", type=float, default=float(env(ENV["resync_seconds"], "10")),
                         help=f"reconcile every ModelDeployment at least this often [${ENV['resync_seconds']}]")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
@@ -78,7 +80,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         health_addr=args.health_addr,
         metrics_port=args.metrics_port,
         peering=args.peering or None,
-        priority=args.priority,
+        priority=args.priority if args.priority is not None else random.randint(0, 32767),
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,

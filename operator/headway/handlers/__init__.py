@@ -35,6 +35,20 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Attach the handlers to a registry; the resync interval comes from the config."""
     md = (headway.GROUP, headway.VERSION, headway.PLURAL)
 
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        """kopf uses the same credentials as Headway's client: --kubeconfig, $KUBECONFIG,
+        ~/.kube/config, or the in-cluster service account (as kopf.login_via_client does)."""
+        cfg = make_api_client(config.kubeconfig).configuration
+        header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+        scheme, _, token = (header or "").rpartition(" ")
+        return kopf.ConnectionInfo(
+            server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+            username=cfg.username or None, password=cfg.password or None,
+            scheme=scheme or None, token=token or None,
+            certificate_path=cfg.cert_file, private_key_path=cfg.key_file, trust_env=settings.networking.trust_env,
+        )
+
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         settings.persistence.finalizer = "headway.dev/finalizer"

@@ -1,0 +1,55 @@
+"""pytest fixtures for the end-to-end suite (loaded from tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headway.k8s.client import Kube, make_api_client
+from tests.e2e.harness import NAMESPACE_KIND, REAL_KUBECONFIG, Env, OperatorProcess, install_crd, new_namespace, real_cluster_kube
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, Path, bool]]:
+    """A Kubernetes API: the real cluster named by HEADWAY_E2E_KUBECONFIG, else the emulator."""
+    if REAL_KUBECONFIG:
+        kube, kubeconfig = real_cluster_kube()
+        install_crd(kube)
+        yield kube, kubeconfig, False
+        return
+    from tests.e2e.emulator import KubeEmulator
+
+    with KubeEmulator.running_in_thread() as emulator:
+        emulator.start_deployment_controller(delay=0.3)
+        kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
+        kube = Kube(make_api_client(str(kubeconfig)))
+        install_crd(kube)
+        yield kube, kubeconfig, True
+
+
+@pytest.fixture()
+def env(api_server: tuple[Kube, Path, bool], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
+    """A fresh namespace with the real operator watching it."""
+    kube, kubeconfig, emulated = api_server
+    namespace = new_namespace(kube)
+    operator = OperatorProcess(kubeconfig=kubeconfig, namespace=namespace, log_dir=tmp_path)
+    operator.start()
+    try:
+        yield Env(kube=kube, kubeconfig=kubeconfig, namespace=namespace, operator=operator, emulated=emulated)
+    finally:
+        operator.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"\n----- operator logs ({namespace}) -----\n{operator.logs()[-12000:]}")
+        if not emulated:
+            kube.delete(NAMESPACE_KIND, None, namespace)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

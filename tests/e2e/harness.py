@@ -1,0 +1,221 @@
+"""What end-to-end tests stand on: an API server, a namespace, and the real operator process.
+
+The same tests run against either
+- kmock's emulator (``KubeEmulator``) with its simulated Deployment controller (default), or
+- a real cluster: ``HEADWAY_E2E_KUBECONFIG=/path/to/kubeconfig`` (see README, "Testing").
+  The generated CRD is applied, each test gets a fresh namespace, and the model images
+  must really run: set ``HEADWAY_E2E_IMAGE`` / ``HEADWAY_E2E_IMAGE_V2`` to two BentoML
+  images (`bentoml containerize`) the cluster can pull. Images containing
+  ``does-not-exist`` are used to make a Deployment unavailable (ImagePullBackOff there;
+  the emulator's Deployment controller mimics that).
+
+The operator runs as a subprocess through its console entry point (``python -m
+headway.cli operator``), watching only the test's namespace, so tests can SIGKILL it at
+any moment and start a new one, exactly like a crashed pod being replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from headway.api.crd import build_crd
+from headway.k8s.client import DEPLOYMENT, EVENT, PDB, SERVICE, ApiError, Kind, Kube, make_api_client
+from headway.reconciler import MODEL_DEPLOYMENT
+
+T = TypeVar("T")
+REAL_KUBECONFIG = os.environ.get("HEADWAY_E2E_KUBECONFIG")
+TIMEOUT = float(os.environ.get("HEADWAY_E2E_TIMEOUT", "300" if REAL_KUBECONFIG else "30"))
+IMAGE = os.environ.get("HEADWAY_E2E_IMAGE", "registry.example.com/fraud-scorer:3.2.0")
+IMAGE_V2 = os.environ.get("HEADWAY_E2E_IMAGE_V2", "registry.example.com/fraud-scorer:3.3.0")
+CRD_KIND = Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
+NAMESPACE_KIND = Kind("", "v1", "namespaces", "Namespace", namespaced=False)
+WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT, interval: float = 0.1) -> T:
+    """Poll until probe returns something truthy; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def install_crd(kube: Kube) -> None:
+    crd = build_crd()
+    live = kube.get(CRD_KIND, None, crd["metadata"]["name"])
+    if live is None:
+        kube.create(CRD_KIND, None, crd)
+    else:
+        crd["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        kube.merge_patch(CRD_KIND, None, crd["metadata"]["name"], crd)
+    wait_for("the CRD to be served", lambda: kube.serves(MODEL_DEPLOYMENT) or (kube.forget_discovery() and False))
+
+
+@dataclass
+class OperatorProcess:
+    """`headway operator` as a child process; kill() is a crash, stop() a graceful shutdown."""
+
+    kubeconfig: Path
+    namespace: str
+    log_dir: Path
+    resync_seconds: float = 1.0
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    health_port: int = 0
+    metrics_port: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "operator already running"
+        self.starts += 1
+        self.health_port, self.metrics_port = free_port(), free_port()
+        args = [
+            sys.executable, "-m", "headway.cli", "operator", "--kubeconfig", str(self.kubeconfig),
+            "--namespace", self.namespace, "--health-addr", f"127.0.0.1:{self.health_port}",
+            "--metrics-port", str(self.metrics_port), "--resync-seconds", str(self.resync_seconds), "--verbose",
+            *self.extra_args,
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for("the operator's /healthz", self._healthy)
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at whatever line it is on."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of a metric's samples from the operator's /metrics (matching a label substring)."""
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {") and labels in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@dataclass
+class Env:
+    """One test's world: a client, its namespace, the operator."""
+
+    kube: Kube
+    kubeconfig: Path
+    namespace: str
+    operator: OperatorProcess
+    emulated: bool
+
+    # -- ModelDeployments ---------------------------------------------------------------
+    def manifest(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind,
+            "metadata": {"name": name, "namespace": self.namespace}, "spec": spec,
+        }
+
+    def create_md(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.kube.create(MODEL_DEPLOYMENT, self.namespace, self.manifest(name, spec))
+
+    def patch_spec(self, name: str, spec_patch: dict[str, Any]) -> dict[str, Any]:
+        return self.kube.merge_patch(MODEL_DEPLOYMENT, self.namespace, name, {"spec": spec_patch})
+
+    def md(self, name: str) -> dict[str, Any]:
+        body = self.kube.get(MODEL_DEPLOYMENT, self.namespace, name)
+        assert body is not None, f"ModelDeployment {name} is gone"
+        return body
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        for cond in (self.md(name).get("status") or {}).get("conditions", []):
+            if cond["type"] == type_:
+                return cond
+        return None
+
+    def wait_condition(self, name: str, type_: str, status: str = "True", reason: str | None = None) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            cond = self.condition(name, type_)
+            ok = cond is not None and cond["status"] == status and (reason is None or cond["reason"] == reason)
+            return cond if ok else None
+
+        return wait_for(f"{name}: condition {type_}={status}" + (f" ({reason})" if reason else ""), probe)
+
+    def wait_phase(self, name: str, phase: str) -> dict[str, Any]:
+        return wait_for(f"{name}: phase {phase}", lambda: (b := self.md(name)).get("status", {}).get("phase") == phase and b)
+
+    # -- children and events --------------------------------------------------------------
+    def children(self, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+        found = {}
+        for kind in WORKLOAD_KINDS:
+            for obj in self.kube.list(kind, self.namespace, f"headway.dev/modeldeployment={name}"):
+                found[(kind.kind, obj["metadata"]["name"])] = obj
+        return found
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        items = self.kube.list(EVENT, self.namespace)
+        return [e for e in items if e.get("involvedObject", {}).get("name") == name and e["involvedObject"].get("kind") == "ModelDeployment"]
+
+    def event_reasons(self, name: str) -> list[str]:
+        return [e["reason"] for e in sorted(self.events(name), key=lambda e: (e.get("lastTimestamp") or "", e["metadata"].get("creationTimestamp", "")))]
+
+
+def new_namespace(kube: Kube) -> str:
+    name = f"hw-e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        kube.create(NAMESPACE_KIND, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    return name
+
+
+def real_cluster_kube() -> tuple[Kube, Path]:
+    assert REAL_KUBECONFIG
+    return Kube(make_api_client(REAL_KUBECONFIG)), Path(REAL_KUBECONFIG)
