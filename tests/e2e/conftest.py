@@ -1,0 +1,12 @@
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.emulator import KubeEmulator
+
+
+@pytest.fixture()
+def kube_emulator() -> Iterator[KubeEmulator]:
+    """A fresh emulated kube-apiserver on 127.0.0.1, served from its own thread & loop."""
+    with KubeEmulator.running_in_thread() as kube:
+        yield kube

@@ -1,0 +1,935 @@
+"""
+KubeEmulator: kmock's ``KubernetesEmulator`` made to behave like a real kube-apiserver.
+
+kmock (0.8) serves HTTP, parses requests and answers API discovery; this subclass replaces its
+object handling with an own in-memory store that follows the real API semantics an operator
+relies on. Every gap below is pinned by a test in ``test_emulator.py`` that would also pass
+against a real cluster.
+
+Gaps filled:
+
+1. Built-in API discovery: ``resources.load_bundled()`` (kopf waits forever without it), minus
+   the K3s extras a vanilla cluster serves only via CRDs/add-ons (Gateway API, metrics.k8s.io);
+   real-shaped entries for subresources (no short names: kubectl trips over them otherwise) and
+   the real preferred versions (e.g. autoscaling/v2).
+2. Server-set fields on create: ``metadata.uid``, ``resourceVersion`` (one global counter,
+   bumped on every write), ``creationTimestamp`` (RFC 3339, seconds), ``generation`` (1, then +1
+   on any change outside ``metadata`` — and outside ``status`` if the status subresource is on);
+   ``generateName`` (5 random chars); 409 AlreadyExists; 422 without a name. No-op writes keep
+   the resourceVersion and send no event, as on the real server.
+3. Optimistic concurrency: a stale ``metadata.resourceVersion`` in PATCH/PUT → 409 Conflict.
+   PUT works; without a resourceVersion it is unconditional for built-ins but rejected (422)
+   for custom resources, as the real server does.
+4. Patches: merge, JSON (a failed ``test`` → 422), strategic merge (approximated; 415 for custom
+   resources), apply → 415. See ``emulator_patch.py``.
+5. The status subresource: main-resource writes ignore ``.status``, ``/status`` writes ignore
+   everything else and never bump ``generation``; create drops ``.status``.
+6. Deletion and garbage collection: finalizers keep a deleted object (``deletionTimestamp``,
+   ``deletionGracePeriodSeconds: 0``, generation +1) until they are emptied — new finalizers are
+   then refused (422); on the final removal a DELETED event is sent and the dependents (by
+   ``ownerReferences[].uid``) are deleted in the background, recursively, honouring their own
+   finalizers; dependents with another live owner only lose the dangling reference.
+   ``propagationPolicy: Orphan`` (body or query) leaves the dependents and strips the reference.
+   DELETE preconditions (uid, resourceVersion) → 409. Deleting a namespace deletes its objects.
+7. ``labelSelector`` and ``fieldSelector`` on list, watch and delete-collection
+   (``emulator_meta.py``); a watched object that stops/starts matching yields DELETED/ADDED.
+8. Namespaces: ``default`` and ``kube-system`` exist; a namespace appears when an object is
+   created in it (a real server would answer 404 instead); ``GET /api/v1/namespaces`` works.
+9. Lists: ``kind: <Kind>List``, ``apiVersion``, ``metadata.resourceVersion``; ``limit`` and
+   ``continue``. Watches: ``resourceVersion=N`` replays only the later events from a bounded
+   log (older → an ERROR event with 410 Expired); without it (or with "0") the current objects
+   come as ADDED first; ``timeoutSeconds`` ends the stream. Returned objects always carry
+   ``apiVersion`` and ``kind``.
+10. CRDs: ``install_crd(crd)`` — or POSTing a CustomResourceDefinition — serves its versions
+    (discovery, CRUD, list, watch, ``status``/``scale`` in discovery) and marks it Established.
+11. A simulated Deployment controller (``emulator_builtins.py``), opt-in:
+    ``start_deployment_controller(delay)`` / ``stop_deployment_controller()`` or the
+    ``deployment_controller_delay=`` constructor argument. On a new generation it at once writes
+    a rolling-update status (observedGeneration set, new pods not ready yet), then after
+    ``delay`` all pods ready — unless an image contains ``does-not-exist``. Its writes take the
+    ``/status`` write path. Also API defaulting of Deployments/Services/Namespaces.
+12. Events (``v1`` and ``events.k8s.io/v1``) with ``generateName`` (kopf posts them so).
+Also: names, label keys/values, annotation keys and owner references are validated (422).
+
+Still approximate / not emulated:
+- no schema validation of custom resources (another helper validates against the CRD schema),
+  no conversion between CRD versions (all versions share one store, ``apiVersion`` rewritten);
+- strategic merge patch uses a small table of merge keys; server-side apply is refused (415);
+- no ReplicaSets/Pods, no scheduler, no Service endpoints; no ``scale`` subresource calls;
+- no admission webhooks, no RBAC/auth (any token is accepted), no ``dryRun``,
+  no ``managedFields``, no watch bookmarks;
+- Foreground propagation behaves like Background; GC does not delete dependents created
+  after their owner is gone, nor ones pointing to an owner in another namespace;
+- deleting a CRD keeps serving its resource; creating in a missing namespace creates it;
+- JSON only: kubectl can read, but its writes of built-in kinds are protobuf → 415.
+
+Usage — the server binds 127.0.0.1 on a random port:
+
+    async with KubeEmulator.running() as kube:        # in the current event loop
+        kube.url                                       # yarl.URL('http://127.0.0.1:PORT/')
+
+    with KubeEmulator.running_in_thread() as kube:     # own loop in a thread: sync tests,
+        ...                                            # the sync `kubernetes` client, kopf
+
+All public methods are thread-safe. The ``kube_emulator`` fixture (``conftest.py``) is the
+threaded form, so it works in sync and async tests alike.
+
+Pointing clients at it — a kubeconfig, exactly as with a real cluster:
+
+    path = kube.write_kubeconfig(tmp_path / 'kubeconfig')   # server, a dummy token, namespace
+    # A subprocess (the real operator, kubectl): put KUBECONFIG=<path> in its environment;
+    #   kopf's default login handler (login_via_client) picks it up — no emulator-specific code.
+    # The `kubernetes` client in-process: kubernetes.config.new_client_from_config(str(path)),
+    #   or kubernetes.client.ApiClient(kube.kubernetes_configuration()).
+    #   NB: setting $KUBECONFIG in-process is too late: the client reads it once, at import.
+
+kopf in-process (``kopf.testing.KopfRunner``): for that reason, log in with a handler —
+``kopf.on.login(registry=registry)(lambda **_: kube.connection_info())`` — then
+``KopfRunner(['run', '--standalone', '-A', PATH], settings=settings)``; see
+``test_kopf_runs_against_emulator``. Namespace and CRD scanning work here, so
+``settings.scanning.disabled = True`` is optional. Run the emulator in a thread (as the fixture
+does) or exit the runner via ``asyncio.to_thread``: the runner's exit blocks the caller.
+"""
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import threading
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Self, TypeVar
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import parsing as kmock_parsing
+from kmock._internal.rendering import Response
+
+from tests.e2e import emulator_builtins as builtins
+from tests.e2e import emulator_meta as meta
+from tests.e2e import emulator_patch as patching
+
+ObjKey = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
+T = TypeVar('T')
+
+CRDS = ('apiextensions.k8s.io', 'customresourcedefinitions')
+NAMESPACES = ('', 'namespaces')
+NON_VANILLA_GROUPS = {'gateway.networking.k8s.io', 'metrics.k8s.io'}
+ALL_VERBS = ('create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch')
+SERVER_SET_FIELDS = ('uid', 'resourceVersion', 'creationTimestamp', 'generation', 'selfLink',
+                     'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields')
+IMMUTABLE_FIELDS = ('name', 'namespace', 'uid', 'creationTimestamp', 'generation',
+                    'deletionTimestamp', 'deletionGracePeriodSeconds')
+
+
+class ApiError(Exception):
+    """An error answered with a ``kind: Status`` body, as the real server does."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def status(self) -> dict[str, Any]:
+        return {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
+                'message': self.message, 'reason': self.reason, 'details': self.details,
+                'code': self.code}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """An object URL: ``/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]]`` or ``/apis/G/V/…``."""
+    group: str
+    version: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+    @property
+    def api_version(self) -> str:
+        return f'{self.group}/{self.version}' if self.group else self.version
+
+    @property
+    def resource(self) -> kmock.resource:
+        return kmock.resource(self.group, self.version, self.plural)
+
+    @property
+    def title(self) -> str:  # as the real server names resources in messages: "deployments.apps"
+        return f'{self.plural}.{self.group}' if self.group else self.plural
+
+
+def parse_route(path: str) -> Route | None:
+    parts = [part for part in path.split('/') if part]
+    if len(parts) >= 3 and parts[0] == 'api':
+        group, version, rest = '', parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == 'apis':
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None  # discovery or a non-API path
+    namespace = None
+    namespace_subresource = group == '' and len(rest) == 3 and rest[2] in ('status', 'finalize')
+    if rest[0] == 'namespaces' and len(rest) >= 3 and not namespace_subresource:
+        namespace, rest = rest[1], rest[2:]
+    name = rest[1] if len(rest) > 1 else None
+    return Route(group, version, rest[0], namespace, name, '/'.join(rest[2:]) or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchEvent:
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    key: ObjKey
+    obj: dict[str, Any]  # the new state (the last state for DELETED); never mutated
+    old: dict[str, Any] | None  # the previous state (None for ADDED)
+
+
+def _now() -> str:
+    return meta.now_rfc3339()
+
+
+@attrs.define(kw_only=True)
+class KubeEmulator(kmock.KubernetesEmulator):
+    """A stateful Kubernetes API server for tests; see the module docstring."""
+
+    event_log_size: int = 1000  # how many past events a watch can resume from
+    deployment_controller_delay: float | None = None  # start the simulated controller on enter
+
+    _store: dict[ObjKey, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    _rv: int = attrs.field(default=1000, init=False)
+    _log: collections.deque[WatchEvent] = attrs.field(init=False)
+    _subscribers: set[asyncio.Queue[WatchEvent | None]] = attrs.field(factory=set, init=False)
+    _crds: set[tuple[str, str]] = attrs.field(factory=set, init=False)
+    _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
+    _deployment_controller: builtins.DeploymentController | None = attrs.field(default=None, init=False)
+
+    @_log.default
+    def _default_log(self) -> collections.deque[WatchEvent]:
+        return collections.deque(maxlen=self.event_log_size)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        with warnings.catch_warnings():  # kmock 0.8 uses the deprecated importlib.resources.read_binary()
+            warnings.simplefilter('ignore', DeprecationWarning)
+            self.resources.load_bundled()
+        for resource, _ in self._resource_infos():  # K3s extras; vanilla clusters have them as CRDs/add-ons
+            if resource.group in NON_VANILLA_GROUPS:
+                del self.resources[resource]
+        # Above kmock's own fallbacks (discovery), below any reaction a test adds explicitly.
+        (self.fallback ** 1)[self._is_object_request] << self._serve
+        for namespace in ('default', 'kube-system'):
+            self._ensure_namespace(namespace)
+
+    # --- Lifecycle & threading ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
+        await super().__aenter__()
+        if self.deployment_controller_delay is not None:
+            self.start_deployment_controller(self.deployment_controller_delay)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await super().__aexit__(*exc_info)
+
+    def close(self) -> None:
+        """Stop the simulated controllers and end all watch streams (the server can then stop)."""
+        self._call(self._close)
+
+    def _close(self) -> None:
+        self._stop_deployment_controller()
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)
+        self._subscribers.clear()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, **kwargs: Any) -> AsyncIterator[Self]:
+        """Serve on 127.0.0.1 (a random port) in the current event loop."""
+        async with cls(**kwargs) as kube, kmock.Server(kube):
+            try:
+                yield kube
+            finally:
+                kube.close()  # watch streams must end before the HTTP server waits for them
+
+    @classmethod
+    @contextlib.contextmanager
+    def running_in_thread(cls, **kwargs: Any) -> Iterator[Self]:
+        """Serve on 127.0.0.1 (a random port) from an own event loop in a daemon thread."""
+        started: concurrent.futures.Future[tuple[Self, asyncio.Event]] = concurrent.futures.Future()
+
+        async def serve() -> None:
+            async with cls.running(**kwargs) as kube:
+                stop = asyncio.Event()
+                started.set_result((kube, stop))
+                await stop.wait()
+
+        def target() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as e:  # report startup failures to the waiting caller
+                if not started.done():
+                    started.set_exception(e)
+                raise
+
+        thread = threading.Thread(target=target, name='kube-emulator', daemon=True)
+        thread.start()
+        kube, stop = started.result(timeout=30)
+        try:
+            yield kube
+        finally:
+            assert kube._loop is not None
+            kube._loop.call_soon_threadsafe(stop.set)
+            thread.join(timeout=30)
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in the emulator's loop (it owns all state), waiting for the result."""
+        loop = self._loop
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if loop is None or loop is current or not loop.is_running():
+            return fn(*args)
+
+        async def call() -> T:
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
+
+    # --- Public helpers -------------------------------------------------------------------------
+
+    def install_crd(self, crd: Mapping[str, Any]) -> dict[str, Any]:
+        """Create (or replace) a CustomResourceDefinition and serve its resource; return it."""
+        return self._call(self._install_crd, copy.deepcopy(dict(crd)))
+
+    def start_deployment_controller(self, delay: float = 0.2) -> None:
+        """Start simulating the Deployment controller (see ``emulator_builtins``)."""
+        self._call(self._start_deployment_controller, delay)
+
+    def stop_deployment_controller(self) -> None:
+        self._call(self._stop_deployment_controller)
+
+    def get_object(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """A stored object by e.g. ``'apps/v1/deployments'`` or ``'widgets.v1.example.com'``."""
+        res = kmock.resource(resource)
+        key = (res.group or '', res.plural or '', namespace, name)
+        return self._call(lambda: copy.deepcopy(self._store.get(key)))
+
+    def list_objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        res = kmock.resource(resource)
+        return self._call(lambda: [
+            copy.deepcopy(obj) for key, obj in sorted(self._store.items(), key=_sort_key)
+            if key[:2] == (res.group or '', res.plural) and namespace in (None, key[2])])
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = 'default') -> pathlib.Path:
+        """Write a kubeconfig pointing at this server (see the module docstring)."""
+        server = str(self.url).rstrip('/')
+        config = {
+            'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
+            'clusters': [{'name': 'emulator', 'cluster': {'server': server}}],
+            'users': [{'name': 'emulator', 'user': {'token': 'emulator-token'}}],
+            'contexts': [{'name': 'emulator', 'context': {
+                'cluster': 'emulator', 'user': 'emulator', 'namespace': namespace}}],
+        }
+        path = pathlib.Path(path)
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def connection_info(self) -> Any:
+        """A ``kopf.ConnectionInfo`` for this server — return it from a ``@kopf.on.login()`` handler."""
+        import kopf
+        return kopf.ConnectionInfo(server=str(self.url).rstrip('/'), scheme='Bearer',
+                                   token='emulator-token', default_namespace='default')
+
+    def kubernetes_configuration(self) -> Any:
+        """A ``kubernetes.client.Configuration`` for this server."""
+        import kubernetes.client
+        configuration = kubernetes.client.Configuration(host=str(self.url).rstrip('/'))
+        configuration.api_key = {'BearerToken': 'emulator-token'}
+        configuration.api_key_prefix = {'BearerToken': 'Bearer'}
+        return configuration
+
+    def _resource_infos(self) -> list[tuple[kmock.resource, kmock.ResourceInfo]]:
+        """The served resources (kmock's ResourcesArray holds parsed keys & ResourceInfo values)."""
+        return [(res, self.resources[res]) for res in self.resources]
+
+    # --- Discovery (overrides kmock's: real-like subresource entries, stable preferred versions) ---
+
+    async def _serve_version(self, request: kmock.Request) -> dict[str, Any]:
+        assert request.resource is not None
+        group, version = request.resource.group, request.resource.version
+        entries: list[dict[str, Any]] = []
+        for res, info in sorted(self._resource_infos(), key=lambda item: str(item[0].plural)):
+            if (res.group, res.version) != (group, version):
+                continue
+            entries.append({'name': res.plural, 'singularName': info.singular or '', 'kind': info.kind,
+                            'namespaced': bool(info.namespaced), 'verbs': sorted(info.verbs),
+                            **({'shortNames': sorted(info.shortnames)} if info.shortnames else {}),
+                            **({'categories': sorted(info.categories)} if info.categories else {})})
+            for sub in sorted(info.subresources):
+                scale = {'group': 'autoscaling', 'version': 'v1', 'kind': 'Scale'} if sub == 'scale' else {}
+                entries.append({'name': f'{res.plural}/{sub}', 'singularName': '', 'kind': info.kind,
+                                'namespaced': bool(info.namespaced), 'verbs': ['get', 'patch', 'update'],
+                                **scale})
+        if not entries and group != '':
+            raise kmock.KubernetesResourceNotFoundError()
+        return {'kind': 'APIResourceList', 'apiVersion': 'v1',
+                'groupVersion': f'{group}/{version}' if group else version, 'resources': entries}
+
+    def _group_versions(self) -> dict[str, list[str]]:
+        groups: dict[str, set[str]] = collections.defaultdict(set)
+        for res, _ in self._resource_infos():
+            if res.group and res.version:
+                groups[res.group].add(res.version)
+        return {group: sorted(versions, key=_version_priority, reverse=True)
+                for group, versions in sorted(groups.items())}
+
+    def _api_group(self, group: str, versions: list[str]) -> dict[str, Any]:
+        entries = [{'groupVersion': f'{group}/{version}', 'version': version} for version in versions]
+        return {'name': group, 'versions': entries, 'preferredVersion': entries[0]}
+
+    async def _serve_apis(self, request: kmock.Request) -> dict[str, Any]:
+        return {'kind': 'APIGroupList', 'apiVersion': 'v1',
+                'groups': [self._api_group(g, vs) for g, vs in self._group_versions().items()]}
+
+    async def _serve_group(self, request: kmock.Request) -> dict[str, Any]:
+        assert request.resource is not None
+        versions = self._group_versions().get(str(request.resource.group))
+        if not versions:
+            raise kmock.KubernetesResourceNotFoundError()
+        return {'kind': 'APIGroup', 'apiVersion': 'v1', **self._api_group(str(request.resource.group), versions)}
+
+    # --- HTTP routing ---------------------------------------------------------------------------
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        try:
+            kmock_parsing.parse_path(raw_request.path)
+        except ValueError:  # kmock 0.8 fails on e.g. /api/v1/namespaces: parse it ourselves
+            body = await raw_request.read()
+            request = kmock.Request(
+                id=len(self._requests), method=raw_request.method, url=raw_request.url,
+                params=dict(raw_request.query), headers=dict(raw_request.headers),
+                body=body, text=body.decode(errors='replace'), raw_request=raw_request)
+            self._requests.append(request)
+            return await self._handle(request)
+        return await super().__call__(raw_request)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # Skip KubernetesEmulator._handle(): it records objects in kmock's own store.
+        return await kmock.RawHandler._handle(self, request)
+
+    def _is_object_request(self, request: kmock.Request) -> bool:
+        return parse_route(request.url.path) is not None
+
+    def _serve(self, request: kmock.Request) -> Response:
+        route = parse_route(request.url.path)
+        assert route is not None  # guaranteed by _is_object_request()
+        try:
+            return self._dispatch(route, request)
+        except ApiError as e:
+            return Response(status=e.code, payload=e.status())
+
+    def _dispatch(self, route: Route, request: kmock.Request) -> Response:
+        info = self._info(route)
+        method = request.method.value.upper()
+        params = dict(request.params)
+        if route.subresource not in (None, 'status') or (
+                route.subresource == 'status' and 'status' not in info.subresources):
+            raise self._not_found(route)
+        if info.namespaced and route.namespace is None and (route.name or method not in ('GET',)):
+            raise self._not_found(route)
+        if not info.namespaced and route.namespace is not None:
+            raise self._not_found(route)
+
+        if method == 'GET' and params.get('watch', '').lower() in ('true', '1'):
+            return self._watch(route, info, params, request)
+        elif method == 'GET' and route.name:
+            return _ok(self._render(self._get(route), route, info))
+        elif method == 'GET':
+            return _ok(self._list(route, info, params))
+        elif method == 'POST' and not route.name and not route.subresource:
+            return _ok(self._render(self._create(route, info, _json_body(request)), route, info), 201)
+        elif method == 'PUT' and route.name:
+            return _ok(self._render(self._replace(route, info, _json_body(request)), route, info))
+        elif method == 'PATCH' and route.name:
+            return _ok(self._render(self._patch(route, info, request), route, info))
+        elif method == 'DELETE' and route.name and not route.subresource:
+            options = {**params, **(_json_body(request) if request.body.strip() else {})}
+            return _ok(self._render(self._delete(self._key(route), options), route, info))
+        elif method == 'DELETE' and not route.subresource:
+            return _ok(self._delete_collection(route, info, params))
+        raise ApiError(405, 'MethodNotAllowed', f'the server does not allow this method on the '
+                                                f'requested resource: {method} {request.url.path}')
+
+    def _info(self, route: Route) -> kmock.ResourceInfo:
+        if route.resource not in self.resources:
+            raise ApiError(404, 'NotFound', 'the server could not find the requested resource')
+        return self.resources[route.resource]
+
+    def _key(self, route: Route) -> ObjKey:
+        return (route.group, route.plural, route.namespace, route.name or '')
+
+    def _render(self, obj: dict[str, Any], route: Route, info: kmock.ResourceInfo) -> dict[str, Any]:
+        return {'apiVersion': route.api_version, 'kind': info.kind, **copy.deepcopy(obj)}
+
+    @staticmethod
+    def _not_found(route: Route, name: str | None = None) -> ApiError:
+        name = name or route.name or ''
+        return ApiError(404, 'NotFound', f'{route.title} "{name}" not found',
+                        {'name': name, 'group': route.group, 'kind': route.plural})
+
+    @staticmethod
+    def _invalid(route: Route, info: kmock.ResourceInfo, name: str, message: str) -> ApiError:
+        kind = f'{info.kind}.{route.group}' if route.group else str(info.kind)
+        return ApiError(422, 'Invalid', f'{kind} "{name}" is invalid: {message}',
+                        {'name': name, 'group': route.group, 'kind': info.kind,
+                         'causes': [{'reason': 'FieldValueInvalid', 'message': message}]})
+
+    # --- Reading --------------------------------------------------------------------------------
+
+    def _get(self, route: Route) -> dict[str, Any]:
+        if (obj := self._store.get(self._key(route))) is None:
+            raise self._not_found(route)
+        return obj
+
+    def _selected(self, route: Route, info: kmock.ResourceInfo,
+                  params: Mapping[str, str]) -> Callable[[ObjKey, dict[str, Any]], bool]:
+        try:
+            labels = meta.parse_label_selector(params.get('labelSelector'))
+            fields = meta.parse_field_selector(params.get('fieldSelector'), kind=str(info.kind))
+        except meta.SelectorError as e:
+            raise ApiError(400, 'BadRequest', str(e))
+
+        def check(key: ObjKey, obj: dict[str, Any]) -> bool:
+            return (key[:2] == (route.group, route.plural)
+                    and route.namespace in (None, key[2]) and route.name in (None, key[3])
+                    and meta.match_labels(labels, obj['metadata'].get('labels'))
+                    and meta.match_fields(fields, obj))
+        return check
+
+    def _list(self, route: Route, info: kmock.ResourceInfo, params: Mapping[str, str]) -> dict[str, Any]:
+        selected = self._selected(route, info, params)
+        keys = [key for key, obj in sorted(self._store.items(), key=_sort_key) if selected(key, obj)]
+        list_meta: dict[str, Any] = {'resourceVersion': str(self._rv)}
+        if token := params.get('continue'):
+            after = tuple(json.loads(base64.b64decode(token)))
+            keys = [key for key in keys if _sort_key((key, None)) > after]
+        if (limit := int(params.get('limit') or 0)) and len(keys) > limit:
+            keys, rest = keys[:limit], keys[limit:]
+            list_meta['continue'] = base64.b64encode(json.dumps(_sort_key((keys[-1], None))).encode()).decode()
+            list_meta['remainingItemCount'] = len(rest)
+        return {'apiVersion': route.api_version, 'kind': f'{info.kind}List', 'metadata': list_meta,
+                'items': [self._render(self._store[key], route, info) for key in keys]}
+
+    def _watch(self, route: Route, info: kmock.ResourceInfo, params: Mapping[str, str],
+               request: kmock.Request) -> Response:
+        selected = self._selected(route, info, params)
+        timeout = float(params['timeoutSeconds']) if params.get('timeoutSeconds') else None
+        since = params.get('resourceVersion') or '0'
+        if since == '0':
+            backlog = [WatchEvent(self._rv, 'ADDED', key, obj, None)
+                       for key, obj in sorted(self._store.items(), key=_sort_key)]
+        elif not since.isdigit():
+            raise ApiError(400, 'BadRequest', f'invalid resource version: {since!r}')
+        elif self._log and int(since) < self._log[0].rv - 1:  # compacted away
+            gone = ApiError(410, 'Expired', f'too old resource version: {since} ({self._log[0].rv - 1})')
+            return _stream_response(_gone_stream(gone))
+        else:
+            backlog = [event for event in self._log if event.rv > int(since)]
+
+        queue = self._subscribe()  # in the same tick as the backlog snapshot: no event is lost
+        stream = self._stream(route, info, selected, backlog, queue, timeout, request)
+        return _stream_response(stream)
+
+    async def _stream(self, route: Route, info: kmock.ResourceInfo,
+                      selected: Callable[[ObjKey, dict[str, Any]], bool], backlog: list[WatchEvent],
+                      queue: asyncio.Queue[WatchEvent | None], timeout: float | None,
+                      request: kmock.Request) -> AsyncIterator[Any]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        transport = request._raw_request.transport if request._raw_request is not None else None
+        getter: asyncio.Future[WatchEvent | None] = asyncio.ensure_future(queue.get())
+        try:
+            yield b''  # send the headers now, even if no event ever comes
+            for event in backlog:
+                if (item := self._watch_item(event, route, info, selected)) is not None:
+                    yield item
+            while deadline is None or loop.time() < deadline:
+                wait = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                await asyncio.wait([getter], timeout=max(wait, 0))
+                if not getter.done():
+                    if transport is not None and transport.is_closing():
+                        break  # the client has gone
+                    continue
+                if (new_event := getter.result()) is None:
+                    break  # the emulator is closing
+                getter = asyncio.ensure_future(queue.get())
+                if (item := self._watch_item(new_event, route, info, selected)) is not None:
+                    yield item
+        finally:
+            getter.cancel()
+            self._unsubscribe(queue)
+
+    def _watch_item(self, event: WatchEvent, route: Route, info: kmock.ResourceInfo,
+                    selected: Callable[[ObjKey, dict[str, Any]], bool]) -> dict[str, Any] | None:
+        now_matches = selected(event.key, event.obj)
+        was_matching = event.old is not None and selected(event.key, event.old)
+        if event.type == 'MODIFIED' and now_matches != was_matching:
+            type_ = 'ADDED' if now_matches else 'DELETED'  # entered or left the selection
+        elif now_matches:
+            type_ = event.type
+        else:
+            return None
+        return {'type': type_, 'object': self._render(event.obj, route, info)}
+
+    # --- Writing: the only places that change the store ------------------------------------------
+
+    def _subscribe(self) -> asyncio.Queue[WatchEvent | None]:
+        queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def _unsubscribe(self, queue: asyncio.Queue[Any]) -> None:
+        self._subscribers.discard(queue)
+
+    def _emit(self, event: WatchEvent) -> None:
+        self._log.append(event)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def _commit(self, key: ObjKey, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        self._rv += 1
+        obj['metadata']['resourceVersion'] = str(self._rv)
+        self._store[key] = obj
+        self._emit(WatchEvent(self._rv, 'ADDED' if old is None else 'MODIFIED', key, obj, old))
+        if key[:2] == CRDS:
+            self._register_crd(obj)
+
+    def _remove(self, key: ObjKey, last: dict[str, Any] | None = None) -> dict[str, Any]:
+        old = self._store.pop(key)
+        self._rv += 1
+        obj = copy.deepcopy(old if last is None else last)
+        obj['metadata']['resourceVersion'] = str(self._rv)
+        self._emit(WatchEvent(self._rv, 'DELETED', key, obj, old))
+        self._later(self._collect_garbage, key, obj)
+        return obj
+
+    def _later(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            asyncio.get_running_loop().call_soon(fn, *args)
+        except RuntimeError:  # not serving yet (e.g. in the constructor): do it now
+            fn(*args)
+
+    # --- Create / update / patch ------------------------------------------------------------------
+
+    def _create(self, route: Route, info: kmock.ResourceInfo, body: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        metadata = obj.setdefault('metadata', {})
+        if info.namespaced:
+            if metadata.get('namespace') not in (None, '', route.namespace):
+                raise ApiError(400, 'BadRequest', 'the namespace of the provided object does not '
+                                                  'match the namespace sent on the request')
+            metadata['namespace'] = route.namespace
+        else:
+            metadata.pop('namespace', None)
+        name = metadata.get('name')
+        while not name and metadata.get('generateName'):
+            name = meta.generate_name(metadata['generateName'])
+            if (route.group, route.plural, route.namespace, name) in self._store:
+                name = None  # a collision: draw again
+        if not name:
+            raise self._invalid(route, info, '', 'metadata.name: Required value: '
+                                                 'name or generateName is required')
+        self._validate(route, info, name, metadata)
+        key = (route.group, route.plural, route.namespace, name)
+        if key in self._store:
+            raise ApiError(409, 'AlreadyExists', f'{route.title} "{name}" already exists',
+                           {'name': name, 'group': route.group, 'kind': route.plural})
+
+        for field in SERVER_SET_FIELDS:
+            metadata.pop(field, None)
+        metadata.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        obj['apiVersion'], obj['kind'] = route.api_version, info.kind
+        if 'status' in info.subresources:
+            obj.pop('status', None)  # create cannot set the status
+        builtins.apply_defaults(route.group, route.plural, obj, None)
+        if route.namespace:
+            self._ensure_namespace(route.namespace)
+        self._commit(key, obj, None)
+        if key[:2] == CRDS:
+            self._establish_crd(key)
+        if metadata.get('ownerReferences'):
+            self._later(self._collect_orphan, key)
+        return self._store.get(key, obj)
+
+    def _collect_orphan(self, key: ObjKey) -> None:
+        """The real garbage collector also deletes an object created after all its owners were
+        gone (e.g. by a controller that read its owner just before the owner's deletion)."""
+        obj = self._store.get(key)
+        if obj is None or obj['metadata'].get('deletionTimestamp'):
+            return
+        live_uids = {o['metadata']['uid'] for o in self._store.values()}
+        refs = obj['metadata'].get('ownerReferences') or []
+        if refs and not any(ref.get('uid') in live_uids for ref in refs):
+            self._delete(key, {})
+
+    def _replace(self, route: Route, info: kmock.ResourceInfo, body: dict[str, Any]) -> dict[str, Any]:
+        metadata = body.get('metadata') or {}
+        if metadata.get('name') not in (None, route.name):
+            raise ApiError(400, 'BadRequest', f"the name of the object ({metadata.get('name')}) "
+                                              f"does not match the name on the URL ({route.name})")
+        if not metadata.get('resourceVersion') and (route.group, route.plural) in self._crds:
+            raise self._invalid(route, info, route.name or '', 'metadata.resourceVersion: '
+                                'Invalid value: 0x0: must be specified for an update')
+        return self._update(route, info, self._get(route), body)
+
+    def _patch(self, route: Route, info: kmock.ResourceInfo, request: kmock.Request) -> dict[str, Any]:
+        old = self._get(route)
+        try:
+            new = patching.apply_patch(request.headers.get('Content-Type', ''), old, request.body,
+                                       custom_resource=(route.group, route.plural) in self._crds)
+        except patching.PatchError as e:
+            raise ApiError(e.status, e.reason, e.message)
+        return self._update(route, info, old, new)
+
+    def _update(self, route: Route, info: kmock.ResourceInfo, old: dict[str, Any],
+                new: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(new, dict) or not isinstance(new.get('metadata', {}), dict):
+            raise ApiError(400, 'BadRequest', 'the object must be a JSON object')
+        new_rv = (new.get('metadata') or {}).get('resourceVersion')
+        if new_rv not in (None, '') and str(new_rv) != old['metadata']['resourceVersion']:
+            raise ApiError(409, 'Conflict', f'Operation cannot be fulfilled on {route.title} '
+                           f'"{route.name}": the object has been modified; please apply your '
+                           f'changes to the latest version and try again',
+                           {'name': route.name, 'group': route.group, 'kind': route.plural})
+        if route.subresource != 'status':
+            self._validate(route, info, route.name or '', new.get('metadata') or {})
+        return self._write(self._key(route), old, new, status_only=route.subresource == 'status',
+                           has_status='status' in info.subresources)
+
+    def _write(self, key: ObjKey, old: dict[str, Any], new: dict[str, Any], *,
+               status_only: bool, has_status: bool) -> dict[str, Any]:
+        """The single update path: client writes, /status writes, the simulated controllers."""
+        if status_only:
+            result = copy.deepcopy(old)
+            result.pop('status', None)
+            if new.get('status') is not None:
+                result['status'] = copy.deepcopy(new['status'])
+        else:
+            result = copy.deepcopy(new)
+            result.pop('status', None)
+            if (status := (old if has_status else new).get('status')) is not None:
+                result['status'] = copy.deepcopy(status)
+            metadata, old_metadata = result.setdefault('metadata', {}), old['metadata']
+            for field in IMMUTABLE_FIELDS:
+                metadata.pop(field, None)
+                if field in old_metadata:
+                    metadata[field] = old_metadata[field]
+            if old_metadata.get('deletionTimestamp') and \
+                    set(metadata.get('finalizers') or []) - set(old_metadata.get('finalizers') or []):
+                raise ApiError(422, 'Invalid', 'metadata.finalizers: Forbidden: no new finalizers '
+                                               'can be added if the object is being deleted')
+            builtins.apply_defaults(key[0], key[1], result, old)
+        result['apiVersion'], result['kind'] = old['apiVersion'], old['kind']
+        result['metadata']['resourceVersion'] = old['metadata']['resourceVersion']
+        if result == old:
+            return old  # a no-op: no new resourceVersion, no event
+        if not status_only and _spec_of(result, has_status) != _spec_of(old, has_status):
+            result['metadata']['generation'] = old['metadata'].get('generation', 0) + 1
+        if result['metadata'].get('deletionTimestamp') and not result['metadata'].get('finalizers'):
+            return self._remove(key, result)  # the last finalizer is gone: one DELETED event only
+        self._commit(key, result, old)
+        return result
+
+    def _validate(self, route: Route, info: kmock.ResourceInfo, name: str, metadata: Mapping[str, Any]) -> None:
+        try:
+            meta.validate_name(name, group=route.group, plural=route.plural)
+            meta.validate_metadata(metadata)
+        except meta.MetadataInvalid as e:
+            raise self._invalid(route, info, name, str(e))
+
+    def _write_status(self, key: ObjKey, status: dict[str, Any]) -> None:
+        """Write the status as a client's ``/status`` write would (for simulated controllers)."""
+        if (old := self._store.get(key)) is not None:
+            self._write(key, old, {'status': status}, status_only=True, has_status=True)
+
+    def _ensure_namespace(self, name: str) -> None:
+        key = ('', 'namespaces', None, name)
+        if key not in self._store:
+            route = Route('', 'v1', 'namespaces', None, None, None)
+            self._create(route, self.resources[route.resource], {'metadata': {'name': name}})
+
+    # --- Deletion & garbage collection ---------------------------------------------------------------
+
+    def _delete(self, key: ObjKey, options: Mapping[str, Any]) -> dict[str, Any]:
+        route = Route(key[0], '', key[1], key[2], key[3], None)
+        if (old := self._store.get(key)) is None:
+            raise self._not_found(route)
+        old_meta = old['metadata']
+        for field, value in (options.get('preconditions') or {}).items():
+            if value is not None and value != old_meta.get(field):
+                raise ApiError(409, 'Conflict', f'Precondition failed: {field} in precondition: '
+                               f'{value}, {field} in object meta: {old_meta.get(field)}',
+                               {'name': key[3], 'group': key[0], 'kind': key[1]})
+        if options.get('propagationPolicy') == 'Orphan' or options.get('orphanDependents') in (True, 'true'):
+            self._orphan_dependents(old_meta['uid'])
+        if old_meta.get('deletionTimestamp'):
+            return old
+        if old_meta.get('finalizers'):
+            new = copy.deepcopy(old)
+            new['metadata'].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0,
+                                   generation=old_meta.get('generation', 0) + 1)
+            self._commit(key, new, old)
+            return new
+        self._remove(key)
+        return old
+
+    def _delete_collection(self, route: Route, info: kmock.ResourceInfo,
+                           params: Mapping[str, str]) -> dict[str, Any]:
+        selected = self._selected(route, info, params)
+        keys = [key for key, obj in sorted(self._store.items(), key=_sort_key) if selected(key, obj)]
+        items = [self._render(self._delete(key, params), route, info) for key in keys]
+        return {'apiVersion': route.api_version, 'kind': f'{info.kind}List',
+                'metadata': {'resourceVersion': str(self._rv)}, 'items': items}
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for key, obj in list(self._store.items()):
+            refs = obj['metadata'].get('ownerReferences') or []
+            if any(ref.get('uid') == uid for ref in refs):
+                self._set_owner_references(key, obj, [ref for ref in refs if ref.get('uid') != uid])
+
+    def _set_owner_references(self, key: ObjKey, obj: dict[str, Any], refs: list[dict[str, Any]]) -> None:
+        new = copy.deepcopy(obj)
+        new['metadata']['ownerReferences'] = refs
+        if not refs:
+            del new['metadata']['ownerReferences']
+        self._write(key, obj, new, status_only=False, has_status=self._has_status(key))
+
+    def _collect_garbage(self, owner_key: ObjKey, owner: dict[str, Any]) -> None:
+        """What kube-controller-manager's garbage collector does once an object is gone."""
+        if owner_key[:2] == NAMESPACES:
+            for key in [key for key in self._store if key[2] == owner_key[3]]:
+                if key in self._store:
+                    self._delete(key, {})
+        uid = owner['metadata']['uid']
+        live_uids = {obj['metadata']['uid'] for obj in self._store.values()}
+        for key, obj in list(self._store.items()):
+            if key not in self._store or self._store[key] is not obj:
+                continue  # changed meanwhile (e.g. deleted by a cascade)
+            refs = obj['metadata'].get('ownerReferences') or []
+            if not any(ref.get('uid') == uid for ref in refs):
+                continue
+            remaining = [ref for ref in refs if ref.get('uid') != uid]
+            if any(ref.get('uid') in live_uids for ref in remaining):
+                self._set_owner_references(key, obj, remaining)  # another owner still lives
+            else:
+                self._delete(key, {})
+
+    def _has_status(self, key: ObjKey) -> bool:
+        return any(res.group == key[0] and res.plural == key[1] and 'status' in info.subresources
+                   for res, info in self._resource_infos())
+
+    # --- CRDs & controllers ---------------------------------------------------------------------------
+
+    def _install_crd(self, crd: dict[str, Any]) -> dict[str, Any]:
+        route = Route(CRDS[0], 'v1', CRDS[1], None, None, None)
+        info = self.resources[route.resource]
+        name = f"{crd['spec']['names']['plural']}.{crd['spec']['group']}"
+        crd.setdefault('metadata', {})['name'] = name
+        key = (*CRDS, None, name)
+        if (old := self._store.get(key)) is None:
+            return self._create(route, info, crd)
+        crd['metadata'].pop('resourceVersion', None)
+        return self._write(key, old, crd, status_only=False, has_status=True)
+
+    def _register_crd(self, crd: dict[str, Any]) -> None:
+        spec = crd['spec']
+        names, group = spec['names'], spec['group']
+        versions = spec.get('versions') or [{'name': spec['version'], 'served': True}]
+        for version in versions:
+            if version.get('served', True):
+                subresources = version.get('subresources') or spec.get('subresources') or {}
+                self.resources[kmock.resource(group, version['name'], names['plural'])] = kmock.ResourceInfo(
+                    namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
+                    kind=names['kind'], singular=names.get('singular') or names['kind'].lower(),
+                    shortnames=names.get('shortNames') or [], categories=names.get('categories') or [],
+                    subresources=[name for name in ('status', 'scale') if name in subresources],
+                    verbs=ALL_VERBS)
+        self._crds.add((group, names['plural']))
+
+    def _establish_crd(self, key: ObjKey) -> None:
+        crd = self._store[key]
+        now = _now()
+        conditions = [{'type': type_, 'status': 'True', 'reason': reason, 'message': message,
+                       'lastTransitionTime': now} for type_, reason, message in [
+            ('NamesAccepted', 'NoConflicts', 'no conflicts found'),
+            ('Established', 'InitialNamesAccepted', 'the initial names have been accepted')]]
+        versions = [v['name'] for v in crd['spec'].get('versions', []) if v.get('storage')]
+        self._write_status(key, {'conditions': conditions, 'acceptedNames': crd['spec']['names'],
+                                 'storedVersions': versions})
+
+    def _start_deployment_controller(self, delay: float) -> None:
+        self._stop_deployment_controller()
+        self._deployment_controller = builtins.DeploymentController(
+            delay=delay, subscribe=self._subscribe, unsubscribe=self._unsubscribe,
+            read=self._store.get, write_status=self._write_status, now=_now)
+        self._deployment_controller.start(
+            [(key, obj) for key, obj in self._store.items() if key[:2] == ('apps', 'deployments')])
+
+    def _stop_deployment_controller(self) -> None:
+        if self._deployment_controller is not None:
+            self._deployment_controller.stop()
+            self._deployment_controller = None
+
+
+def _sort_key(item: tuple[ObjKey, Any]) -> tuple[str, str, str, str]:
+    group, plural, namespace, name = item[0]
+    return group, plural, namespace or '', name
+
+
+def _spec_of(obj: Mapping[str, Any], has_status: bool) -> dict[str, Any]:
+    """Everything that changes the generation: all but metadata (and status if a subresource)."""
+    ignored = {'metadata', 'apiVersion', 'kind'} | ({'status'} if has_status else set())
+    return {key: value for key, value in obj.items() if key not in ignored}
+
+
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version order: v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > anything else."""
+    match = re.fullmatch(r'v(\d+)(?:(alpha|beta)(\d+))?', version)
+    if not match:
+        return (0, 0, 0)
+    major, stage, minor = match.groups()
+    return ({'alpha': 1, 'beta': 2}.get(stage or '', 3), int(major), int(minor or 0))
+
+
+def _json_body(request: kmock.Request) -> dict[str, Any]:
+    if 'protobuf' in request.headers.get('Content-Type', ''):
+        raise ApiError(415, 'UnsupportedMediaType', 'the emulator accepts JSON only, not protobuf')
+    try:
+        body = json.loads(request.body or b'null')
+    except ValueError as e:
+        raise ApiError(400, 'BadRequest', f'the body is not valid JSON: {e}')
+    if not isinstance(body, dict):
+        raise ApiError(400, 'BadRequest', 'the body must be a JSON object')
+    return body
+
+
+def _ok(payload: dict[str, Any], status: int = 200) -> Response:
+    return Response(status=status, payload=payload)
+
+
+def _stream_response(stream: AsyncIterator[Any]) -> Response:
+    return Response(status=200, headers={'Content-Type': 'application/json'}, payload=stream)
+
+
+async def _gone_stream(error: ApiError) -> AsyncIterator[Any]:
+    yield {'type': 'ERROR', 'object': error.status()}
