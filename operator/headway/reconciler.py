@@ -1,9 +1,10 @@
 """observe -> plan -> render -> apply: the one place all layers meet.
 
 Each call reads the ModelDeployment fresh (so a stale watch event can't drive a
-decision), plans from what it read, writes the children, then the status with the
-resourceVersion it read (409 if anything changed meanwhile: nothing is lost, the next
-reconcile decides again), then posts the Events for the decisions it wrote.
+decision), plans from what it read, writes the children (workloads first, the route
+after them, pruning last), then the status with the resourceVersion it read (409 if
+anything changed meanwhile: nothing is lost, the next reconcile decides again), then
+posts the Events for the decisions it wrote.
 """
 
 from __future__ import annotations
@@ -12,20 +13,27 @@ import logging
 import threading
 from collections import defaultdict
 from datetime import datetime, timezone
+from typing import Any
 
 import headway
+from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import ConditionType, Phase
 from headway.k8s.apply import Action, apply_children, patch_status, post_event
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent, set_condition
-from headway.planning.naming import STABLE, Owner
-from headway.planning.steady import Plan, parse_status, plan
+from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, VariantWorkload
+from headway.planning.observe import observe_deployment, parse_status
+from headway.planning.plan import Gate, Observed, Plan, plan
+from headway.planning.rollout import TrafficPlan
 from headway.rendering.workload import build_children
+from headway.traffic.base import Backend, Mirror, Pin, RouteIntent
+from headway.traffic.registry import ALL_KINDS, provider_for
 
 log = logging.getLogger(__name__)
 
 MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PLURAL, headway.KIND))
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
+ROUTE_KINDS = tuple(register_kind(Kind(k.group, k.version, k.plural, k.kind)) for k in ALL_KINDS)
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -37,20 +45,66 @@ def _lock(namespace: str, name: str) -> threading.Lock:
         return _locks[(namespace, name)]
 
 
-def _with_conflicts(result: Plan, conflicts: list[Action], now: datetime, generation: int | None) -> Plan:
-    """Children Headway may not overwrite make the ModelDeployment Degraded, named."""
-    message = "; ".join(a.detail for a in conflicts)
-    degraded = set_condition(result.status.conditions, ConditionType.DEGRADED, "True", "ChildConflict", message, now, generation)
+def build_route_intent(owner: Owner, labels: dict[str, str], workloads: list[VariantWorkload], traffic: TrafficPlan) -> RouteIntent:
+    """Translate the planned split into a provider's terms: Services, ports, weights."""
+    by_variant = {w.variant: w for w in workloads}
+
+    def service(variant: str) -> tuple[str, int]:
+        return owner.variant_name(variant), by_variant[variant].model.port
+
+    backends = tuple(Backend(v, *service(v), weight) for v, weight in traffic.weights.items() if v in by_variant)
+    mirror = None
+    if traffic.mirror and traffic.mirror[0] in by_variant:
+        mirror = Mirror(traffic.mirror[0], *service(traffic.mirror[0]), traffic.mirror[1])
+    pins = tuple(Pin(p.kind, p.name, p.value, p.variant) for p in traffic.pins if p.variant in by_variant)
+    return RouteIntent(name=owner.name, namespace=owner.namespace, labels=labels, owner=owner.reference(),
+                       backends=backends, mirror=mirror, pins=pins)
+
+
+def render_route(kube: Kube, owner: Owner, spec: ModelDeploymentSpec, workloads: list[VariantWorkload], traffic: TrafficPlan,
+                 labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The route objects, or why there are none (a provider limit, a CRD not installed)."""
+    provider = provider_for(spec.traffic)
+    intent = build_route_intent(owner, labels, workloads, traffic)
+    problems = provider.check(intent, spec.traffic)
+    if problems:
+        return [], [f"{p.field}: {p.message}" for p in problems]
+    missing = [k for k in provider.kinds if not kube.serves(Kind(k.group, k.version, k.plural, k.kind))]
+    if missing:
+        kube.forget_discovery()  # look again next time: the CRD may be installed meanwhile
+        return [], [f"spec.traffic.provider: {provider.name} needs the {k.kind} CRD ({k.group}), which this cluster does not serve" for k in missing]
+    return provider.render(intent, spec.traffic), []
+
+
+def _with_apply_problems(result: Plan, previous_conditions: list[Any], messages: list[str], reason: str, now: datetime,
+                         generation: int | None) -> Plan:
+    """What could not be applied makes the ModelDeployment Degraded, naming why (one Event per change)."""
+    message = "; ".join(messages)
+    degraded = set_condition(result.status.conditions, ConditionType.DEGRADED, "True", reason, message, now, generation)
     conditions = [degraded if c.type == ConditionType.DEGRADED else c for c in result.status.conditions]
-    status = result.status.model_copy(update={"conditions": conditions, "phase": Phase.DEGRADED})
-    return Plan(result.spec, result.workloads, status, [*result.events, EventIntent("Warning", "ChildConflict", message)])
+    phase = result.status.phase if result.status.phase in (Phase.ROLLED_BACK, Phase.FAILED) else Phase.DEGRADED
+    status = result.status.model_copy(update={"conditions": conditions, "phase": phase})
+    old = next((c for c in previous_conditions if c.type == ConditionType.DEGRADED), None)
+    events = list(result.events)
+    if old is None or old.reason != reason or old.message != message:
+        events.append(EventIntent("Warning", reason, message))
+    return Plan(result.spec, result.workloads, result.traffic, status, events, result.keep)
 
 
 def _action_events(actions: list[Action]) -> list[EventIntent]:
     return [EventIntent("Normal", a.verb.capitalize(), f"{a.kind} {a.name} {a.verb}") for a in actions if a.verb != "conflict"]
 
 
-def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None) -> Plan | None:
+def observe_variants(kube: Kube, owner: Owner) -> dict[str, Any]:
+    live = kube.list(DEPLOYMENT, owner.namespace, f"{LABEL_MD}={owner.name}")
+    return {
+        d["metadata"]["labels"][LABEL_VARIANT]: observe_deployment(d)
+        for d in live
+        if LABEL_VARIANT in d["metadata"].get("labels", {}) and any(r.get("uid") == owner.uid for r in d["metadata"].get("ownerReferences", []))
+    }
+
+
+def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, gate: Gate | None = None) -> Plan | None:
     """Bring one ModelDeployment's children and status in line with its spec."""
     with _lock(namespace, name):
         body = kube.get(MODEL_DEPLOYMENT, namespace, name)
@@ -61,15 +115,28 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
         generation = meta.get("generation")
         previous = parse_status(body.get("status"))
-        stable_live = kube.get(DEPLOYMENT, namespace, owner.variant_name(STABLE))
-        result = plan(owner, body.get("spec") or {}, generation, previous, stable_live, now)
+        observed = Observed(
+            raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
+            previous=previous, live=observe_variants(kube, owner), gate=gate,
+        )
+        result = plan(owner, observed, now)
 
         actions: list[Action] = []
         if result.spec is not None and result.workloads is not None:
-            actions = apply_children(kube, owner, build_children(owner, result.spec, result.workloads), WORKLOAD_KINDS)
-        conflicts = [a for a in actions if a.verb == "conflict"]
-        if conflicts:
-            result = _with_conflicts(result, conflicts, now, generation)
+            children = build_children(owner, result.spec, result.workloads)
+            route_problems: list[str] = []
+            if result.traffic is not None:
+                umbrella = children[-1]["metadata"]["labels"]
+                routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, umbrella)
+                children += routes
+            keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
+            managed = WORKLOAD_KINDS + tuple(k for k in ROUTE_KINDS if kube.serves(k))
+            actions = apply_children(kube, owner, children, managed, keep=keep)
+            conflicts = [a.detail for a in actions if a.verb == "conflict"]
+            if conflicts:
+                result = _with_apply_problems(result, previous.conditions, conflicts, "ChildConflict", now, generation)
+            elif route_problems:
+                result = _with_apply_problems(result, previous.conditions, route_problems, "RouteNotApplied", now, generation)
 
         body.setdefault("apiVersion", MODEL_DEPLOYMENT.api_version)
         body.setdefault("kind", MODEL_DEPLOYMENT.kind)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from headway.api.base import ApiModel
+from headway.api.spec import ModelSpec
 
 HISTORY_LIMIT = 20
 
@@ -88,6 +89,51 @@ class TrafficStatus(ApiModel):
     """Percent of traffic mirrored to the candidate (shadow)."""
 
 
+class RolloutStatus(ApiModel):
+    """Where the rollout of a candidate stands: everything a new operator process resumes from."""
+
+    revision: str
+    """Revision of the candidate being rolled out (spec.model's)."""
+    bento: str
+    """Bento of the candidate."""
+    step: int = 0
+    """Index of the current step in spec.rollout.steps."""
+    step_started_at: str | None = None
+    """When the current step's traffic was applied; unset while the candidate is getting ready for it."""
+    paused_at: str | None = None
+    """When the rollout was paused (spec.paused or the headway.dev/paused annotation)."""
+    promoting: bool = False
+    """The stable workload is moving to the candidate's model."""
+    hold_reason: str | None = None
+    """Why the rollout holds with all traffic on stable (e.g. CandidateUnavailable)."""
+    started_at: str | None = None
+    """When this candidate's rollout began."""
+
+
+class RolledBackStatus(ApiModel):
+    """The desired revision that was rolled back; not retried until spec.model changes or a retry."""
+
+    revision: str
+    """Revision rolled back."""
+    bento: str
+    """Bento rolled back."""
+    reason: str
+    """Why: Aborted, FailedAnalysis, CandidateUnavailable, ..."""
+    message: str = ""
+    """Details."""
+    at: str
+    """When (RFC 3339)."""
+
+
+class DrainingStatus(ApiModel):
+    """An experiment variant removed from the spec: weight 0 first, deleted after the drain."""
+
+    variant: str
+    """Variant name."""
+    since: str
+    """When its weight went to 0."""
+
+
 class ProblemStatus(ApiModel):
     """A problem with the spec that the schema could not catch."""
 
@@ -127,6 +173,20 @@ class ModelDeploymentStatus(ApiModel):
     """The version being rolled out, if any."""
     traffic: TrafficStatus | None = None
     """The applied traffic split."""
+    stable_model: ModelSpec | None = None
+    """The full model spec of the stable version (spec.model may already name a candidate)."""
+    previous_model: ModelSpec | None = None
+    """The model spec stable ran before the last promotion (restored by a rollback after promotion)."""
+    rollout: RolloutStatus | None = None
+    """The rollout in progress, if any."""
+    rolled_back: RolledBackStatus | None = None
+    """The desired revision that was rolled back or aborted, if spec.model still names it."""
+    variants: list[VariantStatus] = Field(default_factory=list)
+    """Experiment variants (A/B/n), with their weights and readiness."""
+    draining: list[DrainingStatus] = Field(default_factory=list)
+    """Experiment variants being drained before deletion."""
+    controls: dict[str, str] = Field(default_factory=dict)
+    """The last handled value of each control annotation (headway.dev/promote, ...)."""
     ready: str | None = None
     """Ready replicas of stable over desired, e.g. 3/3 (for kubectl get)."""
     conditions: list[Condition] = Field(

@@ -43,10 +43,11 @@ def _check_duration(value: Any) -> str:
     return str(value)
 
 
+# Field before BeforeValidator: the other order drops the pattern from the JSON schema.
 Duration = Annotated[
     str,
-    BeforeValidator(_check_duration),
     Field(pattern=DURATION_PATTERN, description="A duration such as 30s, 5m, 1h30m or 250ms."),
+    BeforeValidator(_check_duration),
 ]
 
 # Kubernetes' own quantity grammar (k8s.io/apimachinery/pkg/api/resource).

@@ -31,6 +31,8 @@ OWNED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Deployment": (("metadata", "labels"), ("spec", "template", "metadata", "labels"), ("spec", "template", "spec")),
     "Service": (("metadata", "labels"), ("spec", "selector")),
     "PodDisruptionBudget": (("metadata", "labels"),),
+    "HTTPRoute": (("metadata", "labels"),),
+    "VirtualService": (("metadata", "labels"),),
 }
 
 
@@ -106,8 +108,11 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
 
 
-def apply_children(kube: Kube, owner: Owner, desired: list[dict[str, Any]], managed: tuple[Kind, ...]) -> list[Action]:
-    """Create, update and prune the children; returns what was written."""
+def apply_children(
+    kube: Kube, owner: Owner, desired: list[dict[str, Any]], managed: tuple[Kind, ...], keep: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+) -> list[Action]:
+    """Create and update the desired children in order, then prune the owned ones that are
+    neither desired nor to keep (kind, name); returns what was written."""
     actions: list[Action] = []
     wanted: set[tuple[str, str]] = set()
     for obj in desired:
@@ -127,7 +132,7 @@ def apply_children(kube: Kube, owner: Owner, desired: list[dict[str, Any]], mana
     for kind in managed:
         for live in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}"):
             name = live["metadata"]["name"]
-            if (kind.kind, name) not in wanted and owned_by(live, owner.uid):
+            if (kind.kind, name) not in wanted and (kind.kind, name) not in keep and owned_by(live, owner.uid):
                 kube.delete(kind, owner.namespace, name, uid=live["metadata"].get("uid"))
                 actions.append(Action("deleted", kind.kind, name))
     return actions

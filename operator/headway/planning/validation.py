@@ -30,14 +30,13 @@ class Problem:
 # Spec fields this operator version reads but does not act on yet. Each one is reported
 # (condition SpecSupported=False and an Event) instead of being silently ignored.
 NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
-    ("rollout", "rollout steps and bake time are not acted on yet: a new spec.model replaces the stable version directly"),
-    ("traffic", "traffic providers are not acted on yet: no route object is created"),
-    ("analysis", "SLO analysis is not acted on yet: versions are not judged"),
-    ("autoscaling", "autoscaling is not acted on yet: the Deployment keeps its replica count"),
-    ("experiment", "experiments are not acted on yet: only spec.model is served"),
-    ("paused", "paused is not acted on yet"),
+    ("rollout.bakeTime", "bake time is not acted on yet: promotion ends the rollout"),
+    ("analysis", "SLO analysis is not acted on yet: steps advance on their durations and manual gates"),
+    ("autoscaling", "autoscaling is not acted on yet: the Deployments keep fixed replica counts"),
+    ("experiment.decide", "deciding an experiment's winner is not acted on yet: weights stay as written"),
     ("cost.monthlyBudget", "budgets are not acted on yet (cost labels are)"),
 )
+RESERVED_VARIANTS = ("stable", "candidate")
 
 RESERVED_ENV = {"BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "BENTOML_PORT", "BENTOML_HOST", "PROMETHEUS_MULTIPROC_DIR"}
 
@@ -151,8 +150,18 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
     if spec.cost:
         for key, value in spec.cost.labels.items():
             problems += _label_problems("spec.cost.labels", key, value)
+    provider = spec.traffic.provider if spec.traffic else "none"
+    if provider == "none" and spec.rollout:
+        for i, step in enumerate(spec.rollout.steps):
+            if step.shadow is not None:
+                problems.append(Problem(f"spec.rollout.steps[{i}].shadow", "shadow needs a traffic provider that can mirror (gatewayApi or istio); with provider none (or no spec.traffic) it cannot"))
     if spec.experiment:
+        if provider == "none":
+            for i, _ in enumerate(spec.experiment.match):
+                problems.append(Problem(f"spec.experiment.match[{i}]", "header and cookie pinning needs a traffic provider (gatewayApi or istio); with provider none (or no spec.traffic) it cannot"))
         for i, variant in enumerate(spec.experiment.variants):
+            if variant.model is not None and variant.name in RESERVED_VARIANTS:
+                problems.append(Problem(f"spec.experiment.variants[{i}].name", f"{variant.name!r} is reserved for Headway's own variants; choose another name"))
             if variant.model is not None:
                 problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
             if len(name) + 1 + len(variant.name) > 63:

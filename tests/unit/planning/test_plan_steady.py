@@ -1,4 +1,4 @@
-"""The steady-state plan: phase, conditions, history and Events from what was observed."""
+"""The plan of a ModelDeployment with one version: phase, conditions, history and Events."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 
 from headway.api.status import ModelDeploymentStatus, Phase
 from headway.planning.naming import Owner, revision_of
-from headway.planning.steady import observe_deployment, parse_status, plan
 from headway.api.spec import ModelSpec
+from headway.planning.naming import STABLE
+from headway.planning.observe import observe_deployment, parse_status
+from headway.planning.plan import Observed, plan
 
 OWNER = Owner("fraud-scorer", "ml", "uid-1")
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -38,7 +40,8 @@ def conditions(status: ModelDeploymentStatus) -> dict[str, tuple[str, str]]:
 
 
 def step(previous: ModelDeploymentStatus, live: dict | None, spec: dict = SPEC, now: datetime = T0):
-    return plan(OWNER, spec, 1, previous, live, now)
+    states = {STABLE: observe_deployment(live)} if live is not None else {}
+    return plan(OWNER, Observed(raw_spec=spec, generation=1, annotations={}, previous=previous, live=states), now)
 
 
 @pytest.mark.parametrize("previous_phase, live, phase, ready", [
@@ -62,7 +65,7 @@ def test_phase_and_ready_follow_the_deployment(previous_phase, live, phase, read
 def test_first_plan_deploys_and_records_history_and_an_event() -> None:
     result = step(ModelDeploymentStatus(), None)
     assert [h.event for h in result.status.history] == ["Deployed"]
-    assert [e.reason for e in result.events] == ["Deploying"]
+    assert [e.reason for e in result.events] == ["Deployed"]
     assert result.status.stable and result.status.stable.revision == REVISION
 
 

@@ -65,7 +65,19 @@ def test_valid_specs_have_no_problems() -> None:
 
 
 def test_fields_not_acted_on_are_reported_not_ignored() -> None:
-    found = dict(ignored_fields({"model": MODEL, "traffic": {"provider": "none"}, "paused": False, "cost": {"labels": {"a": "b"}}}))
-    assert list(found) == ["spec.traffic"]
-    found = dict(ignored_fields({"model": MODEL, "cost": {"monthlyBudget": 100}, "paused": True}))
-    assert set(found) == {"spec.cost.monthlyBudget", "spec.paused"}
+    acted_on = {"model": MODEL, "traffic": {"provider": "none"}, "paused": True, "cost": {"labels": {"a": "b"}},
+                "rollout": {"steps": [{"pause": {}}]}}
+    assert ignored_fields(acted_on) == []
+    found = dict(ignored_fields({"model": MODEL, "cost": {"monthlyBudget": 100}, "autoscaling": {"maxReplicas": 3}}))
+    assert set(found) == {"spec.cost.monthlyBudget", "spec.autoscaling"}
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"model": MODEL, "rollout": {"steps": [{"canary": {"weight": 5, "duration": "1m"}}, {"shadow": {"duration": "1m"}}]}}, "spec.rollout.steps[1].shadow"),
+    ({"model": MODEL, "traffic": {"provider": "none"}, "experiment": {"variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "model": MODEL}],
+                                                                     "match": [{"header": {"name": "x", "value": "y"}, "variant": "b"}]}}, "spec.experiment.match[0]"),
+    ({"model": MODEL, "traffic": {"provider": "istio", "istio": {"hosts": ["a"]}},
+      "experiment": {"variants": [{"name": "a", "weight": 50}, {"name": "candidate", "weight": 50, "model": MODEL}]}}, "spec.experiment.variants[1].name"),
+])
+def test_combinations_a_provider_cannot_do_are_refused(spec: dict, field: str) -> None:
+    assert field in problems_of(spec)

@@ -1,0 +1,277 @@
+"""Plan one reconcile of a ModelDeployment: the whole decision, as data.
+
+``plan()`` is pure: from the spec as written, the annotations (kubectl controls), the
+previous status, what the Deployments report, the analysis gate and ``now``, it returns
+the workloads to run, the traffic split, the new status and the Events to post. A new
+operator process that reads the same inputs decides the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from headway.api.spec import ModelDeploymentSpec, ModelSpec
+from headway.api.status import (
+    Condition, ConditionType, DrainingStatus, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+)
+from headway.planning import controls as ctl
+from headway.planning.conditions import EventIntent, append_history, history_entry, rfc3339, set_condition
+from headway.planning.naming import CANDIDATE, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.observe import DeploymentState
+from headway.planning.rollout import Gate, PinPlan, TrafficPlan, decide, replicas_for_share
+from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
+
+NEVER_SERVED = (None, Phase.PENDING, Phase.FAILED)
+DRAIN = timedelta(seconds=10)  # an experiment variant keeps running this long after its weight went to 0
+
+
+@dataclass(frozen=True)
+class Observed:
+    raw_spec: dict[str, Any]
+    generation: int | None
+    annotations: dict[str, str]
+    previous: ModelDeploymentStatus
+    live: dict[str, DeploymentState]  # by variant
+    gate: Gate | None = None
+
+
+@dataclass
+class Plan:
+    """Workloads to run (None: leave every child untouched), traffic, status, Events."""
+
+    spec: ModelDeploymentSpec | None
+    workloads: list[VariantWorkload] | None
+    traffic: TrafficPlan | None
+    status: ModelDeploymentStatus
+    events: list[EventIntent] = field(default_factory=list)
+    keep: tuple[str, ...] = ()  # variants whose children stay as they are (draining)
+
+
+def stable_replicas(spec: ModelDeploymentSpec) -> int:
+    return spec.replicas if spec.replicas is not None else 1
+
+
+def _provider(spec: ModelDeploymentSpec) -> str:
+    return spec.traffic.provider if spec.traffic else "none"
+
+
+def _variant_status(name: str, model: ModelSpec, state: DeploymentState, replicas: int, weight: int, owner: Owner,
+                    workload_variant: str | None = None) -> VariantStatus:
+    rev = revision_of(model)
+    return VariantStatus(
+        name=name, bento=model.bento, image=model.image, revision=rev, deployment=owner.variant_name(workload_variant or name),
+        replicas=replicas, ready_replicas=state.ready_replicas if state.exists else 0,
+        available=state.exists and state.available and state.complete and state.revision == rev, weight=weight,
+    )
+
+
+def _steady_phase(previous: ModelDeploymentStatus, state: DeploymentState, stable: VariantStatus | None) -> tuple[Phase, tuple[str, str, str], tuple[str, str, str]]:
+    """Phase, Ready and Progressing of a ModelDeployment with one version, from its Deployment."""
+    never_served = previous.phase in NEVER_SERVED
+    rolled = stable is not None and state.revision == stable.revision
+    if not state.exists or stable is None:
+        return Phase.PENDING, ("False", "NotCreated", "the model server's Deployment does not exist yet"), ("True", "Creating", "creating the model server")
+    if state.deadline_exceeded:
+        ready = ("True", "Available", state.message) if state.available else ("False", "ProgressDeadlineExceeded", state.message)
+        return (Phase.FAILED if never_served else Phase.DEGRADED), ready, ("False", "ProgressDeadlineExceeded", state.message)
+    if not state.available:
+        return ((Phase.PENDING if never_served else Phase.DEGRADED),
+                ("False", "Unavailable", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
+                ("True", "RollingOut", f"waiting for {stable.bento} to become available"))
+    if not (state.complete and rolled):
+        return (Phase.PROGRESSING, ("True", "Available", f"serving; rolling out {stable.bento}: {state.ready_replicas}/{state.replicas} ready"),
+                ("True", "RollingOut", f"rolling out {stable.bento}"))
+    return (Phase.SUCCEEDED, ("True", "Available", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
+            ("False", "Complete", f"{stable.bento} is rolled out"))
+
+
+def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: datetime) -> tuple[list[VariantWorkload], TrafficPlan, list[VariantStatus], list[DrainingStatus], tuple[str, ...]]:
+    assert spec.experiment is not None
+    total = stable_replicas(spec)
+    pinned = {m.variant for m in spec.experiment.match}
+    control = next(v for v in spec.experiment.variants if v.model is None)
+    workloads: list[VariantWorkload] = []
+    weights: dict[str, int] = {}
+    statuses: list[VariantStatus] = []
+    available: set[str] = set()
+    for v in spec.experiment.variants:
+        key = STABLE if v.model is None else v.name
+        model = v.model or spec.model
+        replicas = replicas_for_share(total, v.weight) or (1 if v.name in pinned or key == STABLE else 0)
+        workloads.append(VariantWorkload(key, model, replicas))
+        state = obs.live.get(key, DeploymentState(exists=False))
+        status = _variant_status(v.name, model, state, replicas, 0, owner, key)
+        if status.available:
+            available.add(v.name)
+        weights[key] = v.weight
+        statuses.append(status)
+    # A variant gets traffic only once it is available; until then its share goes to control.
+    for v in spec.experiment.variants:
+        key = STABLE if v.model is None else v.name
+        if v.model is not None and v.name not in available:
+            weights[STABLE] += weights[key]
+            weights[key] = 0
+    statuses = [s.model_copy(update={"weight": weights[STABLE if s.name == control.name else s.name]}) for s in statuses]
+    pins = tuple(
+        PinPlan("header" if m.header else "cookie", (m.header or m.cookie).name, (m.header or m.cookie).value,  # type: ignore[union-attr]
+                STABLE if m.variant == control.name else m.variant)
+        for m in spec.experiment.match if m.variant in available or m.variant == control.name
+    )
+    # Variants removed from the spec drain: no traffic at once, deleted after DRAIN.
+    current = {v.name for v in spec.experiment.variants if v.model is not None}
+    since = {d.variant: d.since for d in obs.previous.draining}
+    draining = []
+    for old in obs.previous.variants:
+        if old.name in current or old.name == control.name or old.deployment == owner.variant_name(STABLE):
+            continue
+        started = since.get(old.name, rfc3339(now))
+        if now - datetime.fromisoformat(started.replace("Z", "+00:00")) < DRAIN:
+            draining.append(DrainingStatus(variant=old.name, since=started))
+    for d in obs.previous.draining:
+        if d.variant not in current and d.variant not in {x.variant for x in draining}:
+            if now - datetime.fromisoformat(d.since.replace("Z", "+00:00")) < DRAIN:
+                draining.append(d)
+    keep = tuple(d.variant for d in draining)
+    statuses += [s.model_copy(update={"weight": 0}) for s in obs.previous.variants if s.name in keep]
+    return workloads, TrafficPlan(weights=weights, pins=pins), statuses, draining, keep
+
+
+def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
+    previous = obs.previous
+    spec, problems = parse_spec(obs.raw_spec)
+    if spec is not None:
+        problems = check_spec(owner.name, spec)
+    events: list[EventIntent] = []
+    history = list(previous.history)
+    conditions: list[Condition] = []
+
+    def cond(type_: str, status: Literal["True", "False", "Unknown"], reason: str, message: str) -> None:
+        conditions.append(set_condition(previous.conditions, type_, status, reason, message, now, obs.generation))
+
+    ignored = ignored_fields(obs.raw_spec) if spec is not None else []
+    new_problems = [ProblemStatus(field=p.field, message=p.message) for p in problems]
+    text = "; ".join(str(p) for p in problems)
+    if problems and new_problems != previous.problems:
+        events.append(EventIntent("Warning", "InvalidSpec", f"spec not applied, the running model is untouched: {text}"))
+        history = append_history(history, history_entry(now, "SpecRejected", text, evidence={"problems": [p.dump() for p in new_problems]}))
+    elif not problems and previous.problems:
+        events.append(EventIntent("Normal", "SpecValid", "the spec is valid again and is being applied"))
+    ignored_paths = [path for path, _ in ignored]
+    if ignored and ignored_paths != previous.ignored_fields:
+        events.append(EventIntent("Warning", "FieldsNotActedOn", "; ".join(f"{p}: {why}" for p, why in ignored)))
+
+    stable_state = obs.live.get(STABLE, DeploymentState(exists=False))
+    update: dict[str, Any] = {}
+    workloads: list[VariantWorkload] | None = None
+    traffic: TrafficPlan | None = None
+    keep: tuple[str, ...] = ()
+    phase_override: Phase | None = None
+    message = ""
+
+    if spec is not None and not problems:
+        total = stable_replicas(spec)
+        if spec.experiment is not None:
+            workloads, traffic, variants, draining, keep = _experiment(spec, obs, owner, now)
+            stable_model = spec.model
+            if previous.stable_model is None:
+                history = append_history(history, history_entry(now, "Deployed", f"deploying {spec.model.bento} with an experiment", revision_of(spec.model), spec.model.bento))
+            elif revision_of(previous.stable_model) != revision_of(spec.model):
+                history = append_history(history, history_entry(now, "Updated", f"control moves to {spec.model.bento}", revision_of(spec.model), spec.model.bento))
+            update.update(stable_model=stable_model, previous_model=previous.previous_model, rollout=None, rolled_back=None, variants=variants, draining=draining, candidate=None)
+            stable_status = next(v for v in variants if v.deployment == owner.variant_name(STABLE))
+            stable_status = stable_status.model_copy(update={"name": STABLE})
+            for v in variants:
+                was = next((p for p in previous.variants if p.name == v.name), None)
+                if was is not None and was.weight != v.weight:
+                    events.append(EventIntent("Normal", "WeightChanged", f"variant {v.name}: {was.weight}% -> {v.weight}%"))
+            for d in draining:
+                if d.variant not in {x.variant for x in previous.draining}:
+                    events.append(EventIntent("Normal", "VariantDraining", f"variant {d.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
+            if any(s.weight != (next((v.weight for v in spec.experiment.variants if v.name == s.name), s.weight)) for s in variants if s.name not in keep):
+                phase_override, message = Phase.PROGRESSING, "waiting for every experiment variant to become available"
+        else:
+            pending = ctl.pending(obs.annotations, previous.controls)
+            paused = spec.paused or ctl.paused_by_annotation(obs.annotations)
+            candidate_state = obs.live.get(CANDIDATE, DeploymentState(exists=False))
+            d = decide(spec, previous, stable_state, candidate_state, pending, paused, obs.gate, now)
+            for entry in d.history:
+                history = append_history(history, entry)
+            events += d.events
+            phase_override, message, traffic = d.phase, d.message, d.traffic
+            workloads = [VariantWorkload(STABLE, d.stable_model, total)]
+            candidate_status = None
+            if d.candidate_model is not None:
+                replicas = replicas_for_share(total, d.candidate_share)
+                if _provider(spec) == "none" and d.traffic.weights.get(CANDIDATE, 0) > 0:
+                    # No router: the split is the replica ratio (both variants' pods behind one Service).
+                    workloads[0] = VariantWorkload(STABLE, d.stable_model, max(1, total - replicas))
+                workloads.append(VariantWorkload(CANDIDATE, d.candidate_model, replicas))
+                candidate_status = _variant_status(CANDIDATE, d.candidate_model, candidate_state, replicas, d.traffic.weights.get(CANDIDATE, 0), owner)
+            update.update(
+                stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
+                candidate=candidate_status, controls={**previous.controls, **d.handled}, variants=[], draining=[],
+            )
+            stable_status = _variant_status(STABLE, d.stable_model, stable_state, workloads[0].replicas, d.traffic.weights.get(STABLE, 100), owner)
+        update["stable"] = stable_status
+    else:
+        stable_status = previous.stable
+
+    # Phase and conditions.
+    phase, ready, progressing = _steady_phase(previous, stable_state, stable_status)
+    if stable_status is None and problems:
+        phase = Phase.FAILED
+    if phase_override is not None and phase in (Phase.SUCCEEDED, Phase.PROGRESSING):
+        phase = phase_override
+        if phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
+            progressing = ("True", phase.value, message)
+        elif phase == Phase.ROLLED_BACK:
+            progressing = ("False", "RolledBack", message)
+    if problems and stable_status is not None and phase not in (Phase.FAILED,):
+        phase = Phase.DEGRADED
+    cond(ConditionType.READY, *ready)  # type: ignore[arg-type]
+    cond(ConditionType.PROGRESSING, *progressing)  # type: ignore[arg-type]
+    if problems:
+        cond(ConditionType.DEGRADED, "True", "InvalidSpec", text)
+    elif phase in (Phase.DEGRADED, Phase.FAILED):
+        cond(ConditionType.DEGRADED, "True", progressing[1] if phase_override == Phase.DEGRADED else ready[1], message or ready[2])
+    elif phase == Phase.ROLLED_BACK:
+        cond(ConditionType.DEGRADED, "True", "RolledBack", message)
+    else:
+        cond(ConditionType.DEGRADED, "False", "AsExpected", "")
+    if obs.gate is None:
+        cond(ConditionType.SLOS_MET, "Unknown", "NoAnalysis", "no SLO analysis is configured")
+    else:
+        status_map: dict[str, Literal["True", "False", "Unknown"]] = {"Pass": "True", "Fail": "False", "Inconclusive": "Unknown"}
+        cond(ConditionType.SLOS_MET, status_map[obs.gate.result], obs.gate.result, obs.gate.message)
+    if ignored:
+        cond(ConditionType.SPEC_SUPPORTED, "False", "FieldsNotActedOn", "; ".join(f"{p}: {why}" for p, why in ignored))
+    else:
+        cond(ConditionType.SPEC_SUPPORTED, "True", "AllFieldsActedOn", "")
+
+    if phase != previous.phase and previous.phase is not None:
+        kind: Literal["Normal", "Warning"] = "Warning" if phase in (Phase.DEGRADED, Phase.FAILED, Phase.ROLLED_BACK) else "Normal"
+        events.append(EventIntent(kind, f"Phase{phase.value}", f"phase {previous.phase.value} -> {phase.value}: {message or ready[2]}"))
+
+    weights = traffic.weights if traffic else {STABLE: 100}
+    status = previous.model_copy(update={
+        **update,
+        "observed_generation": obs.generation,
+        "phase": phase,
+        "traffic": TrafficStatus(
+            stable_weight=weights.get(STABLE, 100), candidate_weight=weights.get(CANDIDATE, 0),
+            mirror_percent=traffic.mirror[1] if traffic and traffic.mirror else 0,
+        ) if spec is not None and not problems else previous.traffic,
+        "ready": f"{stable_state.ready_replicas}/{stable_state.replicas}" if stable_state.exists else None,
+        "conditions": conditions,
+        "problems": new_problems,
+        "ignored_fields": ignored_paths,
+        "history": history,
+    })
+    ok = spec is not None and not problems
+    return Plan(spec=spec if ok else None, workloads=workloads if ok else None, traffic=traffic if ok else None,
+                status=status, events=events, keep=keep)
+
+
+__all__ = ["DRAIN", "Gate", "Observed", "Plan", "Problem", "plan", "stable_replicas"]

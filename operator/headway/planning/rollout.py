@@ -1,0 +1,349 @@
+"""The rollout state machine: which version is stable, where the candidate stands.
+
+Pure: the decision is a function of the spec, the previous status, what the stable and
+candidate Deployments report, the pending kubectl controls, the analysis gate and
+``now``. Its whole state is ``status.stableModel``, ``status.previousModel``,
+``status.rollout`` and ``status.rolledBack``, so a process that dies at any line is
+replaced by one that makes the same decision from the same status: a step is never
+skipped or repeated and a promotion never happens twice (see docs/rollouts.md).
+
+Life of a candidate (spec.model differs from status.stableModel):
+
+    entering step k  --candidate ready at step k's size-->  step k running (traffic applied)
+    step k running   --duration passed and gate Pass, or promote-step-->  entering step k+1
+    last step done, or promote  -->  promoting: stable Deployment rolls to the candidate
+    promoting        --stable available on the new revision-->  promoted (candidate removed)
+    any time: abort, or the gate asks for rollback  -->  rolled back (candidate at 0 replicas)
+    candidate unavailable while it had traffic  -->  hold (all traffic on stable, Degraded)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
+from headway.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus
+from headway.api.types import parse_duration
+from headway.planning.conditions import EventIntent, history_entry, rfc3339
+from headway.planning.naming import CANDIDATE, STABLE, revision_of
+from headway.planning.observe import DeploymentState
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    kind: Literal["header", "cookie"]
+    name: str
+    value: str
+    variant: str
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """What live traffic should do: weights per variant (sum 100), mirroring, pins."""
+
+    weights: dict[str, int]
+    mirror: tuple[str, int] | None = None  # (variant, percent)
+    pins: tuple[PinPlan, ...] = ()
+
+
+STABLE_ONLY = TrafficPlan(weights={STABLE: 100})
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The analysis verdict for the current step (None when no analysis is configured)."""
+
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    message: str
+    rollback: bool = False  # failureLimit reached (or inconclusive limit with onInconclusive: rollback)
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class RolloutDecision:
+    stable_model: ModelSpec
+    previous_model: ModelSpec | None
+    rollout: RolloutStatus | None
+    rolled_back: RolledBackStatus | None
+    candidate_model: ModelSpec | None  # run a candidate workload with this model
+    candidate_share: int  # percent of traffic the candidate is sized for (0: scaled to zero)
+    traffic: TrafficPlan
+    phase: Phase | None  # None: steady, derived from the stable Deployment
+    message: str = ""
+    handled: dict[str, str] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    events: list[EventIntent] = field(default_factory=list)
+
+
+def step_kind(step: RolloutStep) -> str:
+    return "shadow" if step.shadow else "canary" if step.canary else "pause"
+
+
+def step_traffic(steps: list[RolloutStep], k: int) -> TrafficPlan:
+    """Traffic while step k runs; a pause keeps the traffic of the step before it."""
+    for step in reversed(steps[: k + 1]):
+        if step.canary is not None:
+            w = step.canary.weight
+            return TrafficPlan(weights={STABLE: 100 - w, CANDIDATE: w})
+        if step.shadow is not None:
+            return TrafficPlan(weights={STABLE: 100, CANDIDATE: 0}, mirror=(CANDIDATE, step.shadow.percent))
+    return TrafficPlan(weights={STABLE: 100, CANDIDATE: 0})
+
+
+def step_share(steps: list[RolloutStep], k: int) -> int:
+    """Share of traffic (live or mirrored) the candidate must be sized for at step k."""
+    plan = step_traffic(steps, min(k, len(steps) - 1)) if steps else STABLE_ONLY
+    return max(plan.weights.get(CANDIDATE, 0), plan.mirror[1] if plan.mirror else 0)
+
+
+def step_duration(step: RolloutStep) -> timedelta | None:
+    part = step.shadow or step.canary or step.pause
+    duration = getattr(part, "duration", None)
+    return parse_duration(duration) if duration else None
+
+
+def describe(step: RolloutStep, k: int, total: int) -> str:
+    if step.canary:
+        what = f"canary {step.canary.weight}%"
+    elif step.shadow:
+        what = f"shadow {step.shadow.percent}%"
+    else:
+        what = "pause" + (f" {step.pause.duration}" if step.pause and step.pause.duration else " (manual gate)")
+    return f"step {k + 1}/{total}: {what}"
+
+
+def replicas_for_share(total: int, share: int) -> int:
+    """Replicas a variant needs for a share of the traffic the stable's `total` replicas carry."""
+    return 0 if share <= 0 else max(1, math.ceil(total * share / 100))
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def decide(
+    spec: ModelDeploymentSpec,
+    previous: ModelDeploymentStatus,
+    stable: DeploymentState,
+    candidate: DeploymentState,
+    controls: dict[str, str],
+    paused: bool,
+    gate: Gate | None,
+    now: datetime,
+) -> RolloutDecision:
+    desired = spec.model
+    drev = revision_of(desired)
+    steps = list(spec.rollout.steps) if spec.rollout else []
+    out = RolloutDecision(
+        stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=previous.rollout,
+        rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
+    )
+
+    def record(event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None, rev: str = drev, bento: str = desired.bento) -> None:
+        out.history.append(history_entry(now, event, message, rev, bento, evidence))
+        out.events.append(EventIntent(kind, event, message))
+
+    if previous.stable_model is None:
+        record("Deployed", f"deploying {desired.bento} ({desired.image}) as the first version")
+        return out
+    srev = revision_of(out.stable_model)
+    rollout = previous.rollout
+
+    # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
+    if "retry" in controls:
+        out.handled["retry"] = controls["retry"]
+        if out.rolled_back is not None:
+            record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
+            out.rolled_back = None
+    if out.rolled_back is not None and out.rolled_back.revision != drev:
+        out.rolled_back = None
+
+    if rollout is not None and rollout.promoting and rollout.revision == srev:
+        return _promoting(out, spec, stable, controls, record, now, steps)
+
+    if drev == srev:
+        if rollout is not None:
+            record("RolloutCancelled", f"spec.model is the stable {desired.bento} again: candidate {rollout.bento} removed", rev=rollout.revision, bento=rollout.bento)
+            out.rollout = None
+        out.rolled_back = None
+        return out
+
+    if out.rolled_back is not None:  # spec.model still names the rolled-back revision
+        out.rollout = None
+        out.candidate_model, out.candidate_share = desired, 0
+        out.phase = Phase.ROLLED_BACK
+        out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model or retry."
+        for control in ("promote", "promote-step", "abort"):
+            if control in controls:
+                out.handled[control] = controls[control]
+        return out
+
+    if not steps:  # no rollout steps: the new version replaces stable directly
+        record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}): no rollout steps")
+        out.previous_model, out.stable_model, out.rollout = out.stable_model, desired, None
+        return out
+
+    if rollout is None or rollout.revision != drev:
+        if rollout is not None:
+            record("CandidateReplaced", f"spec.model changed during the rollout: {rollout.bento} replaced by {desired.bento}; steps restart")
+        else:
+            record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}: {len(steps)} steps")
+        rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(now))
+
+    if "abort" in controls:
+        out.handled["abort"] = controls["abort"]
+        return _roll_back(out, desired, drev, "Aborted", f"aborted by a user at {describe(steps[min(rollout.step, len(steps) - 1)], rollout.step, len(steps))}", record, now)
+    if gate is not None and gate.rollback:
+        return _roll_back(out, desired, drev, "FailedAnalysis", gate.message, record, now, gate.evidence)
+    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now)
+
+
+def _roll_back(out: RolloutDecision, desired: ModelSpec, drev: str, reason: str, message: str, record: Any, now: datetime,
+               evidence: dict[str, Any] | None = None) -> RolloutDecision:
+    out.rolled_back = RolledBackStatus(revision=drev, bento=desired.bento, reason=reason, message=message, at=rfc3339(now))
+    out.rollout = None
+    out.candidate_model, out.candidate_share = desired, 0
+    out.traffic = STABLE_ONLY
+    out.phase = Phase.ROLLED_BACK
+    out.message = f"{desired.bento} rolled back ({reason}): {message}"
+    record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning", evidence)
+    return out
+
+
+def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutStep], desired: ModelSpec,
+              candidate: DeploymentState, controls: dict[str, str], paused: bool, gate: Gate | None, record: Any,
+              now: datetime) -> RolloutDecision:
+    out.candidate_model = desired
+    started = _parse_time(rollout.step_started_at)
+
+    # Pause freezes the clock; resuming shifts the step's start by the paused time.
+    if paused and rollout.paused_at is None and "promote" not in controls:
+        rollout = rollout.model_copy(update={"paused_at": rfc3339(now)})
+        record("Paused", f"rollout of {desired.bento} paused at {describe(steps[rollout.step], rollout.step, len(steps))}")
+    elif not paused and rollout.paused_at is not None:
+        paused_for = now - (_parse_time(rollout.paused_at) or now)
+        shifted = rfc3339(started + paused_for) if started else None
+        rollout = rollout.model_copy(update={"paused_at": None, "step_started_at": shifted})
+        started = _parse_time(shifted)
+        record("Resumed", f"rollout of {desired.bento} resumed")
+
+    if "promote" in controls:
+        out.handled["promote"] = controls["promote"]
+        if candidate.available and candidate.revision == rollout.revision:
+            return _start_promotion(out, rollout, desired, record, now, "promoted by a user", steps)
+        out.events.append(EventIntent("Warning", "PromoteDeferred", f"{desired.bento} is not available yet; promotion waits for it"))
+        out.handled.pop("promote")  # act on it once the candidate is ready
+
+    k = rollout.step
+    step = steps[k]
+    out.candidate_share = step_share(steps, k)
+    ready = candidate.available and candidate.complete and candidate.revision == rollout.revision
+
+    if not ready:
+        if started is not None:  # it had traffic: pull it back and hold
+            rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
+            record("CandidateUnavailable", f"{desired.bento} became unavailable at {describe(step, k, len(steps))}: all traffic back on stable, holding", "Warning")
+        out.rollout = rollout
+        out.traffic = step_traffic(steps, k - 1) if k > 0 and rollout.hold_reason is None and candidate.available else STABLE_ONLY
+        if rollout.hold_reason is not None or candidate.deadline_exceeded:
+            out.phase, out.message = Phase.DEGRADED, f"holding: {desired.bento} is unavailable ({candidate.message or 'not ready'}); stable serves all traffic"
+        else:
+            out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {describe(step, k, len(steps))}"
+        return out
+
+    if started is None:  # the candidate is ready for step k: apply its traffic, start its clock
+        rollout = rollout.model_copy(update={"step_started_at": rfc3339(now), "hold_reason": None})
+        started = now
+        record("StepStarted", f"{desire_bento(desired)} {describe(step, k, len(steps))}", evidence=_traffic_evidence(step_traffic(steps, k)))
+    out.traffic = step_traffic(steps, k)
+    out.rollout = rollout
+
+    if rollout.paused_at is not None:
+        out.phase, out.message = Phase.PAUSED, f"paused at {describe(step, k, len(steps))} (spec.paused or headway.dev/paused)"
+        return out
+
+    duration = step_duration(step)
+    elapsed = now - started
+    manual = "promote-step" in controls
+    if manual:
+        out.handled["promote-step"] = controls["promote-step"]
+    time_done = duration is not None and elapsed >= duration
+    needs_gate = step.pause is None and gate is not None
+    if not manual and not time_done:
+        if duration is None:
+            out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({describe(step, k, len(steps))}): promote-step or promote to continue"
+        else:
+            left = int((duration - elapsed).total_seconds())
+            out.phase, out.message = Phase.PROGRESSING, f"{describe(step, k, len(steps))}, {left}s left" + (f"; analysis: {gate.result}" if gate else "")
+        return out
+    if not manual and needs_gate and gate is not None and gate.result != "Pass":
+        out.phase = Phase.PROGRESSING
+        out.message = f"{describe(step, k, len(steps))}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
+        return out
+
+    # Step k is done.
+    why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
+    record("StepCompleted", f"{desire_bento(desired)} {describe(step, k, len(steps))} completed: {why}", evidence=gate.evidence if gate and needs_gate else None)
+    if k + 1 >= len(steps):
+        return _start_promotion(out, rollout, desired, record, now, "all steps completed", steps)
+    nxt = rollout.model_copy(update={"step": k + 1, "step_started_at": None})
+    out.candidate_share = step_share(steps, k + 1)
+    same_size = step_share(steps, k + 1) == step_share(steps, k)
+    if same_size:  # no resize needed: the next step starts right away
+        nxt = nxt.model_copy(update={"step_started_at": rfc3339(now)})
+        record("StepStarted", f"{desire_bento(desired)} {describe(steps[k + 1], k + 1, len(steps))}", evidence=_traffic_evidence(step_traffic(steps, k + 1)))
+        out.traffic = step_traffic(steps, k + 1)
+    out.rollout = nxt
+    out.phase, out.message = Phase.PROGRESSING, f"{describe(steps[k + 1], k + 1, len(steps))}"
+    return out
+
+
+def desire_bento(model: ModelSpec) -> str:
+    return model.bento
+
+
+def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"weights": dict(plan.weights)}
+    if plan.mirror:
+        evidence["mirror"] = {"variant": plan.mirror[0], "percent": plan.mirror[1]}
+    return evidence
+
+
+def _start_promotion(out: RolloutDecision, rollout: RolloutStatus, desired: ModelSpec, record: Any, now: datetime,
+                     why: str, steps: list[RolloutStep]) -> RolloutDecision:
+    """Stable moves to the candidate's model; traffic stays as it is until stable is ready."""
+    out.previous_model, out.stable_model = out.stable_model, desired
+    out.rollout = rollout.model_copy(update={"promoting": True, "paused_at": None})
+    out.candidate_model = desired
+    out.candidate_share = step_share(steps, len(steps) - 1)
+    out.traffic = step_traffic(steps, min(rollout.step, len(steps) - 1)) if rollout.step_started_at else STABLE_ONLY
+    out.phase, out.message = Phase.PROMOTING, f"promoting {desired.bento}: stable rolls to it ({why})"
+    record("PromotionStarted", out.message)
+    return out
+
+
+def _promoting(out: RolloutDecision, spec: ModelDeploymentSpec, stable: DeploymentState, controls: dict[str, str],
+               record: Any, now: datetime, steps: list[RolloutStep]) -> RolloutDecision:
+    rollout = out.rollout
+    assert rollout is not None
+    model = out.stable_model
+    for control in ("promote", "promote-step"):
+        if control in controls:
+            out.handled[control] = controls[control]
+    if "abort" in controls and out.previous_model is not None:
+        out.handled["abort"] = controls["abort"]
+        out.stable_model, out.previous_model = out.previous_model, None
+        return _roll_back(out, model, rollout.revision, "Aborted", "aborted by a user during promotion", record, now)
+    if stable.available and stable.complete and stable.revision == rollout.revision:
+        record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed", evidence={"readyReplicas": stable.ready_replicas})
+        out.rollout = None
+        out.candidate_model, out.candidate_share, out.traffic = None, 0, STABLE_ONLY
+        return out
+    out.candidate_model = model
+    out.candidate_share = step_share(steps, len(steps) - 1) if steps else 0
+    out.traffic = step_traffic(steps, min(rollout.step, len(steps) - 1)) if steps and rollout.step_started_at else STABLE_ONLY
+    out.phase, out.message = Phase.PROMOTING, f"promoting {model.bento}: {stable.ready_replicas}/{stable.replicas} stable replicas on the new version"
+    return out
