@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from headway.k8s.client import Kube, make_api_client
 from tests.e2e.harness import NAMESPACE_KIND, REAL_KUBECONFIG, Env, OperatorProcess, install_crd, new_namespace, real_cluster_kube
+
+
+SHARED_SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +35,10 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube,
         kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
         kube = Kube(make_api_client(str(kubeconfig)))
         install_crd(kube)
+        # A vanilla cluster serves Gateway API only once its CRDs are installed: install the
+        # published HTTPRoute CRD, as a platform team would.
+        emulator.install_crd(load_yaml(SHARED_SCHEMAS / "gateway-api" / "standard_gateway.networking.k8s.io_httproutes.yaml"))
+        emulator.install_crd(load_yaml(SHARED_SCHEMAS / "istio" / "virtualservices.networking.istio.io.yaml"))
         yield kube, kubeconfig, True
 
 

@@ -39,6 +39,7 @@ REAL_KUBECONFIG = os.environ.get("HEADWAY_E2E_KUBECONFIG")
 TIMEOUT = float(os.environ.get("HEADWAY_E2E_TIMEOUT", "300" if REAL_KUBECONFIG else "30"))
 IMAGE = os.environ.get("HEADWAY_E2E_IMAGE", "registry.example.com/fraud-scorer:3.2.0")
 IMAGE_V2 = os.environ.get("HEADWAY_E2E_IMAGE_V2", "registry.example.com/fraud-scorer:3.3.0")
+HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 CRD_KIND = Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 NAMESPACE_KIND = Kind("", "v1", "namespaces", "Namespace", namespaced=False)
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
@@ -189,6 +190,36 @@ class Env:
 
     def wait_phase(self, name: str, phase: str) -> dict[str, Any]:
         return wait_for(f"{name}: phase {phase}", lambda: (b := self.md(name)).get("status", {}).get("phase") == phase and b)
+
+    def annotate(self, name: str, key: str, value: str | None) -> None:
+        """What `kubectl annotate md/NAME key=value --overwrite` (or `key-`) does."""
+        self.kube.merge_patch(MODEL_DEPLOYMENT, self.namespace, name, {"metadata": {"annotations": {key: value}}})
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.md(name).get("status") or {}
+
+    def history(self, name: str) -> list[str]:
+        return [h["event"] for h in self.status(name).get("history", [])]
+
+    def wait_history(self, name: str, event: str, count: int = 1) -> dict[str, Any]:
+        return wait_for(f"{name}: history entry {event} x{count}", lambda: self.history(name).count(event) >= count and self.status(name))
+
+    # -- routes ---------------------------------------------------------------------------
+    def route(self, name: str) -> dict[str, Any] | None:
+        return self.kube.get(HTTPROUTE, self.namespace, name)
+
+    def route_split(self, name: str) -> tuple[dict[str, int], int | None]:
+        """(weights by Service, mirror percent or None) of the route's default rule."""
+        route = self.route(name)
+        if route is None:
+            return {}, None
+        default = route["spec"]["rules"][-1]
+        weights = {ref["name"]: ref.get("weight", 1) for ref in default["backendRefs"]}
+        mirror = None
+        for flt in default.get("filters", []):
+            if flt["type"] == "RequestMirror":
+                mirror = flt["requestMirror"].get("percent", 100)
+        return weights, mirror
 
     # -- children and events --------------------------------------------------------------
     def children(self, name: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -150,7 +150,7 @@ def _boundary(k: float, f: float, level: float, side: Side, estimate: float) -> 
         return 0.0 if side == "greater" else 1.0
     if excess(near) >= 0.0:  # cannot happen for a proper mixture; be safe
         return estimate
-    root = optimize.brentq(excess, far, near, xtol=1e-4) if side == "greater" else optimize.brentq(excess, near, far, xtol=1e-4)
+    root = optimize.brentq(excess, min(far, near), max(far, near), xtol=1e-4)
     return float(special.expit(root))
 
 

@@ -1,0 +1,784 @@
+"""Whole rollouts driven through ``plan()``: steps, controls, safety, crash-safety.
+
+Every reconcile plans from the status the previous one wrote (round-tripped through its
+wire form, so the status alone carries the state) and from what the Deployments report;
+``Cluster`` (rollout_cases.py) lets the Deployments converge on the planned workloads
+between reconciles unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from headway.api.status import Phase
+from headway.planning.observe import DeploymentState
+from headway.planning.rollout import Gate
+
+from tests.unit.planning.rollout_cases import (
+    CANDIDATE, STABLE, Cluster, assert_routes_only_to_ready, at, canary, deployment_state, labels,
+    new_entries, pause, replicas_of, rev, rollout_spec, running, shadow, workload_of,
+)
+
+S, C = STABLE, CANDIDATE
+TOTAL = 4  # stable replicas in every spec here
+
+# The labels the issue's rollout writes to history, in order, exactly once each.
+ISSUE_ROLLOUT = [
+    "RolloutStarted",
+    "StepStarted 1/4", "StepCompleted 1/4",
+    "StepStarted 2/4", "StepCompleted 2/4",
+    "StepStarted 3/4", "StepCompleted 3/4",
+    "StepStarted 4/4", "StepCompleted 4/4",
+    "PromotionStarted", "Promoted",
+]
+
+
+def cond(result: Any, type_: str) -> tuple[str, str]:
+    c = next(c for c in result.status.conditions if c.type == type_)
+    return c.status, c.reason
+
+
+def started_at(result: Any) -> str | None:
+    return result.status.rollout.step_started_at if result.status.rollout else None
+
+
+def ts(seconds: float) -> str:
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def non_phase(events: list[Any]) -> list[str]:
+    return [e.reason for e in events if not e.reason.startswith("Phase")]
+
+
+# --- the issue's rollout, reconcile by reconcile ---------------------------------------
+
+def new_model(c: Cluster) -> None:
+    c.set_model("2.0.0")
+
+
+def pass_gate(c: Cluster) -> None:
+    c.annotate("promote-step", "gate-1")
+
+
+def stable_rolling(c: Cluster) -> None:
+    """The stable Deployment moves to 2.0.0: 2 of 4 new pods ready, the old ones still serve."""
+    c.live[S] = deployment_state(workload_of(c.last, S), ready=2)
+
+
+@dataclass(frozen=True)
+class Tick:
+    t: int  # seconds since T0
+    do: Callable[[Cluster], None] | None
+    phase: Phase | None  # None: not asserted here (see the test named in the note)
+    step: int | None  # status.rollout.step (None: no rollout)
+    started: int | None  # status.rollout.stepStartedAt, seconds since T0
+    weights: dict[str, int]
+    mirror: int | None
+    candidate: int | None  # candidate replicas (None: no candidate workload)
+    stable: tuple[str, int]  # stable workload: version, replicas
+    history: tuple[str, ...]
+    note: str
+
+
+P, PA, PR, OK = Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.SUCCEEDED
+OLD, NEW = ("1.0.0", TOTAL), ("2.0.0", TOTAL)
+JOURNEY = (
+    Tick(60, new_model, P, 0, None, {S: 100}, None, 2, OLD, ("RolloutStarted",), "candidate created for shadow 50% of 4: 2 replicas, no traffic yet"),
+    Tick(70, None, P, 0, 70, {S: 100, C: 0}, 50, 2, OLD, ("StepStarted 1/4",), "candidate 2/2 available: mirror 50%, users never see it"),
+    Tick(129, None, P, 0, 70, {S: 100, C: 0}, 50, 2, OLD, (), "59s of 1m: no advance"),
+    Tick(130, None, P, 1, None, {S: 100, C: 0}, 50, 1, OLD, ("StepCompleted 1/4",), "1m passed: candidate resized for canary 10%, mirror kept meanwhile"),
+    Tick(140, None, P, 1, 140, {S: 90, C: 10}, None, 1, OLD, ("StepStarted 2/4",), "candidate 1/1: 10% live"),
+    Tick(259, None, P, 1, 140, {S: 90, C: 10}, None, 1, OLD, (), "1m59s of 2m: no advance"),
+    Tick(260, None, None, 2, 260, {S: 90, C: 10}, None, 1, OLD, ("StepCompleted 2/4", "StepStarted 3/4"),
+         "same size: the manual gate starts at once, keeping canary 10% (phase: test_entering_a_manual_gate_says_paused_at_once)"),
+    Tick(1000, None, PA, 2, 260, {S: 90, C: 10}, None, 1, OLD, (), "a manual gate waits however long"),
+    Tick(1010, pass_gate, P, 3, None, {S: 90, C: 10}, None, 2, OLD, ("StepCompleted 3/4",), "promote-step: resize for canary 50%, 10% kept meanwhile"),
+    Tick(1020, None, P, 3, 1020, {S: 50, C: 50}, None, 2, OLD, ("StepStarted 4/4",), "candidate 2/2: 50% live"),
+    Tick(1079, None, P, 3, 1020, {S: 50, C: 50}, None, 2, OLD, (), "59s of 1m: no advance"),
+    Tick(1080, None, PR, 3, 1020, {S: 50, C: 50}, None, 2, NEW, ("StepCompleted 4/4", "PromotionStarted"),
+         "last step done: stable rolls to 2.0.0 at full size, the candidate keeps serving its 50%"),
+    Tick(1090, stable_rolling, PR, 3, 1020, {S: 50, C: 50}, None, 2, NEW, (), "stable 2/4 on 2.0.0: still promoting"),
+    Tick(1100, None, OK, None, None, {S: 100}, None, None, NEW, ("Promoted",), "stable 4/4 on 2.0.0: 100% stable, candidate removed"),
+    Tick(1110, None, OK, None, None, {S: 100}, None, None, NEW, (), "steady"),
+)
+
+
+def issue_cluster() -> Cluster:
+    return running(rollout_spec("1.0.0"))
+
+
+def check_tick(tick: Tick, before: Cluster | Any, result: Any) -> None:
+    where = f"t={tick.t}: {tick.note}"
+    status = result.status
+    if tick.phase is not None:
+        assert status.phase == tick.phase, where
+    assert (status.rollout.step if status.rollout else None) == tick.step, where
+    assert started_at(result) == (ts(tick.started) if tick.started is not None else None), where
+    assert result.traffic.weights == tick.weights, where
+    assert (result.traffic.mirror[1] if result.traffic.mirror else None) == tick.mirror, where
+    if tick.mirror:
+        assert result.traffic.mirror[0] == C, where
+    assert replicas_of(result, C) == tick.candidate, where
+    stable = workload_of(result, S)
+    assert (stable.model.bento.split(":")[1], stable.replicas) == tick.stable, where
+    if tick.candidate is not None:
+        assert workload_of(result, C).model.bento == "fraud_scorer:2.0.0", where
+    assert tuple(labels(new_entries(before, status))) == tick.history, where
+    # Status mirrors the plan: the split applied, the candidate's size and share.
+    assert (status.traffic.stable_weight, status.traffic.candidate_weight, status.traffic.mirror_percent) == (
+        tick.weights.get(S, 0), tick.weights.get(C, 0), tick.mirror or 0), where
+    if tick.candidate is None:
+        assert status.candidate is None, where
+    else:
+        assert (status.candidate.replicas, status.candidate.weight, status.candidate.revision) == (
+            tick.candidate, tick.weights.get(C, 0), rev("2.0.0")), where
+
+
+def walk(cluster: Cluster, ticks: tuple[Tick, ...] = JOURNEY) -> list[Any]:
+    results = []
+    for tick in ticks:
+        if tick.do:
+            tick.do(cluster)
+        before = cluster.status
+        result = cluster.reconcile(at(tick.t))
+        check_tick(tick, before, result)
+        assert_routes_only_to_ready(cluster.seen, result, TOTAL)
+        # One Event per decision: the Events are exactly the history entries (plus phase changes).
+        assert non_phase(result.events) == [e.event for e in new_entries(before, result.status)], f"t={tick.t}"
+        results.append(result)
+    return results
+
+
+def test_the_issue_rollout_reconcile_by_reconcile() -> None:
+    cluster = issue_cluster()
+    walk(cluster)
+    status = cluster.status
+    assert labels(status.history) == ["Deployed", *ISSUE_ROLLOUT]
+    assert [e.reason for e in cluster.events if e.reason.startswith("Phase")] == [
+        "PhaseProgressing", "PhasePaused", "PhaseProgressing", "PhasePromoting", "PhaseSucceeded"]
+    assert status.stable_model.bento == "fraud_scorer:2.0.0" and status.stable.revision == rev("2.0.0")
+    assert status.previous_model.bento == "fraud_scorer:1.0.0"
+    assert status.rollout is None and status.candidate is None and status.rolled_back is None
+    assert status.controls == {"promote-step": "gate-1"}
+    # History: timestamps of the decisions, weights of every step started.
+    by_label = {label: e for label, e in zip(labels(status.history), status.history)}
+    assert by_label["RolloutStarted"].time == ts(60) and by_label["Promoted"].time == ts(1100)
+    assert by_label["StepStarted 1/4"].evidence == {"weights": {S: 100, C: 0}, "mirror": {"variant": C, "percent": 50}}
+    assert by_label["StepStarted 3/4"].evidence == {"weights": {S: 90, C: 10}}
+    assert by_label["StepStarted 4/4"].evidence == {"weights": {S: 50, C: 50}}
+    assert all(e.revision == rev("2.0.0") for e in status.history[1:])
+    assert cond(cluster.last, "Ready") == ("True", "Available") and cond(cluster.last, "Progressing") == ("False", "Complete")
+
+
+def test_the_old_stable_serves_until_the_new_stable_is_available() -> None:
+    """Promotion never lowers capacity: stable keeps its size, the candidate stays until stable is rolled."""
+    cluster = issue_cluster()
+    results = walk(cluster)
+    promoting = [r for t, r in zip(JOURNEY, results) if t.phase == PR]
+    assert promoting and all(replicas_of(r, S) == TOTAL and replicas_of(r, C) == 2 for r in promoting)
+    assert all(replicas_of(r, S) >= TOTAL for r in results)
+
+
+# --- fixed points: the same reconcile again changes nothing ----------------------------
+
+FIXED_POINT_BUGS = {
+    130: "BUG: rollout.decide ignores the candidate's size: from the same observation (candidate complete at the "
+         "shadow step's 2 replicas) the next reconcile starts canary 10% on a Deployment not yet resized to 1",
+    260: "BUG: rollout._progress reports Progressing when a step completes and the next one (a manual gate) starts in "
+         "the same reconcile; the next reconcile flips it to Paused (PhasePaused)",
+    1010: "BUG: rollout.decide ignores the candidate's size: the same observation (candidate complete at 1 replica) "
+          "starts canary 50% before the candidate is resized to 2",
+}
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(i, id=f"t={t.t}", marks=[pytest.mark.xfail(strict=True, reason=FIXED_POINT_BUGS[t.t])] if t.t in FIXED_POINT_BUGS else [])
+    for i, t in enumerate(JOURNEY)
+])
+def test_every_reconcile_of_the_rollout_is_a_fixed_point(index: int) -> None:
+    """Reconciling again at the same ``now`` from the status just written and the same observation is a no-op."""
+    cluster = issue_cluster()
+    walk(cluster, JOURNEY[:index])
+    tick = JOURNEY[index]
+    if tick.do:
+        tick.do(cluster)
+    first = cluster.commit(cluster.plan(at(tick.t)))
+    again = cluster.plan(at(tick.t))
+    assert again.events == []
+    assert again.status == first.status
+    assert (again.workloads, again.traffic) == (first.workloads, first.traffic)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: rollout._progress returns phase Progressing after starting a manual gate "
+                   "in the same reconcile as the previous step's completion (same-size path)")
+def test_entering_a_manual_gate_says_paused_at_once() -> None:
+    cluster = issue_cluster()
+    results = walk(cluster, JOURNEY[:7])
+    assert JOURNEY[6].t == 260
+    assert results[-1].status.phase == Phase.PAUSED
+    assert cond(results[-1], "Progressing") == ("True", "Paused")
+
+
+# --- crash-safety: the operator dies after applying children, before writing status ----
+
+def drive_with_crashes(mode: str) -> Cluster:
+    """Run JOURNEY where every reconcile is done twice from the same previous status.
+
+    replay: same observation, same now; later: same observation, 5 s later; applied: the
+    first attempt's children were applied and converged; half-applied: applied, but the
+    Deployment controllers have not caught up yet. Only the second attempt writes status.
+    """
+    cluster = issue_cluster()
+    for tick in JOURNEY:
+        if tick.do:
+            tick.do(cluster)
+        before = cluster.status
+        first = cluster.plan(at(tick.t))
+        if mode == "replay":
+            second = cluster.plan(at(tick.t))
+            assert second == first, f"t={tick.t}: not deterministic"
+        else:
+            if mode == "applied":
+                cluster.converge(first)
+            elif mode == "half-applied":
+                cluster.half_apply(first)
+            second = cluster.plan(at(tick.t + 5))
+        seen = dict(cluster.live)
+        # Compatible: the second attempt makes the first one's decisions, possibly one more.
+        a, b = labels(new_entries(before, first.status)), labels(new_entries(before, second.status))
+        assert b[: len(a)] == a, f"t={tick.t}: crashed attempt decided {a}, the retry {b}"
+        cluster.commit(second)
+        assert_routes_only_to_ready(seen, second, TOTAL)
+        cluster.converge(second)
+    return cluster
+
+
+@pytest.mark.parametrize("mode", [
+    "replay", "later", "applied",
+    pytest.param("half-applied", marks=pytest.mark.xfail(strict=True, reason=(
+        "BUG: rollout._progress treats a candidate that is available but not 'complete' (its Deployment is being "
+        "resized for the next step by the crashed attempt) as unavailable: CandidateUnavailable, Degraded, the "
+        "step's clock resets and the step is repeated"))),
+])
+def test_a_crash_before_the_status_write_skips_or_repeats_nothing(mode: str) -> None:
+    cluster = drive_with_crashes(mode)
+    committed = labels(cluster.status.history)
+    assert committed == ["Deployed", *ISSUE_ROLLOUT]
+    counts = Counter(e.reason for e in cluster.events)
+    assert counts["PromotionStarted"] == 1 and counts["Promoted"] == 1
+    assert cluster.status.stable_model.bento == "fraud_scorer:2.0.0" and cluster.status.rollout is None
+
+
+def test_a_crash_during_promotion_does_not_promote_twice() -> None:
+    """The retry of the Promoted decision, with the candidate already deleted, decides Promoted once."""
+    cluster = issue_cluster()
+    walk(cluster, JOURNEY[:-2])
+    assert cluster.status.phase == Phase.PROMOTING
+    first = cluster.plan(at(1100))
+    cluster.converge(first)  # candidate deleted, stable at 2.0.0: then the process dies
+    second = cluster.commit(cluster.plan(at(1101)))
+    assert second.status.phase == Phase.SUCCEEDED and second.status.candidate is None
+    assert non_phase(second.events) == ["Promoted"]
+    cluster.converge(second)
+    third = cluster.reconcile(at(1102))
+    assert third.events == [] and labels(cluster.status.history).count("Promoted") == 1
+    assert labels(cluster.status.history).count("PromotionStarted") == 1
+
+
+# --- the first version, and the candidate's readiness gate -----------------------------
+
+def test_the_first_version_goes_straight_to_stable() -> None:
+    cluster = Cluster(spec=rollout_spec("1.0.0"))
+    first = cluster.reconcile(at(0))
+    assert first.status.phase == Phase.PENDING
+    assert [w.variant for w in first.workloads] == [S] and first.workloads[0].replicas == TOTAL
+    assert first.traffic.weights == {S: 100} and first.traffic.mirror is None
+    assert first.status.rollout is None and first.status.candidate is None
+    assert first.status.stable_model.bento == "fraud_scorer:1.0.0"
+    assert labels(first.status.history) == ["Deployed"] and [e.reason for e in first.events] == ["Deployed"]
+    second = cluster.reconcile(at(10))
+    assert second.status.phase == Phase.SUCCEEDED and second.status.rollout is None
+    assert labels(second.status.history) == ["Deployed"]
+
+
+def entering_step_one() -> Cluster:
+    """The issue's rollout has just started: the candidate is wanted at 2 replicas for shadow 50%."""
+    cluster = issue_cluster()
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(60))
+    return cluster
+
+
+WANTED = {"bento": "fraud_scorer:2.0.0", "replicas": 2}
+
+
+@pytest.mark.parametrize("candidate, traffic, phase", [
+    pytest.param(DeploymentState(exists=False), False, P, id="not created yet"),
+    pytest.param("starting", False, P, id="0/2 ready"),
+    pytest.param("half", False, P, id="1/2 ready: available, not complete"),
+    pytest.param("old revision", False, P, id="complete, but another revision"),
+    pytest.param("deadline", False, Phase.DEGRADED, id="progress deadline exceeded"),
+    pytest.param("one replica", False, P, id="complete at 1 replica, the step needs 2", marks=pytest.mark.xfail(strict=True, reason=(
+        "BUG: rollout.decide never compares candidate.replicas/ready_replicas with the step's size: a candidate "
+        "complete at 1 replica gets the 50% mirror the step sized for 2"))),
+    pytest.param("zero replicas", False, P, id="complete at 0 replicas", marks=pytest.mark.xfail(strict=True, reason=(
+        "BUG: rollout.decide: a Deployment at 0 replicas is available and complete, so the step starts with no pod"))),
+    pytest.param("ready", True, P, id="2/2 ready at the step's size"),
+])
+def test_the_candidate_gets_traffic_only_when_available_and_complete_at_the_steps_size(candidate: Any, traffic: bool, phase: Phase) -> None:
+    cluster = entering_step_one()
+    wanted = workload_of(cluster.last, C)
+    states = {
+        "starting": deployment_state(wanted, 0),
+        "half": deployment_state(wanted, 1),
+        "old revision": deployment_state(wanted, revision=rev("1.5.0")),
+        "deadline": deployment_state(wanted, 0, deadline=True),
+        "one replica": deployment_state(wanted, replicas=1),
+        "zero replicas": deployment_state(wanted, replicas=0),
+        "ready": deployment_state(wanted),
+    }
+    cluster.live[C] = states.get(candidate, candidate) if isinstance(candidate, str) else candidate
+    seen = dict(cluster.live)
+    result = cluster.reconcile(at(70))
+    assert result.status.phase == phase
+    assert replicas_of(result, C) == 2
+    if traffic:
+        assert result.traffic.mirror == (C, 50) and started_at(result) == ts(70)
+        assert result.status.history[-1].event == "StepStarted"
+    else:
+        assert result.traffic.weights == {S: 100} and result.traffic.mirror is None
+        assert started_at(result) is None
+        assert "StepStarted" not in [e.reason for e in result.events]
+        assert_routes_only_to_ready(seen, result, TOTAL)
+
+
+# --- durations, pause and resume -------------------------------------------------------
+
+def canary_running() -> Cluster:
+    """canary 10% for 2m, started at t=70, then canary 50%."""
+    cluster = running(rollout_spec("2.0.0", [canary(10, "2m"), canary(50, "1m")]))
+    cluster.reconcile(at(60))
+    cluster.reconcile(at(70))
+    assert cluster.status.rollout.step_started_at == ts(70) and cluster.last.traffic.weights == {S: 90, C: 10}
+    return cluster
+
+
+@pytest.mark.parametrize("elapsed, advanced", [(0, False), (60, False), (119, False), (120, True), (3600, True)])
+def test_a_step_advances_only_once_its_duration_has_passed(elapsed: int, advanced: bool) -> None:
+    cluster = canary_running()
+    result = cluster.reconcile(at(70 + elapsed))
+    assert result.status.rollout.step == (1 if advanced else 0)
+    if advanced:
+        assert result.status.history[-1].event == "StepCompleted" and result.status.history[-1].time == ts(70 + elapsed)
+        assert "duration passed" in result.status.history[-1].message
+    else:
+        assert result.events == [] and result.traffic.weights == {S: 90, C: 10}
+        assert f"{120 - elapsed}s left" in next(c.message for c in result.status.conditions if c.type == "Progressing")
+
+
+def set_paused(how: str, value: bool) -> Callable[[Cluster], None]:
+    def apply(c: Cluster) -> None:
+        if how == "spec":
+            c.spec = {**c.spec, "paused": value}
+        else:
+            c.annotate("paused", "true" if value else None)
+    return apply
+
+
+@pytest.mark.parametrize("how", ["spec", "annotation"])
+def test_paused_time_does_not_count_towards_a_step(how: str) -> None:
+    cluster = canary_running()
+    set_paused(how, True)(cluster)
+    paused = cluster.reconcile(at(100))  # 30 s of the 2 min done
+    assert paused.status.phase == Phase.PAUSED and paused.status.rollout.paused_at == ts(100)
+    assert paused.status.history[-1].event == "Paused" and non_phase(paused.events) == ["Paused"]
+    while_paused = cluster.reconcile(at(1000))  # long past the 2 min: frozen
+    assert while_paused.status.rollout.step == 0 and while_paused.traffic.weights == {S: 90, C: 10}
+    assert while_paused.events == [] and while_paused.status.phase == Phase.PAUSED
+    set_paused(how, False)(cluster)
+    resumed = cluster.reconcile(at(1300))  # paused for 1200 s: the step's start moves from 70 to 1270
+    assert resumed.status.phase == Phase.PROGRESSING and resumed.status.rollout.paused_at is None
+    assert resumed.status.rollout.step_started_at == ts(1270)
+    assert non_phase(resumed.events) == ["Resumed"]
+    assert cluster.reconcile(at(1389)).status.rollout.step == 0  # 30 s + 89 s
+    assert cluster.reconcile(at(1390)).status.rollout.step == 1  # 30 s + 90 s = 2 min
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: rollout._progress starts a step (traffic applied, StepStarted) while paused when the candidate becomes "
+    "ready after the pause, and on resume shifts step_started_at by the whole pause (including the time before "
+    "the step started), putting the step's start in the future; the phase is Progressing, not Paused, meanwhile"))
+def test_pausing_before_a_step_started_freezes_it_and_resume_runs_it_in_full() -> None:
+    cluster = running(rollout_spec("2.0.0", [canary(25, "1m")]))
+    cluster.broken = {C}
+    cluster.annotate("paused", "true")
+    assert cluster.reconcile(at(60)).status.phase == Phase.PAUSED  # candidate not ready yet, paused
+    cluster.broken = set()
+    cluster.reconcile(at(70))  # candidate becomes ready meanwhile
+    frozen = cluster.reconcile(at(600))
+    assert frozen.status.phase == Phase.PAUSED
+    assert frozen.traffic.weights == {S: 100}, "traffic stays as it is while paused"
+    cluster.annotate("paused", None)
+    resumed = cluster.reconcile(at(1200))
+    started = resumed.status.rollout.step_started_at
+    assert started is not None and started <= ts(1200), "the step's clock starts in the future"
+    assert cluster.reconcile(at(1260)).status.phase == Phase.PROMOTING, "1m after resuming, the 1m step is done"
+
+
+# --- controls from kubectl --------------------------------------------------------------
+
+def at_the_gate() -> Cluster:
+    cluster = issue_cluster()
+    walk(cluster, JOURNEY[:8])
+    assert cluster.status.phase == Phase.PAUSED and cluster.status.rollout.step == 2
+    return cluster
+
+
+def test_promote_step_passes_the_gate_once_per_value() -> None:
+    cluster = at_the_gate()
+    cluster.annotate("promote-step", "a")
+    passed = cluster.reconcile(at(1010))
+    assert passed.status.rollout.step == 3 and passed.status.controls["promote-step"] == "a"
+    assert "passed by a user (promote-step)" in passed.status.history[-1].message
+    ready = cluster.reconcile(at(1020))
+    assert labels(new_entries(passed.status, ready.status)) == ["StepStarted 4/4"]
+    same = cluster.reconcile(at(1030))  # the same value again: canary 50% is not skipped
+    assert same.status.rollout.step == 3 and same.events == []
+    cluster.annotate("promote-step", "b")  # a new value acts again
+    again = cluster.reconcile(at(1040))
+    assert labels(new_entries(same.status, again.status)) == ["StepCompleted 4/4", "PromotionStarted"]
+    assert again.status.controls["promote-step"] == "b"
+
+
+def test_promote_skips_every_remaining_step() -> None:
+    cluster = issue_cluster()
+    walk(cluster, JOURNEY[:2])  # shadow running
+    cluster.annotate("promote", "now")
+    result = cluster.reconcile(at(80))
+    assert result.status.phase == Phase.PROMOTING and result.status.rollout.promoting
+    assert non_phase(result.events) == ["PromotionStarted"] and result.status.controls == {"promote": "now"}
+    assert result.status.history[-1].event == "PromotionStarted" and "promoted by a user" in result.status.history[-1].message
+    assert workload_of(result, S).model.bento == "fraud_scorer:2.0.0" and replicas_of(result, S) == TOTAL
+    assert result.traffic.mirror == (C, 50)  # unchanged until stable is rolled
+    done = cluster.reconcile(at(90))
+    assert done.status.phase == Phase.SUCCEEDED and done.status.stable_model.bento == "fraud_scorer:2.0.0"
+    assert labels(done.status.history)[1:] == ["RolloutStarted", "StepStarted 1/4", "PromotionStarted", "Promoted"]
+    assert cluster.reconcile(at(100)).events == []  # the same value never acts again
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: rollout._progress emits a PromoteDeferred Warning on every reconcile while a promote waits for the "
+    "candidate (the deferral is not recorded in status), so the same reconcile is not a fixed point"))
+def test_a_deferred_promote_is_announced_once() -> None:
+    cluster = running(rollout_spec("2.0.0"))
+    cluster.broken = {C}
+    cluster.reconcile(at(60))
+    cluster.annotate("promote", "p")
+    first = cluster.reconcile(at(70))
+    assert [e.reason for e in first.events] == ["PromoteDeferred"]
+    assert cluster.reconcile(at(70)).events == []
+
+
+def abort_at_canary() -> tuple[Cluster, Any]:
+    cluster = canary_running()
+    cluster.annotate("abort", "a1")
+    return cluster, cluster.reconcile(at(100))
+
+
+def test_abort_puts_all_traffic_on_stable_and_scales_the_candidate_to_zero() -> None:
+    cluster, aborted = abort_at_canary()
+    status = aborted.status
+    assert status.phase == Phase.ROLLED_BACK and status.rollout is None
+    assert aborted.traffic.weights == {S: 100} and aborted.traffic.mirror is None
+    assert replicas_of(aborted, C) == 0 and replicas_of(aborted, S) == TOTAL
+    assert workload_of(aborted, S).model.bento == "fraud_scorer:1.0.0"
+    assert (status.rolled_back.reason, status.rolled_back.revision, status.rolled_back.at) == ("Aborted", rev("2.0.0"), ts(100))
+    assert "step 1/2: canary 10%" in status.rolled_back.message
+    assert status.history[-1].event == "Aborted" and [e.reason for e in aborted.events] == ["Aborted", "PhaseRolledBack"]
+    assert aborted.events[0].type == "Warning"
+    assert cond(aborted, "Degraded") == ("True", "RolledBack") and cond(aborted, "Ready") == ("True", "Available")
+    assert status.controls == {"abort": "a1"}
+    for minutes in range(1, 60):  # not retried while spec.model is unchanged
+        later = cluster.reconcile(at(100 + 60 * minutes))
+        assert later.events == [] and later.status.rolled_back == status.rolled_back and later.status.rollout is None
+        assert later.status.phase == Phase.ROLLED_BACK and later.traffic.weights == {S: 100} and replicas_of(later, C) == 0
+    assert labels(cluster.status.history).count("RolloutStarted") == 1
+
+
+@pytest.mark.parametrize("control", ["promote", "promote-step", "abort"])
+def test_controls_do_nothing_to_a_rolled_back_revision(control: str) -> None:
+    cluster, aborted = abort_at_canary()
+    cluster.annotate(control, "later")
+    result = cluster.reconcile(at(200))
+    assert result.status.phase == Phase.ROLLED_BACK and result.events == []
+    assert result.status.controls[control] == "later"  # consumed: it will not act on a later rollout
+
+
+def test_retry_restarts_the_rollout_from_step_zero() -> None:
+    cluster, aborted = abort_at_canary()
+    cluster.annotate("retry", "r1")
+    retried = cluster.reconcile(at(200))
+    assert retried.status.rolled_back is None and retried.status.phase == Phase.PROGRESSING
+    assert retried.status.rollout.step == 0 and retried.status.rollout.started_at == ts(200)
+    assert labels(new_entries(aborted.status, retried.status))[:2] == ["Retried", "RolloutStarted"]
+    assert replicas_of(retried, C) == 1 and retried.status.controls == {"abort": "a1", "retry": "r1"}
+    # The same abort value does not abort the new attempt; a new value does.
+    assert cluster.reconcile(at(210)).status.phase == Phase.PROGRESSING
+    cluster.annotate("abort", "a2")
+    assert cluster.reconcile(at(220)).status.rolled_back.reason == "Aborted"
+    cluster.annotate("retry", "r1")
+    assert cluster.reconcile(at(230)).status.phase == Phase.ROLLED_BACK  # the old retry value: no retry
+    cluster.annotate("retry", "r2")
+    assert cluster.reconcile(at(240)).status.phase == Phase.PROGRESSING
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: after a retry the aborted candidate's Deployment still runs 0 replicas, which Kubernetes reports as "
+    "Available and complete; rollout._progress starts step 1 at once and routes canary 10% to a Service with no pods"))
+def test_retry_sends_no_traffic_to_a_candidate_still_at_zero_replicas() -> None:
+    cluster, _ = abort_at_canary()
+    assert cluster.live[C].replicas == 0 and cluster.live[C].available
+    cluster.annotate("retry", "r1")
+    retried = cluster.reconcile(at(200))
+    assert_routes_only_to_ready(cluster.seen, retried, TOTAL)
+
+
+def test_a_new_model_after_a_rollback_starts_a_new_rollout() -> None:
+    cluster, _ = abort_at_canary()
+    cluster.set_model("3.0.0")
+    result = cluster.reconcile(at(200))
+    assert result.status.rolled_back is None and result.status.phase == Phase.PROGRESSING
+    assert result.status.rollout.revision == rev("3.0.0") and result.status.rollout.step == 0
+    assert result.status.history[-1].event == "RolloutStarted" and result.status.history[-1].bento == "fraud_scorer:3.0.0"
+    assert workload_of(result, C).model.bento == "fraud_scorer:3.0.0" and result.traffic.weights == {S: 100}
+
+
+# --- spec.model edited during a rollout ------------------------------------------------
+
+def test_a_new_model_mid_rollout_replaces_the_candidate_and_restarts_the_steps() -> None:
+    cluster = canary_running()
+    cluster.set_model("3.0.0")
+    replaced = cluster.reconcile(at(100))
+    assert non_phase(replaced.events) == ["CandidateReplaced"]
+    assert replaced.status.history[-1].event == "CandidateReplaced" and "fraud_scorer:3.0.0" in replaced.status.history[-1].message
+    assert replaced.status.rollout.revision == rev("3.0.0") and replaced.status.rollout.step == 0
+    assert replaced.status.rollout.step_started_at is None
+    assert workload_of(replaced, C).model.bento == "fraud_scorer:3.0.0"
+    assert replaced.traffic.weights == {S: 100}, "the 2.0.0 pods lose their 10% at once"
+    restarted = cluster.reconcile(at(110))
+    assert restarted.status.rollout.step_started_at == ts(110) and restarted.traffic.weights == {S: 90, C: 10}
+    assert restarted.status.candidate.revision == rev("3.0.0")
+
+
+def test_reverting_the_model_mid_rollout_cancels_it() -> None:
+    cluster = canary_running()
+    cluster.set_model("1.0.0")
+    cancelled = cluster.reconcile(at(100))
+    assert cancelled.status.history[-1].event == "RolloutCancelled"
+    assert cancelled.status.rollout is None and cancelled.status.candidate is None
+    assert [w.variant for w in cancelled.workloads] == [S] and cancelled.traffic.weights == {S: 100}
+    assert cancelled.status.phase == Phase.SUCCEEDED and cancelled.status.stable_model.bento == "fraud_scorer:1.0.0"
+    assert cluster.reconcile(at(110)).events == []
+
+
+# --- the candidate fails mid-rollout ---------------------------------------------------
+
+def test_an_unavailable_candidate_holds_the_rollout_on_stable_then_restarts_the_step() -> None:
+    cluster = canary_running()
+    cluster.broken = {C}
+    cluster.live[C] = deployment_state(workload_of(cluster.last, C), 0)
+    held = cluster.reconcile(at(100))
+    assert held.traffic.weights == {S: 100} and held.status.phase == Phase.DEGRADED
+    assert held.status.rollout.hold_reason == "CandidateUnavailable" and held.status.rollout.step_started_at is None
+    assert held.status.history[-1].event == "CandidateUnavailable" and held.events[0].type == "Warning"
+    assert cond(held, "Degraded")[0] == "True" and cond(held, "Ready") == ("True", "Available")
+    assert replicas_of(held, C) == 1, "the candidate keeps its size to recover"
+    still = cluster.reconcile(at(1000))  # far past the 2 min: holds, no new Events
+    assert still.status.rollout.step == 0 and still.events == [] and still.traffic.weights == {S: 100}
+    cluster.broken = set()
+    cluster.live[C] = deployment_state(workload_of(cluster.last, C))
+    back = cluster.reconcile(at(1010))
+    assert back.traffic.weights == {S: 90, C: 10} and back.status.phase == Phase.PROGRESSING
+    assert back.status.rollout.step_started_at == ts(1010) and back.status.rollout.hold_reason is None
+    assert labels(new_entries(still.status, back.status)) == ["StepStarted 1/2"]
+    assert cluster.reconcile(at(1129)).status.rollout.step == 0  # the step's clock restarted
+    assert cluster.reconcile(at(1130)).status.rollout.step == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: rollout._progress only holds (Degraded, CandidateUnavailable) when step_started_at is set; a candidate "
+    "that goes down while being resized between steps (it still carried the previous step's 10%) just loses its "
+    "traffic with phase Progressing, no Event and no history entry"))
+def test_a_candidate_failing_between_steps_also_holds_as_degraded() -> None:
+    cluster = canary_running()
+    cluster.reconcile(at(190))  # canary 10% done: resizing for canary 50%, 10% kept meanwhile
+    assert cluster.status.rollout.step == 1 and cluster.last.traffic.weights == {S: 90, C: 10}
+    cluster.frozen = {C}
+    cluster.live[C] = deployment_state(workload_of(cluster.last, C), 0)
+    down = cluster.reconcile(at(200))
+    assert down.traffic.weights == {S: 100}
+    assert down.status.phase == Phase.DEGRADED
+    assert "CandidateUnavailable" in [e.reason for e in down.events]
+
+
+# --- the analysis gate ------------------------------------------------------------------
+
+@pytest.mark.parametrize("result, advances, slos_met", [
+    ("Inconclusive", False, "Unknown"),
+    ("Fail", False, "False"),
+    ("Pass", True, "True"),
+])
+def test_the_gate_must_pass_for_a_step_to_advance(result: str, advances: bool, slos_met: str) -> None:
+    cluster = canary_running()
+    gate = Gate(result, f"analysis: {result}", evidence={"errorRate": {"value": 0.001, "verdict": result}})  # type: ignore[arg-type]
+    early = cluster.reconcile(at(100), gate)
+    assert early.status.rollout.step == 0, "the duration comes first"
+    after = cluster.reconcile(at(190), gate)
+    assert cond(after, "SLOsMet")[0] == slos_met
+    assert after.status.rollout.step == (1 if advances else 0)
+    if advances:
+        entry = after.status.history[-1]
+        assert entry.event == "StepCompleted" and "analysis passed" in entry.message and entry.evidence == gate.evidence
+    else:
+        assert after.events == [] and after.status.phase == Phase.PROGRESSING and after.traffic.weights == {S: 90, C: 10}
+        assert "waiting for a passing analysis" in next(c.message for c in after.status.conditions if c.type == "Progressing")
+        assert cluster.reconcile(at(3600), gate).status.rollout.step == 0
+
+
+def test_a_gate_asking_for_rollback_rolls_back_with_its_evidence() -> None:
+    cluster = canary_running()
+    evidence = {"errorRate": {"value": 0.05, "threshold": 0.01, "samples": 900, "verdict": "Fail"}}
+    gate = Gate("Fail", "error rate 5% > 1% (2 failures)", rollback=True, evidence=evidence)
+    result = cluster.reconcile(at(100), gate)
+    status = result.status
+    assert status.phase == Phase.ROLLED_BACK and result.traffic.weights == {S: 100} and replicas_of(result, C) == 0
+    assert (status.rolled_back.reason, status.rolled_back.message) == ("FailedAnalysis", gate.message)
+    entry = status.history[-1]
+    assert (entry.event, entry.evidence, entry.revision) == ("RolledBack", evidence, rev("2.0.0"))
+    assert "FailedAnalysis" in entry.message and result.events[0].type == "Warning"
+    for gate_now in (None, Gate("Pass", "ok")):  # a later verdict does not resurrect it
+        assert cluster.reconcile(at(200), gate_now).status.phase == Phase.ROLLED_BACK
+    assert labels(cluster.status.history).count("RolledBack") == 1
+
+
+# --- provider none: the canary weight is a replica ratio -------------------------------
+
+def none_rollout() -> Cluster:
+    return running(rollout_spec("1.0.0", [canary(25, "1m"), canary(50, "1m")], traffic=None))
+
+
+def test_without_a_router_the_canary_weight_is_a_replica_ratio() -> None:
+    """Documented approximation: both variants' pods sit behind one Service, so weight = share of pods."""
+    cluster = none_rollout()
+    cluster.set_model("2.0.0")
+    entering = cluster.reconcile(at(60))
+    assert (replicas_of(entering, S), replicas_of(entering, C)) == (4, 1), "no weight yet: stable keeps all 4"
+    quarter = cluster.reconcile(at(70))
+    assert quarter.traffic.weights == {S: 75, C: 25}, "status still says the intended weights"
+    assert (replicas_of(quarter, S), replicas_of(quarter, C)) == (3, 1)  # 1 of 4 pods = 25%
+    cluster.reconcile(at(130))
+    half = cluster.reconcile(at(140))
+    assert half.traffic.weights == {S: 50, C: 50} and (replicas_of(half, S), replicas_of(half, C)) == (2, 2)
+    assert replicas_of(half, S) + replicas_of(half, C) == TOTAL
+
+
+def test_without_a_router_a_small_weight_is_rounded_up_to_one_pod() -> None:
+    cluster = running(rollout_spec("1.0.0", [canary(10, "1m")], traffic=None))
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(60))
+    result = cluster.reconcile(at(70))
+    assert result.traffic.weights == {S: 90, C: 10}
+    assert (replicas_of(result, S), replicas_of(result, C)) == (3, 1)  # really 25%: the smallest share is 1/4
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: plan.plan sizes the stable (provider none) as total - replicas_for_share(total, d.candidate_share), the "
+    "share of the step being prepared, not of the traffic applied: when canary 25% completes, stable drops 3->2 while "
+    "the candidate is still 1 pod (capacity 3 of 4, ratio already past 25% before the 50% step started)"))
+def test_without_a_router_resizing_for_the_next_step_keeps_the_current_ratio() -> None:
+    cluster = none_rollout()
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(60))
+    cluster.reconcile(at(70))
+    resizing = cluster.reconcile(at(130))
+    assert resizing.status.rollout.step == 1 and resizing.traffic.weights == {S: 75, C: 25}
+    assert replicas_of(resizing, C) == 2
+    assert replicas_of(resizing, S) == 3
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: provider none: during Promoting plan.plan sizes the new stable as total - candidate (2 of 4) and "
+    "rollout._promoting declares Promoted when that 2-replica stable is complete; the same apply deletes the "
+    "2-pod candidate and scales stable 2->4, so capacity drops to 2 of 4 until the new pods are ready"))
+def test_without_a_router_promotion_keeps_capacity() -> None:
+    cluster = none_rollout()
+    cluster.set_model("2.0.0")
+    for t in (60, 70, 130, 140, 200):
+        cluster.reconcile(at(t))
+    assert cluster.status.phase == Phase.PROMOTING
+    promoted = cluster.reconcile(at(210))
+    assert promoted.status.history[-1].event == "Promoted"
+    assert cluster.seen[S].ready_replicas >= TOTAL, "candidate removed while stable had fewer than 4 pods ready"
+
+
+# --- history and Events ----------------------------------------------------------------
+
+def issue_history() -> list[Any]:
+    cluster = issue_cluster()
+    walk(cluster)
+    return cluster.status.history
+
+
+def aborted_history() -> list[Any]:
+    return abort_at_canary()[1].status.history
+
+
+def rolled_back_history() -> list[Any]:
+    cluster = canary_running()
+    return cluster.reconcile(at(100), Gate("Fail", "bad", rollback=True, evidence={"errorRate": 0.5})).status.history
+
+
+@pytest.mark.parametrize("event, history", [
+    pytest.param("StepStarted", issue_history, id="StepStarted"),
+    *[pytest.param(event, fn, id=event, marks=pytest.mark.xfail(strict=True, reason=(
+        f"BUG: the {event} history entry carries no traffic weights (rollout.{where} records no weights evidence); "
+        "the audit trail cannot say what traffic the version had at that time")))
+      for event, fn, where in (
+          ("PromotionStarted", issue_history, "_start_promotion"),
+          ("Promoted", issue_history, "_promoting (evidence is readyReplicas only)"),
+          ("Aborted", aborted_history, "_roll_back"),
+          ("RolledBack", rolled_back_history, "_roll_back (only the gate's evidence)"),
+      )],
+])
+def test_history_of_steps_promotions_and_aborts_carries_weights_and_time(event: str, history: Callable[[], list[Any]]) -> None:
+    entries = [e for e in history() if e.event == event]
+    assert entries
+    for entry in entries:
+        assert entry.time.endswith("Z") and entry.revision == rev("2.0.0")
+        assert entry.evidence is not None and "weights" in entry.evidence
+
+
+def test_history_stays_bounded_through_many_rollouts() -> None:
+    cluster = canary_running()
+    for i in range(30):
+        cluster.set_model(f"3.{i}.0")
+        cluster.reconcile(at(200 + i))
+    history = cluster.status.history
+    assert len(history) == 20
+    assert history[-1].event == "CandidateReplaced" and history[-1].bento == "fraud_scorer:3.29.0"
+    assert [e.time for e in history] == sorted(e.time for e in history)
+
+
+@pytest.mark.parametrize("spec", [
+    rollout_spec("1.0.0"),
+    rollout_spec("1.0.0", [canary(25, "1m")], traffic=None),
+    rollout_spec("1.0.0", [shadow(100, "15m"), canary(5, "5m"), pause("10m"), pause()]),
+])
+def test_the_specs_used_here_are_valid_and_fully_acted_on(spec: dict[str, Any]) -> None:
+    result = Cluster(spec=spec).reconcile(at(0))
+    assert result.status.problems == [] and result.status.ignored_fields == [] and result.workloads is not None
