@@ -16,16 +16,23 @@ from datetime import datetime, timezone
 from typing import Any
 
 import headway
-from headway.api.spec import ModelDeploymentSpec
-from headway.api.status import ConditionType, Phase
+from headway.api.spec import ModelDeploymentSpec, SeriesLabels
+from headway.api.status import AnalysisStatus, ConditionType, ModelDeploymentStatus, Phase
 from headway.k8s.apply import Action, apply_children, patch_status, post_event
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent, set_condition
-from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, VariantWorkload
+from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
+from headway.metrics.prometheus import PrometheusSource
+from headway.planning import analysis
+from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, VariantWorkload, shared_labels
 from headway.planning.observe import observe_deployment, parse_status
 from headway.planning.plan import Gate, Observed, Plan, plan
 from headway.planning.rollout import TrafficPlan
+from headway.planning.validation import parse_spec
+from headway.planning.verdicts import VariantData, assess
+from headway.rendering.monitoring import build_podmonitor
 from headway.rendering.workload import build_children
+from headway import telemetry
 from headway.traffic.base import Backend, Mirror, Pin, RouteIntent
 from headway.traffic.registry import ALL_KINDS, provider_for
 
@@ -34,6 +41,48 @@ log = logging.getLogger(__name__)
 MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PLURAL, headway.KIND))
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
 ROUTE_KINDS = tuple(register_kind(Kind(k.group, k.version, k.plural, k.kind)) for k in ALL_KINDS)
+PODMONITOR = register_kind(Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"))
+_sources: dict[str, MetricSource] = {}
+
+
+def metric_source(url: str) -> MetricSource:
+    if url not in _sources:
+        _sources[url] = PrometheusSource(url)
+    return _sources[url]
+
+
+def run_analysis(spec: ModelDeploymentSpec | None, owner: Owner, previous: ModelDeploymentStatus, now: datetime,
+                 default_url: str | None) -> tuple[AnalysisStatus | None, Gate | None]:
+    """Measure when the analysis is due, and turn the latest measurement into a gate."""
+    req = analysis.request(spec, previous, now)
+    if req is None or spec is None or spec.analysis is None:
+        return previous.analysis, None
+    status = previous.analysis
+    if analysis.due(spec.analysis, status, req, now):
+        cfg = spec.analysis
+        url = (cfg.prometheus.url if cfg.prometheus else None) or default_url
+        data: dict[str, VariantData | None] = {}
+        error = None if url else "no Prometheus URL: set spec.analysis.prometheus.url or the operator's --prometheus-url"
+        labels = cfg.series_labels or SeriesLabels()
+        for variant in {v for pair in req.targets for v in pair if v}:
+            if error is None:
+                try:
+                    data[variant] = metric_source(url).fetch(SeriesQuery(  # type: ignore[arg-type]
+                        owner.namespace, owner.name, variant, req.window_start, now, tuple(cfg.slos), labels, cfg.interval))
+                except MetricsError as exc:
+                    error = str(exc)
+        verdicts = [
+            (variant, verdict)
+            for variant, baseline in req.targets
+            for verdict in assess(cfg.slos, data.get(variant) if error is None else None,
+                                  data.get(baseline) if baseline and error is None else None, cfg.min_requests)
+        ]
+        status = analysis.record(cfg, status, req, verdicts, error, now)
+        for variant, verdict in verdicts:
+            telemetry.VERDICT.labels(owner.namespace, owner.name, variant, verdict.slo).set({"Pass": 1, "Fail": -1}.get(verdict.result, 0))
+            if verdict.value is not None:
+                telemetry.SLO_VALUE.labels(owner.namespace, owner.name, variant, verdict.slo).set(verdict.value)
+    return status, analysis.gate(spec.analysis, status, req)
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -104,7 +153,20 @@ def observe_variants(kube: Kube, owner: Owner) -> dict[str, Any]:
     }
 
 
-def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, gate: Gate | None = None) -> Plan | None:
+def _count(result: Plan, owner: Owner) -> None:
+    for event in result.events:
+        kind = {"RolloutStarted": "started", "Promoted": "promoted", "RolledBack": "rolled_back", "Aborted": "aborted"}.get(event.reason)
+        if kind:
+            telemetry.ROLLOUTS.labels(kind).inc()
+        if event.reason in ("RolledBack", "Aborted"):
+            reason = result.status.rolled_back.reason if result.status.rolled_back else event.reason
+            telemetry.ROLLBACKS.labels(reason).inc()
+    if result.traffic is not None:
+        for variant, weight in result.traffic.weights.items():
+            telemetry.WEIGHT.labels(owner.namespace, owner.name, variant).set(weight)
+
+
+def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None) -> Plan | None:
     """Bring one ModelDeployment's children and status in line with its spec."""
     with _lock(namespace, name):
         body = kube.get(MODEL_DEPLOYMENT, namespace, name)
@@ -115,9 +177,11 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
         generation = meta.get("generation")
         previous = parse_status(body.get("status"))
+        spec, _ = parse_spec(body.get("spec") or {})
+        analysis_status, gate = run_analysis(spec, owner, previous, now, prometheus_url)
         observed = Observed(
             raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
-            previous=previous, live=observe_variants(kube, owner), gate=gate,
+            previous=previous, live=observe_variants(kube, owner), gate=gate, analysis=analysis_status,
         )
         result = plan(owner, observed, now)
 
@@ -125,12 +189,14 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         if result.spec is not None and result.workloads is not None:
             children = build_children(owner, result.spec, result.workloads)
             route_problems: list[str] = []
+            labels = shared_labels(owner, result.spec)
             if result.traffic is not None:
-                umbrella = children[-1]["metadata"]["labels"]
-                routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, umbrella)
+                routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, labels)
                 children += routes
+            if result.spec.analysis is not None and kube.serves(PODMONITOR):
+                children.append(build_podmonitor(owner, result.spec, labels))
             keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
-            managed = WORKLOAD_KINDS + tuple(k for k in ROUTE_KINDS if kube.serves(k))
+            managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
             actions = apply_children(kube, owner, children, managed, keep=keep)
             conflicts = [a.detail for a in actions if a.verb == "conflict"]
             if conflicts:
@@ -147,6 +213,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
                 log.info("%s/%s changed while reconciling; deciding again on the next event", namespace, name)
                 return None
             raise
+        _count(result, owner)
         for event in [*_action_events(actions), *result.events]:
             post_event(kube, body, event, now)
         return result

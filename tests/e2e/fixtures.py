@@ -21,12 +21,21 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, Path, bool]]:
-    """A Kubernetes API: the real cluster named by HEADWAY_E2E_KUBECONFIG, else the emulator."""
-    if REAL_KUBECONFIG:
-        kube, kubeconfig = real_cluster_kube()
-        install_crd(kube)
-        yield kube, kubeconfig, False
+def real_cluster() -> Iterator[tuple[Kube, Path] | None]:
+    if not REAL_KUBECONFIG:
+        yield None
+        return
+    kube, kubeconfig = real_cluster_kube()
+    install_crd(kube)
+    yield kube, kubeconfig
+
+
+@pytest.fixture()
+def api_server(real_cluster: tuple[Kube, Path] | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, Path, bool]]:
+    """A Kubernetes API: the real cluster named by HEADWAY_E2E_KUBECONFIG, else a fresh
+    emulator per test (no state, no history, nothing to slow down from one test to the next)."""
+    if real_cluster is not None:
+        yield (*real_cluster, False)
         return
     from tests.e2e.emulator import KubeEmulator
 
@@ -52,7 +61,7 @@ def env(api_server: tuple[Kube, Path, bool], tmp_path: Path, request: pytest.Fix
     try:
         yield Env(kube=kube, kubeconfig=kubeconfig, namespace=namespace, operator=operator, emulated=emulated)
     finally:
-        operator.stop()
+        operator.kill()  # graceful shutdown is not under test here, and kopf's takes seconds
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             print(f"\n----- operator logs ({namespace}) -----\n{operator.logs()[-12000:]}")

@@ -134,6 +134,73 @@ class DrainingStatus(ApiModel):
     """When its weight went to 0."""
 
 
+class SloVerdict(ApiModel):
+    """One SLO's verdict at the last measurement, with what was measured."""
+
+    slo: str
+    """errorRate, latency-p<N>, or the query SLO's name."""
+    variant: str = "candidate"
+    """Variant judged."""
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    """Pass: shown to meet the SLO; Fail: shown to breach it or be worse than stable; else Inconclusive."""
+    value: float | None = None
+    """Measured value (error rate, share of slow requests, or the query's value)."""
+    threshold: float | None = None
+    """The SLO's bound, in the same unit."""
+    samples: int = 0
+    """Requests in the window."""
+    baseline_value: float | None = None
+    """Stable's value over the same window, when compared."""
+    statistic: float | None = None
+    """Test statistic (e-value) where a test decided."""
+    p_value: float | None = None
+    """Anytime-valid p-value where a test decided."""
+    ci_low: float | None = None
+    """Lower confidence bound of value (valid at every look)."""
+    ci_high: float | None = None
+    """Upper confidence bound of value."""
+    reason: str = ""
+    """The verdict in words."""
+
+
+class AnalysisStatus(ApiModel):
+    """The last SLO analysis: its window, its verdicts, and the counters that gate and roll back."""
+
+    revision: str
+    """Revision judged."""
+    purpose: Literal["step", "bake", "experiment"] = "step"
+    """A rollout step, the bake time after promotion, or an experiment."""
+    window_start: str
+    """Start of the window the counts cover (the step's start, or the promotion)."""
+    last_run: str
+    """When it was last measured."""
+    runs: int = 0
+    """Measurements in this window."""
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    """Overall: any Fail -> Fail, all Pass -> Pass, else Inconclusive."""
+    consecutive_failures: int = 0
+    """Failed measurements in a row (failureLimit rolls back)."""
+    consecutive_inconclusive: int = 0
+    """Inconclusive measurements in a row (inconclusiveLimit applies onInconclusive)."""
+    verdicts: list[SloVerdict] = Field(default_factory=list)
+    """Per SLO (and per variant for experiments)."""
+    error: str | None = None
+    """Why metrics could not be read, when they could not."""
+
+
+class BakeStatus(ApiModel):
+    """The watch after a promotion: the previous version stays available until it ends."""
+
+    revision: str
+    """Promoted revision being baked."""
+    bento: str
+    """Promoted bento."""
+    since: str
+    """When the promotion completed."""
+    until: str
+    """When the bake time ends."""
+
+
 class ProblemStatus(ApiModel):
     """A problem with the spec that the schema could not catch."""
 
@@ -181,6 +248,10 @@ class ModelDeploymentStatus(ApiModel):
     """The rollout in progress, if any."""
     rolled_back: RolledBackStatus | None = None
     """The desired revision that was rolled back or aborted, if spec.model still names it."""
+    analysis: AnalysisStatus | None = None
+    """The last SLO analysis and its evidence."""
+    bake: BakeStatus | None = None
+    """The bake after the last promotion, while it lasts."""
     variants: list[VariantStatus] = Field(default_factory=list)
     """Experiment variants (A/B/n), with their weights and readiness."""
     draining: list[DrainingStatus] = Field(default_factory=list)

@@ -20,7 +20,7 @@ log = logging.getLogger("headway")
 def _run(memo: Any, namespace: str, name: str) -> None:
     with RECONCILE_SECONDS.time():
         try:
-            reconcile(memo.kube, namespace, name)
+            reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url)
         except ApiError as exc:
             RECONCILES.labels("error").inc()
             log.warning("reconcile of %s/%s failed, retrying on the next event or resync: %s", namespace, name, exc)

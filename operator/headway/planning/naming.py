@@ -18,6 +18,7 @@ MANAGED_BY = "headway"
 COMPONENT = "model-server"
 STABLE = "stable"
 CANDIDATE = "candidate"
+PREVIOUS = "previous"  # the version before the last promotion, kept during the bake time
 # Longest variant suffix Headway appends to a ModelDeployment's name ("-candidate"), and
 # Services are DNS-1035 labels of at most 63 characters.
 MAX_NAME_LENGTH = 63 - len("-" + CANDIDATE)

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.status import (
-    Condition, ConditionType, DrainingStatus, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+    AnalysisStatus, Condition, ConditionType, DrainingStatus, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
 from headway.planning import controls as ctl
 from headway.planning.conditions import EventIntent, append_history, history_entry, rfc3339, set_condition
-from headway.planning.naming import CANDIDATE, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState
 from headway.planning.rollout import Gate, PinPlan, TrafficPlan, decide, replicas_for_share
 from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
@@ -35,6 +35,7 @@ class Observed:
     previous: ModelDeploymentStatus
     live: dict[str, DeploymentState]  # by variant
     gate: Gate | None = None
+    analysis: AnalysisStatus | None = None  # the latest analysis (measured now, or the previous one)
 
 
 @dataclass
@@ -87,6 +88,20 @@ def _steady_phase(previous: ModelDeploymentStatus, state: DeploymentState, stabl
             ("False", "Complete", f"{stable.bento} is rolled out"))
 
 
+def _drain(previous: ModelDeploymentStatus, current: set[str], owner: Owner, now: datetime) -> tuple[list[DrainingStatus], tuple[str, ...]]:
+    """Variants no longer in the spec: no traffic at once, deleted after DRAIN."""
+    since = {d.variant: d.since for d in previous.draining}
+    names = [v.name for v in previous.variants if v.deployment != owner.variant_name(STABLE)] + list(since)
+    draining = []
+    for name in dict.fromkeys(names):
+        if name in current:
+            continue
+        started = since.get(name, rfc3339(now))
+        if now - datetime.fromisoformat(started.replace("Z", "+00:00")) < DRAIN:
+            draining.append(DrainingStatus(variant=name, since=started))
+    return draining, tuple(d.variant for d in draining)
+
+
 def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: datetime) -> tuple[list[VariantWorkload], TrafficPlan, list[VariantStatus], list[DrainingStatus], tuple[str, ...]]:
     assert spec.experiment is not None
     total = stable_replicas(spec)
@@ -119,21 +134,8 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
                 STABLE if m.variant == control.name else m.variant)
         for m in spec.experiment.match if m.variant in available or m.variant == control.name
     )
-    # Variants removed from the spec drain: no traffic at once, deleted after DRAIN.
     current = {v.name for v in spec.experiment.variants if v.model is not None}
-    since = {d.variant: d.since for d in obs.previous.draining}
-    draining = []
-    for old in obs.previous.variants:
-        if old.name in current or old.name == control.name or old.deployment == owner.variant_name(STABLE):
-            continue
-        started = since.get(old.name, rfc3339(now))
-        if now - datetime.fromisoformat(started.replace("Z", "+00:00")) < DRAIN:
-            draining.append(DrainingStatus(variant=old.name, since=started))
-    for d in obs.previous.draining:
-        if d.variant not in current and d.variant not in {x.variant for x in draining}:
-            if now - datetime.fromisoformat(d.since.replace("Z", "+00:00")) < DRAIN:
-                draining.append(d)
-    keep = tuple(d.variant for d in draining)
+    draining, keep = _drain(obs.previous, current | {control.name}, owner, now)
     statuses += [s.model_copy(update={"weight": 0}) for s in obs.previous.variants if s.name in keep]
     return workloads, TrafficPlan(weights=weights, pins=pins), statuses, draining, keep
 
@@ -175,10 +177,11 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         if spec.experiment is not None:
             workloads, traffic, variants, draining, keep = _experiment(spec, obs, owner, now)
             stable_model = spec.model
-            if previous.stable_model is None:
-                history = append_history(history, history_entry(now, "Deployed", f"deploying {spec.model.bento} with an experiment", revision_of(spec.model), spec.model.bento))
-            elif revision_of(previous.stable_model) != revision_of(spec.model):
-                history = append_history(history, history_entry(now, "Updated", f"control moves to {spec.model.bento}", revision_of(spec.model), spec.model.bento))
+            if previous.stable_model is None or revision_of(previous.stable_model) != revision_of(spec.model):
+                event, words = ("Deployed", "deploying") if previous.stable_model is None else ("Updated", "control moves to")
+                message = f"{words} {spec.model.bento} with an experiment of {len(spec.experiment.variants)} variants"
+                history = append_history(history, history_entry(now, event, message, revision_of(spec.model), spec.model.bento))
+                events.append(EventIntent("Normal", event, message))
             update.update(stable_model=stable_model, previous_model=previous.previous_model, rollout=None, rolled_back=None, variants=variants, draining=draining, candidate=None)
             stable_status = next(v for v in variants if v.deployment == owner.variant_name(STABLE))
             stable_status = stable_status.model_copy(update={"name": STABLE})
@@ -204,15 +207,26 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             candidate_status = None
             if d.candidate_model is not None:
                 replicas = replicas_for_share(total, d.candidate_share)
-                if _provider(spec) == "none" and d.traffic.weights.get(CANDIDATE, 0) > 0:
-                    # No router: the split is the replica ratio (both variants' pods behind one Service).
-                    workloads[0] = VariantWorkload(STABLE, d.stable_model, max(1, total - replicas))
+                applied = d.traffic.weights.get(CANDIDATE, 0)
+                if _provider(spec) == "none" and applied > 0 and not (d.rollout and d.rollout.promoting):
+                    # No router: the split is the replica ratio (both variants' pods behind one
+                    # Service). Stable shrinks only for the share the candidate already carries.
+                    workloads[0] = VariantWorkload(STABLE, d.stable_model, max(1, total - replicas_for_share(total, applied)))
                 workloads.append(VariantWorkload(CANDIDATE, d.candidate_model, replicas))
                 candidate_status = _variant_status(CANDIDATE, d.candidate_model, candidate_state, replicas, d.traffic.weights.get(CANDIDATE, 0), owner)
+            if d.bake is not None and d.previous_model is not None:
+                # During the bake the previous version stays available, scaled down to one pod.
+                workloads.append(VariantWorkload(PREVIOUS, d.previous_model, 1))
             update.update(
                 stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
-                candidate=candidate_status, controls={**previous.controls, **d.handled}, variants=[], draining=[],
+                candidate=candidate_status, controls={**previous.controls, **d.handled}, bake=d.bake,
             )
+            # An experiment removed from the spec: its variants drain like removed variants.
+            draining, keep = _drain(previous, set(), owner, now)
+            for item in draining:
+                if item.variant not in {x.variant for x in previous.draining}:
+                    events.append(EventIntent("Normal", "VariantDraining", f"variant {item.variant} removed: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
+            update.update(draining=draining, variants=[v.model_copy(update={"weight": 0}) for v in previous.variants if v.name in keep])
             stable_status = _variant_status(STABLE, d.stable_model, stable_state, workloads[0].replicas, d.traffic.weights.get(STABLE, 100), owner)
         update["stable"] = stable_status
     else:
@@ -268,6 +282,7 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         "problems": new_problems,
         "ignored_fields": ignored_paths,
         "history": history,
+        "analysis": obs.analysis if obs.analysis is not None else previous.analysis,
     })
     ok = spec is not None and not problems
     return Plan(spec=spec if ok else None, workloads=workloads if ok else None, traffic=traffic if ok else None,

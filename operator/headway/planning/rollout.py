@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
-from headway.api.status import HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus
+from headway.api.status import BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus
 from headway.api.types import parse_duration
 from headway.planning.conditions import EventIntent, history_entry, rfc3339
 from headway.planning.naming import CANDIDATE, STABLE, revision_of
@@ -73,6 +73,7 @@ class RolloutDecision:
     traffic: TrafficPlan
     phase: Phase | None  # None: steady, derived from the stable Deployment
     message: str = ""
+    bake: BakeStatus | None = None
     handled: dict[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[EventIntent] = field(default_factory=list)
@@ -140,6 +141,7 @@ def decide(
     out = RolloutDecision(
         stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=previous.rollout,
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
+        bake=previous.bake,
     )
 
     def record(event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None, rev: str = drev, bento: str = desired.bento) -> None:
@@ -151,6 +153,10 @@ def decide(
         return out
     srev = revision_of(out.stable_model)
     rollout = previous.rollout
+    if out.bake is not None:
+        baked = _bake(out, drev, gate, record, now)
+        if baked is not None:
+            return baked
 
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
     if "retry" in controls:
@@ -198,107 +204,123 @@ def decide(
         return _roll_back(out, desired, drev, "Aborted", f"aborted by a user at {describe(steps[min(rollout.step, len(steps) - 1)], rollout.step, len(steps))}", record, now)
     if gate is not None and gate.rollback:
         return _roll_back(out, desired, drev, "FailedAnalysis", gate.message, record, now, gate.evidence)
-    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now)
+    total = spec.replicas if spec.replicas is not None else 1
+    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now, total, previous.controls)
 
 
 def _roll_back(out: RolloutDecision, desired: ModelSpec, drev: str, reason: str, message: str, record: Any, now: datetime,
                evidence: dict[str, Any] | None = None) -> RolloutDecision:
+    had = out.rollout is not None and out.rollout.step_started_at is not None
     out.rolled_back = RolledBackStatus(revision=drev, bento=desired.bento, reason=reason, message=message, at=rfc3339(now))
     out.rollout = None
     out.candidate_model, out.candidate_share = desired, 0
     out.traffic = STABLE_ONLY
     out.phase = Phase.ROLLED_BACK
     out.message = f"{desired.bento} rolled back ({reason}): {message}"
-    record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning", evidence)
+    record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning",
+           {**_traffic_evidence(STABLE_ONLY), **({"analysis": evidence} if evidence else {}), "candidateHadTraffic": had})
     return out
 
 
 def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutStep], desired: ModelSpec,
               candidate: DeploymentState, controls: dict[str, str], paused: bool, gate: Gate | None, record: Any,
-              now: datetime) -> RolloutDecision:
+              now: datetime, total: int, handled_before: dict[str, str]) -> RolloutDecision:
     out.candidate_model = desired
     started = _parse_time(rollout.step_started_at)
 
-    # Pause freezes the clock; resuming shifts the step's start by the paused time.
+    # Pause freezes the clock; resuming shifts the step's start by the time it was paused for.
     if paused and rollout.paused_at is None and "promote" not in controls:
         rollout = rollout.model_copy(update={"paused_at": rfc3339(now)})
         record("Paused", f"rollout of {desired.bento} paused at {describe(steps[rollout.step], rollout.step, len(steps))}")
     elif not paused and rollout.paused_at is not None:
-        paused_for = now - (_parse_time(rollout.paused_at) or now)
-        shifted = rfc3339(started + paused_for) if started else None
-        rollout = rollout.model_copy(update={"paused_at": None, "step_started_at": shifted})
-        started = _parse_time(shifted)
+        paused_at = _parse_time(rollout.paused_at) or now
+        if started is not None:
+            started = started + (now - max(paused_at, started))
+        rollout = rollout.model_copy(update={"paused_at": None, "step_started_at": rfc3339(started) if started else None})
         record("Resumed", f"rollout of {desired.bento} resumed")
 
+    # The candidate can carry traffic: its pods of this revision are available.
+    serving = candidate.available and candidate.revision == rollout.revision and candidate.ready_replicas > 0
+
     if "promote" in controls:
-        out.handled["promote"] = controls["promote"]
-        if candidate.available and candidate.revision == rollout.revision:
-            return _start_promotion(out, rollout, desired, record, now, "promoted by a user", steps)
-        out.events.append(EventIntent("Warning", "PromoteDeferred", f"{desired.bento} is not available yet; promotion waits for it"))
-        out.handled.pop("promote")  # act on it once the candidate is ready
+        if serving:
+            out.handled["promote"] = controls["promote"]
+            return _start_promotion(out, rollout, desired, record, now, "promoted by a user", steps, total)
+        if handled_before.get("promote-deferred") != controls["promote"]:  # say it once per request
+            out.events.append(EventIntent("Warning", "PromoteDeferred", f"{desired.bento} is not available yet; promotion waits for it"))
+            out.handled["promote-deferred"] = controls["promote"]
 
-    k = rollout.step
-    step = steps[k]
-    out.candidate_share = step_share(steps, k)
-    ready = candidate.available and candidate.complete and candidate.revision == rollout.revision
-
-    if not ready:
-        if started is not None:  # it had traffic: pull it back and hold
-            rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
-            record("CandidateUnavailable", f"{desired.bento} became unavailable at {describe(step, k, len(steps))}: all traffic back on stable, holding", "Warning")
-        out.rollout = rollout
-        out.traffic = step_traffic(steps, k - 1) if k > 0 and rollout.hold_reason is None and candidate.available else STABLE_ONLY
-        if rollout.hold_reason is not None or candidate.deadline_exceeded:
-            out.phase, out.message = Phase.DEGRADED, f"holding: {desired.bento} is unavailable ({candidate.message or 'not ready'}); stable serves all traffic"
-        else:
-            out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {describe(step, k, len(steps))}"
-        return out
-
-    if started is None:  # the candidate is ready for step k: apply its traffic, start its clock
-        rollout = rollout.model_copy(update={"step_started_at": rfc3339(now), "hold_reason": None})
-        started = now
-        record("StepStarted", f"{desire_bento(desired)} {describe(step, k, len(steps))}", evidence=_traffic_evidence(step_traffic(steps, k)))
-    out.traffic = step_traffic(steps, k)
-    out.rollout = rollout
-
-    if rollout.paused_at is not None:
-        out.phase, out.message = Phase.PAUSED, f"paused at {describe(step, k, len(steps))} (spec.paused or headway.dev/paused)"
-        return out
-
-    duration = step_duration(step)
-    elapsed = now - started
     manual = "promote-step" in controls
-    if manual:
-        out.handled["promote-step"] = controls["promote-step"]
-    time_done = duration is not None and elapsed >= duration
-    needs_gate = step.pause is None and gate is not None
-    if not manual and not time_done:
-        if duration is None:
-            out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({describe(step, k, len(steps))}): promote-step or promote to continue"
-        else:
-            left = int((duration - elapsed).total_seconds())
-            out.phase, out.message = Phase.PROGRESSING, f"{describe(step, k, len(steps))}, {left}s left" + (f"; analysis: {gate.result}" if gate else "")
-        return out
-    if not manual and needs_gate and gate is not None and gate.result != "Pass":
-        out.phase = Phase.PROGRESSING
-        out.message = f"{describe(step, k, len(steps))}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
-        return out
+    while True:  # each pass either returns or moves to the next step
+        k = rollout.step
+        step = steps[k]
+        out.candidate_share = step_share(steps, k)
+        expected = replicas_for_share(total, out.candidate_share)
+        where = describe(step, k, len(steps))
 
-    # Step k is done.
-    why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
-    record("StepCompleted", f"{desire_bento(desired)} {describe(step, k, len(steps))} completed: {why}", evidence=gate.evidence if gate and needs_gate else None)
-    if k + 1 >= len(steps):
-        return _start_promotion(out, rollout, desired, record, now, "all steps completed", steps)
-    nxt = rollout.model_copy(update={"step": k + 1, "step_started_at": None})
-    out.candidate_share = step_share(steps, k + 1)
-    same_size = step_share(steps, k + 1) == step_share(steps, k)
-    if same_size:  # no resize needed: the next step starts right away
-        nxt = nxt.model_copy(update={"step_started_at": rfc3339(now)})
-        record("StepStarted", f"{desire_bento(desired)} {describe(steps[k + 1], k + 1, len(steps))}", evidence=_traffic_evidence(step_traffic(steps, k + 1)))
-        out.traffic = step_traffic(steps, k + 1)
-    out.rollout = nxt
-    out.phase, out.message = Phase.PROGRESSING, f"{describe(steps[k + 1], k + 1, len(steps))}"
-    return out
+        if started is not None and not serving:  # it had traffic: pull it back and hold
+            rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
+            record("CandidateUnavailable", f"{desired.bento} became unavailable at {where}: all traffic back on stable, holding", "Warning")
+            started = None
+        if started is None:
+            carried = k > 0 and rollout.hold_reason is None  # the previous step's traffic is still applied
+            if not serving and (carried or rollout.hold_reason is not None):
+                if rollout.hold_reason is None:
+                    rollout = rollout.model_copy(update={"hold_reason": "CandidateUnavailable"})
+                    record("CandidateUnavailable", f"{desired.bento} became unavailable before {where}: all traffic back on stable, holding", "Warning")
+                out.rollout, out.traffic = rollout, STABLE_ONLY
+                out.phase, out.message = Phase.DEGRADED, f"holding: {desired.bento} is unavailable ({candidate.message or 'not ready'}); stable serves all traffic"
+                return out
+            previous_traffic = step_traffic(steps, k - 1) if carried else STABLE_ONLY
+            if rollout.paused_at is not None:
+                out.rollout, out.traffic = rollout, previous_traffic
+                out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
+                return out
+            sized = serving and candidate.ready_replicas >= expected and (candidate.complete or candidate.replicas >= expected)
+            if not sized:
+                out.rollout, out.traffic = rollout, previous_traffic
+                if candidate.deadline_exceeded:
+                    out.phase, out.message = Phase.DEGRADED, f"{desired.bento} does not become available ({candidate.message}); stable serves"
+                else:
+                    out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods)"
+                return out
+            rollout = rollout.model_copy(update={"step_started_at": rfc3339(now), "hold_reason": None})
+            started = now
+            record("StepStarted", f"{desired.bento} {where}", evidence=_traffic_evidence(step_traffic(steps, k)))
+        out.traffic = step_traffic(steps, k)
+        out.rollout = rollout
+
+        if rollout.paused_at is not None:
+            out.phase, out.message = Phase.PAUSED, f"paused at {where} (spec.paused or headway.dev/paused)"
+            return out
+        duration = step_duration(step)
+        elapsed = now - started
+        time_done = duration is not None and elapsed >= duration
+        needs_gate = step.pause is None and gate is not None
+        if not manual and not time_done:
+            if duration is None:
+                out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({where}): promote-step or promote to continue"
+            else:
+                left = int((duration - elapsed).total_seconds())
+                out.phase, out.message = Phase.PROGRESSING, f"{where}, {left}s left" + (f"; analysis: {gate.result}" if gate else "")
+            return out
+        if not manual and needs_gate and gate is not None and gate.result != "Pass":
+            out.phase = Phase.PROGRESSING
+            out.message = f"{where}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
+            return out
+
+        why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
+        evidence = _traffic_evidence(step_traffic(steps, k))
+        if gate is not None and needs_gate and gate.evidence:
+            evidence["analysis"] = gate.evidence
+        record("StepCompleted", f"{desired.bento} {where} completed: {why}", evidence=evidence)
+        if manual:
+            out.handled["promote-step"] = controls["promote-step"]
+            manual = False  # one step per request
+        if k + 1 >= len(steps):
+            return _start_promotion(out, rollout, desired, record, now, "all steps completed", steps, total)
+        rollout = rollout.model_copy(update={"step": k + 1, "step_started_at": None})
+        started = None
 
 
 def desire_bento(model: ModelSpec) -> str:
@@ -313,16 +335,40 @@ def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:
 
 
 def _start_promotion(out: RolloutDecision, rollout: RolloutStatus, desired: ModelSpec, record: Any, now: datetime,
-                     why: str, steps: list[RolloutStep]) -> RolloutDecision:
+                     why: str, steps: list[RolloutStep], total: int) -> RolloutDecision:
     """Stable moves to the candidate's model; traffic stays as it is until stable is ready."""
     out.previous_model, out.stable_model = out.stable_model, desired
     out.rollout = rollout.model_copy(update={"promoting": True, "paused_at": None})
     out.candidate_model = desired
     out.candidate_share = step_share(steps, len(steps) - 1)
     out.traffic = step_traffic(steps, min(rollout.step, len(steps) - 1)) if rollout.step_started_at else STABLE_ONLY
-    out.phase, out.message = Phase.PROMOTING, f"promoting {desired.bento}: stable rolls to it ({why})"
-    record("PromotionStarted", out.message)
+    out.phase, out.message = Phase.PROMOTING, f"promoting {desired.bento}: 0/{total} stable replicas on the new version"
+    record("PromotionStarted", f"promoting {desired.bento}: stable rolls to it ({why})", evidence=_traffic_evidence(out.traffic))
     return out
+
+
+def _bake(out: RolloutDecision, drev: str, gate: Gate | None, record: Any, now: datetime) -> RolloutDecision | None:
+    """After a promotion: a breach restores the previous version; the end of the bake drops it."""
+    bake = out.bake
+    assert bake is not None
+    if drev != bake.revision or out.previous_model is None:
+        out.bake = None  # spec.model moved on: a new rollout judges the next version
+        return None
+    if gate is not None and gate.rollback:
+        restored = out.previous_model
+        record("RolledBack", f"{bake.bento} breached its SLOs during the bake time: stable restored to {restored.bento}: {gate.message}",
+               "Warning", gate.evidence, rev=bake.revision, bento=bake.bento)
+        out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="FailedBake", message=gate.message, at=rfc3339(now))
+        out.stable_model, out.previous_model, out.bake = restored, None, None
+        out.phase = Phase.ROLLED_BACK
+        out.message = f"{bake.bento} rolled back after promotion (FailedBake): {gate.message}"
+        return out
+    if now >= _parse_time(bake.until):  # type: ignore[operator]
+        record("BakeCompleted", f"{bake.bento} met its SLOs through the bake time; {out.previous_model.bento} removed", rev=bake.revision, bento=bake.bento)
+        out.bake = None
+        out.previous_model = None
+        return out
+    return None
 
 
 def _promoting(out: RolloutDecision, spec: ModelDeploymentSpec, stable: DeploymentState, controls: dict[str, str],
@@ -337,13 +383,20 @@ def _promoting(out: RolloutDecision, spec: ModelDeploymentSpec, stable: Deployme
         out.handled["abort"] = controls["abort"]
         out.stable_model, out.previous_model = out.previous_model, None
         return _roll_back(out, model, rollout.revision, "Aborted", "aborted by a user during promotion", record, now)
-    if stable.available and stable.complete and stable.revision == rollout.revision:
-        record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed", evidence={"readyReplicas": stable.ready_replicas})
+    total = spec.replicas if spec.replicas is not None else 1
+    if stable.available and stable.complete and stable.revision == rollout.revision and stable.replicas >= total:
+        record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed",
+               evidence={**_traffic_evidence(STABLE_ONLY), "readyReplicas": stable.ready_replicas})
         out.rollout = None
         out.candidate_model, out.candidate_share, out.traffic = None, 0, STABLE_ONLY
+        if spec.rollout and spec.rollout.bake_time and out.previous_model is not None:
+            until = now + parse_duration(spec.rollout.bake_time)
+            out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(now), until=rfc3339(until))
+            record("BakeStarted", f"baking {model.bento} until {rfc3339(until)}; {out.previous_model.bento} stays available")
         return out
     out.candidate_model = model
     out.candidate_share = step_share(steps, len(steps) - 1) if steps else 0
     out.traffic = step_traffic(steps, min(rollout.step, len(steps) - 1)) if steps and rollout.step_started_at else STABLE_ONLY
-    out.phase, out.message = Phase.PROMOTING, f"promoting {model.bento}: {stable.ready_replicas}/{stable.replicas} stable replicas on the new version"
+    on_new = stable.ready_replicas if stable.revision == rollout.revision else 0
+    out.phase, out.message = Phase.PROMOTING, f"promoting {model.bento}: {on_new}/{total} stable replicas on the new version"
     return out

@@ -30,13 +30,11 @@ class Problem:
 # Spec fields this operator version reads but does not act on yet. Each one is reported
 # (condition SpecSupported=False and an Event) instead of being silently ignored.
 NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
-    ("rollout.bakeTime", "bake time is not acted on yet: promotion ends the rollout"),
-    ("analysis", "SLO analysis is not acted on yet: steps advance on their durations and manual gates"),
     ("autoscaling", "autoscaling is not acted on yet: the Deployments keep fixed replica counts"),
     ("experiment.decide", "deciding an experiment's winner is not acted on yet: weights stay as written"),
     ("cost.monthlyBudget", "budgets are not acted on yet (cost labels are)"),
 )
-RESERVED_VARIANTS = ("stable", "candidate")
+RESERVED_VARIANTS = ("stable", "candidate", "previous")
 
 RESERVED_ENV = {"BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "BENTOML_PORT", "BENTOML_HOST", "PROMETHEUS_MULTIPROC_DIR"}
 

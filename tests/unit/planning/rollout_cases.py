@@ -37,6 +37,11 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+def ts(seconds: float) -> str:
+    """``at(seconds)`` as status writes it (RFC 3339)."""
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 # Rollout steps, as users write them.
 def shadow(percent: int, duration: str) -> dict[str, Any]:
     return {"shadow": {"percent": percent, "duration": duration}}
@@ -228,5 +233,5 @@ def assert_routes_only_to_ready(seen: dict[str, DeploymentState], result: Plan, 
 __all__ = [
     "CANDIDATE", "GATEWAY", "OWNER", "STABLE", "STEPS", "T0", "Cluster", "assert_routes_only_to_ready", "at", "canary",
     "deployment_state", "labels", "model", "new_entries", "pause", "replicas_of", "rev", "rollout_spec", "running",
-    "shadow", "step_label", "workload_of",
+    "shadow", "step_label", "ts", "workload_of",
 ]

@@ -1,0 +1,34 @@
+"""The one small interface a metric source implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from headway.api.spec import SeriesLabels, Slo
+from headway.planning.verdicts import VariantData
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    """Cumulative counts of one variant over [start, end]."""
+
+    namespace: str
+    name: str  # the ModelDeployment
+    variant: str
+    start: datetime
+    end: datetime
+    slos: tuple[Slo, ...]
+    labels: SeriesLabels
+    interval: str  # spec.analysis.interval, for {{interval}} in query SLOs
+
+
+class MetricsError(Exception):
+    """The source could not be read (unreachable, bad query, ...)."""
+
+
+class MetricSource(Protocol):
+    def fetch(self, query: SeriesQuery) -> VariantData:
+        """Counts for the query's variant; raises MetricsError when the source can't answer."""
+        ...

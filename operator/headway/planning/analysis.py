@@ -1,0 +1,118 @@
+"""When to measure, what window to judge, and how verdicts gate a rollout — pure.
+
+The analysis of a rollout step judges the candidate against stable over the window
+since the step's traffic was applied (a weight change starts a new window, so counts
+from a different split never mix); the bake after a promotion judges the new stable
+alone since the promotion. Counts are cumulative over the window, so each measurement
+stands on all the evidence so far and the verdicts stay valid however often one looks
+(see planning/verdicts.py). What must survive a restart lives in ``status.analysis``:
+the window, when it was last measured, and the consecutive failure/inconclusive counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from headway.api.spec import Analysis, ModelDeploymentSpec
+from headway.api.status import AnalysisStatus, ModelDeploymentStatus, SloVerdict
+from headway.api.types import parse_duration
+from headway.planning.conditions import rfc3339
+from headway.planning.naming import CANDIDATE, STABLE
+from headway.planning.rollout import Gate
+from headway.planning.verdicts import Verdict, overall
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What to judge now: a revision, over a window, as (variant, baseline or None) pairs."""
+
+    purpose: Literal["step", "bake", "experiment"]
+    revision: str
+    window_start: datetime
+    targets: tuple[tuple[str, str | None], ...]
+
+
+def request(spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, now: datetime) -> AnalysisRequest | None:
+    """The analysis the current state calls for, or None (nothing to judge right now)."""
+    if spec is None or spec.analysis is None:
+        return None
+    if previous.bake is not None and now < parse_time(previous.bake.until):
+        return AnalysisRequest("bake", previous.bake.revision, parse_time(previous.bake.since), ((STABLE, None),))
+    rollout = previous.rollout
+    steps = spec.rollout.steps if spec.rollout else []
+    if (rollout is not None and not rollout.promoting and rollout.step_started_at and rollout.paused_at is None
+            and rollout.step < len(steps) and steps[rollout.step].pause is None and previous.rolled_back is None):
+        return AnalysisRequest("step", rollout.revision, parse_time(rollout.step_started_at), ((CANDIDATE, STABLE),))
+    return None
+
+
+def _same_window(status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
+    return (status is not None and status.revision == req.revision and status.purpose == req.purpose
+            and status.window_start == rfc3339(req.window_start))
+
+
+def due(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest, now: datetime) -> bool:
+    """Measure at the start of a window and then every analysis.interval."""
+    if status is None or not _same_window(status, req):
+        return True
+    return now - parse_time(status.last_run) >= parse_duration(analysis.interval)
+
+
+def record(
+    analysis: Analysis, previous: AnalysisStatus | None, req: AnalysisRequest,
+    verdicts: Sequence[tuple[str, Verdict]], error: str | None, now: datetime,
+) -> AnalysisStatus:
+    """The analysis status after one measurement: verdicts, and the consecutive counters."""
+    result = overall([v for _, v in verdicts])
+    same = _same_window(previous, req)
+    # Counters run across the windows of one revision (a step's Fail blocks the next step,
+    # so failures cannot straddle a weight change unnoticed); a new revision starts at zero.
+    carry = previous is not None and previous.revision == req.revision and previous.purpose == req.purpose
+    failures = (previous.consecutive_failures if carry and previous else 0)
+    inconclusive = (previous.consecutive_inconclusive if carry and previous else 0)
+    if result == "Fail":
+        failures, inconclusive = failures + 1, 0
+    elif result == "Pass":
+        failures, inconclusive = 0, 0
+    else:
+        inconclusive += 1
+    return AnalysisStatus(
+        revision=req.revision, purpose=req.purpose, window_start=rfc3339(req.window_start), last_run=rfc3339(now),
+        runs=(previous.runs + 1 if same and previous else 1), result=result,
+        consecutive_failures=failures, consecutive_inconclusive=inconclusive,
+        verdicts=[SloVerdict(variant=variant, **_verdict_fields(v)) for variant, v in verdicts], error=error,
+    )
+
+
+def _verdict_fields(v: Verdict) -> dict[str, object]:
+    return {
+        "slo": v.slo, "result": v.result, "value": v.value, "threshold": v.threshold, "samples": v.samples,
+        "baseline_value": v.baseline_value, "statistic": v.statistic, "p_value": v.p_value,
+        "ci_low": v.ci_low, "ci_high": v.ci_high, "reason": v.reason,
+    }
+
+
+def gate(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest) -> Gate:
+    """What the verdicts allow: advance (Pass), wait, or roll back."""
+    if status is None or not _same_window(status, req):
+        return Gate("Inconclusive", "not measured yet in this window")
+    summary = "; ".join(f"{v.variant} {v.slo}: {v.result} ({v.reason})" for v in status.verdicts) or status.error or ""
+    if status.error:
+        summary = f"metrics unavailable: {status.error}"
+    evidence = status.dump()
+    if status.consecutive_failures >= analysis.failure_limit:
+        return Gate("Fail", f"{status.consecutive_failures} failed analyses in a row (failureLimit {analysis.failure_limit}): {summary}",
+                    rollback=True, evidence=evidence)
+    if status.consecutive_inconclusive >= analysis.inconclusive_limit:
+        if analysis.on_inconclusive == "rollback":
+            return Gate("Inconclusive", f"{status.consecutive_inconclusive} inconclusive analyses in a row (inconclusiveLimit {analysis.inconclusive_limit}, onInconclusive rollback): {summary}",
+                        rollback=True, evidence=evidence)
+        return Gate("Inconclusive", f"holding: {status.consecutive_inconclusive} inconclusive analyses in a row: {summary}", evidence=evidence)
+    return Gate(status.result, summary, evidence=evidence)
