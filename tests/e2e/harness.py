@@ -201,8 +201,8 @@ class Env:
     def history(self, name: str) -> list[str]:
         return [h["event"] for h in self.status(name).get("history", [])]
 
-    def wait_history(self, name: str, event: str, count: int = 1) -> dict[str, Any]:
-        return wait_for(f"{name}: history entry {event} x{count}", lambda: self.history(name).count(event) >= count and self.status(name))
+    def wait_history(self, name: str, event: str, count: int = 1, timeout: float = TIMEOUT) -> dict[str, Any]:
+        return wait_for(f"{name}: history entry {event} x{count}", lambda: self.history(name).count(event) >= count and self.status(name), timeout)
 
     # -- routes ---------------------------------------------------------------------------
     def route(self, name: str) -> dict[str, Any] | None:

@@ -53,7 +53,7 @@ class PrometheusSource:
     def _query(self, promql: str, at: float) -> list[dict[str, Any]]:
         started = time.perf_counter()
         try:
-            result = self._client.custom_query(query=promql, params={"time": at, "timeout": f"{self._timeout}s"})
+            result = self._client.custom_query(query=promql, params={"time": at, "timeout": f"{max(1, int(self._timeout))}s"})
         except Exception as exc:  # connection refused, HTTP errors, bad queries: all "can't read"
             QUERY_ERRORS.inc()
             raise MetricsError(f"{self.url}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""A tiny fraud-scoring BentoML service whose misbehaviour is set by environment variables.
+
+Served by ``tests.realparts.servers.BentoServer`` as::
+
+    bentoml serve tests.realparts.model_service:FraudScorer --host 127.0.0.1 --port N
+
+(cwd = repository root, so ``tests.realparts.model_service`` is importable).
+
+Behaviour (read once, at import, in the server's worker process):
+
+- ``HEADWAY_TEST_ERROR_RATE``: fraction of ``score`` calls that fail with HTTP 500. The
+  handler raises ``bentoml.exceptions.InternalServerError`` (error_code 500), which BentoML
+  turns into a 500 response and counts as ``http_response_code="500"`` in
+  ``bentoml_service_request_total``.
+- ``HEADWAY_TEST_DELAY_MS``: latency added to a ``score`` call, in milliseconds.
+- ``HEADWAY_TEST_DELAY_FRACTION``: fraction of calls that get the delay (default 1.0).
+- ``HEADWAY_TEST_SEED``: seed of the per-process RNG (default 0), so a server's sequence
+  of errors and delays is reproducible for a given sequence of requests.
+
+The service has one worker (``workers=1``), so there is exactly one RNG per server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import InternalServerError
+
+
+def _fraction(name: str, default: float) -> float:
+    value = float(os.environ.get(name, default))
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value} is not a fraction in [0, 1]")
+    return value
+
+
+ERROR_RATE = _fraction("HEADWAY_TEST_ERROR_RATE", 0.0)
+DELAY_SECONDS = float(os.environ.get("HEADWAY_TEST_DELAY_MS", "0")) / 1000.0
+DELAY_FRACTION = _fraction("HEADWAY_TEST_DELAY_FRACTION", 1.0)
+SEED = int(os.environ.get("HEADWAY_TEST_SEED", "0"))
+
+# A fixed "model": logistic regression weights over up to 8 features.
+WEIGHTS = np.array([0.8, -0.5, 1.2, 0.3, -0.9, 0.4, 0.05, -0.2])
+BIAS = -0.1
+
+
+# One worker: one RNG per server. No access log: it costs CPU the 2 shared cores need
+# (failed calls still log their traceback).
+@bentoml.service(name="fraud_scorer", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
+class FraudScorer:
+    def __init__(self) -> None:
+        self.rng = random.Random(SEED)
+
+    @bentoml.api
+    async def score(self, features: list[float]) -> dict[str, float | bool]:
+        # Both draws happen on every call, so errors and delays stay independent and the
+        # sequence is the same whatever the settings.
+        fail = self.rng.random() < ERROR_RATE
+        slow = self.rng.random() < DELAY_FRACTION
+        if DELAY_SECONDS > 0 and slow:
+            await asyncio.sleep(DELAY_SECONDS)
+        if fail:
+            raise InternalServerError("injected failure (HEADWAY_TEST_ERROR_RATE)")
+        x = np.zeros(len(WEIGHTS))
+        values = np.asarray(features[: len(WEIGHTS)], dtype=float)
+        x[: len(values)] = values
+        probability = float(1.0 / (1.0 + np.exp(-(x @ WEIGHTS + BIAS))))
+        return {"fraud_probability": probability, "flagged": probability >= 0.5}

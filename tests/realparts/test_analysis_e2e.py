@@ -1,0 +1,120 @@
+"""End to end with real parts: the operator judges real BentoML servers through a real Prometheus.
+
+The operator process runs against the emulated API server; every variant's "pod" is a
+real BentoML server (tests/realparts/dataplane.py plays kubelet), scraped by a real
+Prometheus with the labels Headway's PodMonitor guarantees; a load generator sends
+traffic to the variants in the proportions the rendered HTTPRoute sets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from headway.k8s.client import DEPLOYMENT
+from tests.e2e.harness import Env, wait_for
+from tests.realparts.dataplane import DataPlane
+from tests.realparts.fixtures import DataPlaneFactory
+from tests.realparts.servers import Prometheus
+
+pytestmark = [pytest.mark.e2e, pytest.mark.realparts]
+
+GOOD = "registry.example.com/fraud-scorer:1.0.0"
+BAD = "registry.example.com/fraud-scorer:2.0.0-bad"
+GOOD_V2 = "registry.example.com/fraud-scorer:2.0.0"
+BEHAVIOURS = {GOOD: {}, GOOD_V2: {}, BAD: {"HEADWAY_TEST_ERROR_RATE": "0.3"}}
+TRAFFIC = {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "inference"}]}}
+
+
+def spec(image: str, bento: str, steps: list[dict[str, Any]], prometheus_url: str | None = None) -> dict[str, Any]:
+    analysis: dict[str, Any] = {
+        "interval": "3s", "minRequests": 50, "failureLimit": 2,
+        "slos": [{"errorRate": {"max": 0.05}}, {"latency": {"percentile": 99, "max": "1s"}}],
+    }
+    if prometheus_url:
+        analysis["prometheus"] = {"url": prometheus_url}
+    return {"model": {"bento": bento, "image": image}, "replicas": 2, "traffic": TRAFFIC,
+            "rollout": {"steps": steps}, "analysis": analysis}
+
+
+@pytest.fixture()
+def emulated(realparts_env: Env) -> Env:
+    if not realparts_env.emulated:
+        pytest.skip("a real cluster runs real pods and its own Prometheus")
+    return realparts_env
+
+
+def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
+    env = emulated
+    plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
+    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 30, "duration": "5m"}}]))
+    env.wait_phase("fraud", "Succeeded")
+    plane.wait_serving("fraud-stable")
+    load = dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+
+    env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": BAD}})
+    body = wait_for("the automatic rollback", lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b, timeout=120)
+    status = body["status"]
+    assert status["rolledBack"]["reason"] == "FailedAnalysis"
+    assert status["stable"]["bento"] == "fraud_scorer:1.0.0"
+    entry = next(h for h in reversed(status["history"]) if h["event"] == "RolledBack")
+    verdicts = entry["evidence"]["analysis"]["verdicts"]
+    error_rate = next(v for v in verdicts if v["slo"] == "errorRate")
+    assert error_rate["result"] == "Fail" and error_rate["value"] > 0.1 and error_rate["samples"] >= 50
+    assert error_rate["pValue"] is not None and error_rate["pValue"] < 0.05
+    assert error_rate["baselineValue"] is not None and error_rate["baselineValue"] < 0.02  # stable was fine meanwhile
+    assert entry["evidence"]["weights"] == {"stable": 100}
+    assert env.route_split("fraud")[0] == {"fraud-stable": 100}
+    wait_for("the candidate scaled to zero", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate")) and d["spec"]["replicas"] == 0)
+    assert "RolledBack" in env.event_reasons("fraud")
+    assert env.condition("fraud", "Ready")["status"] == "True"
+    assert env.operator.metric("headway_rollbacks_total", 'reason="FailedAnalysis"') == 1
+    stats = load.stats()
+    assert stats.errors("candidate") > 0 and stats.errors("stable") == 0  # users saw the bad version only briefly
+
+
+def test_good_version_is_promoted_on_evidence(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
+    env = emulated
+    plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
+    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "10s"}}]))
+    env.wait_phase("fraud", "Succeeded")
+    plane.wait_serving("fraud-stable")
+    dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+
+    env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
+    status = env.wait_history("fraud", "Promoted", timeout=120)
+    completed = next(h for h in status["history"] if h["event"] == "StepCompleted")
+    assert "analysis passed" in completed["message"]
+    verdicts = {v["slo"]: v for v in completed["evidence"]["analysis"]["verdicts"]}
+    assert verdicts["errorRate"]["result"] == "Pass" and verdicts["errorRate"]["samples"] >= 50
+    assert verdicts["errorRate"]["ciHigh"] < 0.05  # shown to meet the SLO, not merely "no breach seen"
+    assert verdicts["latency-p99"]["result"] == "Pass"
+    assert env.condition("fraud", "SLOsMet")["status"] in ("True", "Unknown")
+    assert env.wait_phase("fraud", "Succeeded")["status"]["stable"]["bento"] == "fraud_scorer:2.0.0"
+
+
+def test_no_promotion_while_prometheus_is_down(emulated: Env, dataplane_factory: DataPlaneFactory, tmp_path: Any) -> None:
+    env = emulated
+    own = Prometheus(workdir=tmp_path / "prometheus").start()  # this test stops it; the session's stays up
+    try:
+        plane = DataPlane(env.kube, env.namespace, BEHAVIOURS, own, workdir=tmp_path / "plane").start()
+        dataplane_factory.planes.append(plane)  # stopped at teardown with the others
+        env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "5s"}}], own.url))
+        env.wait_phase("fraud", "Succeeded")
+        plane.wait_serving("fraud-stable")
+        dataplane_factory.load(plane, "fraud", rate=30, max_seconds=90, max_requests=3000)
+        env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
+        env.wait_history("fraud", "StepStarted")
+        own.stop()  # mid-analysis: before any verdict could pass
+
+        time.sleep(20)  # four times the step's duration
+        status = env.status("fraud")
+        assert "PromotionStarted" not in env.history("fraud") and status["stable"]["bento"] == "fraud_scorer:1.0.0"
+        assert status["phase"] == "Progressing" and status["rollout"]["step"] == 0
+        assert status["analysis"]["result"] == "Inconclusive" and status["analysis"]["error"]
+        assert "waiting for a passing analysis" in env.condition("fraud", "Progressing")["message"]
+        assert env.condition("fraud", "SLOsMet")["status"] == "Unknown"
+    finally:
+        own.stop()
