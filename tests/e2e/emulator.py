@@ -97,6 +97,7 @@ import concurrent.futures
 import contextlib
 import copy
 import dataclasses
+import datetime
 import json
 import os
 import pathlib
@@ -204,6 +205,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     deployment_controller_delay: float | None = None  # start the simulated controller on enter
 
     _store: dict[ObjKey, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    _printer_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=1000, init=False)
     _log: collections.deque[WatchEvent] = attrs.field(init=False)
     _subscribers: set[asyncio.Queue[WatchEvent | None]] = attrs.field(factory=set, init=False)
@@ -453,9 +455,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if method == 'GET' and params.get('watch', '').lower() in ('true', '1'):
             return self._watch(route, info, params, request)
         elif method == 'GET' and route.name:
-            return _ok(self._render(self._get(route), route, info))
+            obj = self._render(self._get(route), route, info)
+            return _ok(self._table(route, [obj], str(self._rv)) if _wants_table(request) else obj)
         elif method == 'GET':
-            return _ok(self._list(route, info, params))
+            listing = self._list(route, info, params)
+            return _ok(self._table(route, listing['items'], listing['metadata']['resourceVersion']) if _wants_table(request) else listing)
         elif method == 'POST' and not route.name and not route.subresource:
             return _ok(self._render(self._create(route, info, _json_body(request)), route, info), 201)
         elif method == 'PUT' and route.name:
@@ -851,11 +855,32 @@ class KubeEmulator(kmock.KubernetesEmulator):
         crd['metadata'].pop('resourceVersion', None)
         return self._write(key, old, crd, status_only=False, has_status=True)
 
+    def _table(self, route: Route, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
+        """Server-side printing (what `kubectl get` asks for): a CRD's additionalPrinterColumns."""
+        columns = [{'name': 'Name', 'type': 'string', 'format': 'name', 'description': 'Name', 'priority': 0}]
+        custom = self._printer_columns.get((route.group, route.version, route.plural))
+        if custom is None:
+            custom = [{'name': 'Age', 'type': 'date', 'jsonPath': '.metadata.creationTimestamp'}]
+        columns += [{'name': c['name'], 'type': c.get('type', 'string'), 'format': c.get('format', ''),
+                     'description': c.get('description', ''), 'priority': c.get('priority', 0)} for c in custom]
+        rows = []
+        for obj in items:
+            cells: list[Any] = [obj['metadata']['name']]
+            for c in custom:
+                value = _json_path(obj, c['jsonPath'])
+                cells.append(_age(value) if c.get('type') == 'date' and value else value)
+            meta = {k: v for k, v in obj['metadata'].items() if k != 'managedFields'}
+            rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1', 'metadata': meta}})
+        return {'kind': 'Table', 'apiVersion': 'meta.k8s.io/v1', 'metadata': {'resourceVersion': resource_version},
+                'columnDefinitions': columns, 'rows': rows}
+
     def _register_crd(self, crd: dict[str, Any]) -> None:
         spec = crd['spec']
         names, group = spec['names'], spec['group']
         versions = spec.get('versions') or [{'name': spec['version'], 'served': True}]
         for version in versions:
+            if version.get('additionalPrinterColumns'):
+                self._printer_columns[(group, version['name'], names['plural'])] = version['additionalPrinterColumns']
             if version.get('served', True):
                 subresources = version.get('subresources') or spec.get('subresources') or {}
                 self.resources[kmock.resource(group, version['name'], names['plural'])] = kmock.ResourceInfo(
@@ -909,6 +934,27 @@ def _version_priority(version: str) -> tuple[int, int, int]:
         return (0, 0, 0)
     major, stage, minor = match.groups()
     return ({'alpha': 1, 'beta': 2}.get(stage or '', 3), int(major), int(minor or 0))
+
+
+def _wants_table(request: kmock.Request) -> bool:
+    return 'as=Table' in request.headers.get('Accept', '')
+
+
+def _json_path(obj: Any, path: str) -> Any:
+    """The simple `.a.b.c` JSONPaths printer columns use."""
+    for part in path.strip('.').split('.'):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _age(timestamp: str) -> str:
+    """How the API server prints a date column: the time since, like kubectl's ages."""
+    then = datetime.datetime.fromisoformat(timestamp.replace('Z', '+00:00'))
+    seconds = int((datetime.datetime.now(datetime.timezone.utc) - then).total_seconds())
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= 2 * size:
+            return f'{seconds // size}{unit}'
+    return f'{max(seconds, 0)}s'
 
 
 def _json_body(request: kmock.Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from headway.api.spec import ModelDeploymentSpec
+from headway.planning.validation import check_spec
 from tests.support.crdschema import CrdValidator, assert_structural, iter_cel_rules, load_crd, load_yaml_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +130,9 @@ def test_there_are_valid_manifests() -> None:
 def test_valid_manifest_is_accepted_by_schema_and_model(where: str, doc: dict[str, Any], crd: dict[str, Any]) -> None:
     errors = CrdValidator(crd).validate(doc)
     assert errors == [], f"{where}: rejected by the CRD:\n  " + "\n  ".join(errors)
-    ModelDeploymentSpec.model_validate(doc["spec"])
+    spec = ModelDeploymentSpec.model_validate(doc["spec"])
+    # ... and by the operator's own checks: a valid example is applied, not reported.
+    assert check_spec(doc["metadata"]["name"], spec) == [], where
 
 
 def test_pydantic_and_schema_agree_on_defaults(crd: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ class DeploymentState:
     revision: str | None = None
     replicas: int = 0
     ready_replicas: int = 0
-    available: bool = False
+    available_replicas: int = 0  # pods ready for minReadySeconds: what can take traffic now
+    available: bool = False  # the Available condition: minimum availability (replicas - maxUnavailable)
     complete: bool = False  # the rollout of the current template finished
     deadline_exceeded: bool = False
     message: str = ""
@@ -43,6 +44,7 @@ def observe_deployment(live: dict[str, Any] | None) -> DeploymentState:
         revision=meta.get("labels", {}).get("headway.dev/revision"),
         replicas=want,
         ready_replicas=status.get("readyReplicas", 0) or 0,
+        available_replicas=status.get("availableReplicas", 0) or 0,
         available=available_cond.get("status") == "True" and (want == 0 or status.get("availableReplicas", 0) > 0),
         complete=bool(complete),
         deadline_exceeded=progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded",

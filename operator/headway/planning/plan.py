@@ -118,8 +118,8 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
         workloads.append(VariantWorkload(key, model, replicas))
         state = obs.live.get(key, DeploymentState(exists=False))
         status = _variant_status(v.name, model, state, replicas, 0, owner, key)
-        if status.available:
-            available.add(v.name)
+        if state.exists and state.available_replicas > 0 and state.revision == revision_of(model):
+            available.add(v.name)  # its pods serve (even while it scales up: Available may be False then)
         weights[key] = v.weight
         statuses.append(status)
     # A variant gets traffic only once it is available; until then its share goes to control.

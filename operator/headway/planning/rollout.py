@@ -239,8 +239,9 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
         rollout = rollout.model_copy(update={"paused_at": None, "step_started_at": rfc3339(started) if started else None})
         record("Resumed", f"rollout of {desired.bento} resumed")
 
-    # The candidate can carry traffic: its pods of this revision are available.
-    serving = candidate.available and candidate.revision == rollout.revision and candidate.ready_replicas > 0
+    # The candidate can carry traffic: pods of this revision are available. (Not the Available
+    # condition: while it scales up with maxUnavailable 0 that is False though its pods serve.)
+    serving = candidate.exists and candidate.revision == rollout.revision and candidate.available_replicas > 0
 
     if "promote" in controls:
         if serving:
@@ -276,7 +277,7 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
                 out.rollout, out.traffic = rollout, previous_traffic
                 out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
                 return out
-            sized = serving and candidate.ready_replicas >= expected and (candidate.complete or candidate.replicas >= expected)
+            sized = serving and candidate.available_replicas >= expected and (candidate.complete or candidate.replicas >= expected)
             if not sized:
                 out.rollout, out.traffic = rollout, previous_traffic
                 if candidate.deadline_exceeded:

@@ -82,7 +82,7 @@ def deployment_state(workload: VariantWorkload | None, ready: int | None = None,
     want = workload.replicas if replicas is None else replicas
     ready = want if ready is None else ready
     return DeploymentState(
-        exists=True, revision=revision or revision_of(workload.model), replicas=want, ready_replicas=ready,
+        exists=True, revision=revision or revision_of(workload.model), replicas=want, ready_replicas=ready, available_replicas=ready,
         available=ready > 0 or want == 0, complete=ready == want and not deadline, deadline_exceeded=deadline,
         message=f"{ready}/{want} replicas ready",
     )

@@ -638,6 +638,20 @@ def test_a_candidate_failing_between_steps_also_holds_as_degraded() -> None:
     assert "CandidateUnavailable" in [e.reason for e in down.events]
 
 
+def test_a_candidate_scaling_up_keeps_its_traffic_though_the_available_condition_drops() -> None:
+    """With maxUnavailable 0, a Deployment scaling 1 -> 2 reports Available=False (1 < 2 - 0)
+    while its one pod still serves: that is not unavailability, and no reason to hold."""
+    cluster = canary_running()
+    cluster.reconcile(at(190))  # canary 10% done: the candidate grows for canary 50%
+    assert cluster.status.rollout.step == 1 and cluster.last.traffic.weights == {S: 90, C: 10}
+    cluster.frozen = {C}
+    scaling = deployment_state(workload_of(cluster.last, C), 1)
+    cluster.live[C] = DeploymentState(**{**scaling.__dict__, "available": False, "complete": False})
+    growing = cluster.reconcile(at(195))
+    assert growing.traffic.weights == {S: 90, C: 10} and growing.status.phase == Phase.PROGRESSING
+    assert "CandidateUnavailable" not in [e.reason for e in growing.events]
+
+
 # --- the analysis gate ------------------------------------------------------------------
 
 @pytest.mark.parametrize("result, advances, slos_met", [
