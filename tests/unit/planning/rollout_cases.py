@@ -173,7 +173,8 @@ class Cluster:
             elif (old.revision, old.replicas) == (new.revision, new.replicas):
                 live[w.variant] = old
             else:
-                live[w.variant] = replace(new, ready_replicas=old.ready_replicas, available=old.available, complete=False)
+                live[w.variant] = replace(new, ready_replicas=old.ready_replicas, available_replicas=old.available_replicas,
+                                          available=old.available, complete=False)
         for variant in result.keep:
             if variant in self.live:
                 live[variant] = self.live[variant]
