@@ -17,7 +17,7 @@ from typing import Any
 
 import headway
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels
-from headway.api.status import AnalysisStatus, ConditionType, ModelDeploymentStatus, Phase
+from headway.api.status import AnalysisStatus, ConditionType, ExperimentDecision, ModelDeploymentStatus, Phase
 from headway.k8s.apply import Action, apply_children, patch_status, post_event
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent, set_condition
@@ -52,11 +52,12 @@ def metric_source(url: str) -> MetricSource:
 
 
 def run_analysis(spec: ModelDeploymentSpec | None, owner: Owner, previous: ModelDeploymentStatus, now: datetime,
-                 default_url: str | None) -> tuple[AnalysisStatus | None, Gate | None]:
+                 default_url: str | None) -> tuple[AnalysisStatus | None, Gate | None, ExperimentDecision | None]:
     """Measure when the analysis is due, and turn the latest measurement into a gate."""
     req = analysis.request(spec, previous, now)
+    decision = previous.experiment_decision
     if req is None or spec is None or spec.analysis is None:
-        return previous.analysis, None
+        return previous.analysis, None, decision
     status = previous.analysis
     if analysis.due(spec.analysis, status, req, now):
         cfg = spec.analysis
@@ -78,11 +79,13 @@ def run_analysis(spec: ModelDeploymentSpec | None, owner: Owner, previous: Model
                                   data.get(baseline) if baseline and error is None else None, cfg.min_requests)
         ]
         status = analysis.record(cfg, status, req, verdicts, error, now)
+        if req.purpose == "experiment" and error is None:
+            decision = analysis.decide_experiment(spec, decision, data, now)
         for variant, verdict in verdicts:
             telemetry.VERDICT.labels(owner.namespace, owner.name, variant, verdict.slo).set({"Pass": 1, "Fail": -1}.get(verdict.result, 0))
             if verdict.value is not None:
                 telemetry.SLO_VALUE.labels(owner.namespace, owner.name, variant, verdict.slo).set(verdict.value)
-    return status, analysis.gate(spec.analysis, status, req)
+    return status, analysis.gate(spec.analysis, status, req), decision
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -178,10 +181,10 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         generation = meta.get("generation")
         previous = parse_status(body.get("status"))
         spec, _ = parse_spec(body.get("spec") or {})
-        analysis_status, gate = run_analysis(spec, owner, previous, now, prometheus_url)
+        analysis_status, gate, decision = run_analysis(spec, owner, previous, now, prometheus_url)
         observed = Observed(
             raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
-            previous=previous, live=observe_variants(kube, owner), gate=gate, analysis=analysis_status,
+            previous=previous, live=observe_variants(kube, owner), gate=gate, analysis=analysis_status, decision=decision,
         )
         result = plan(owner, observed, now)
 

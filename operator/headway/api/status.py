@@ -188,6 +188,35 @@ class AnalysisStatus(ApiModel):
     """Why metrics could not be read, when they could not."""
 
 
+class ExperimentDecision(ApiModel):
+    """The significance test between the variants of an experiment (spec.experiment.decide)."""
+
+    revision: str
+    """Fingerprint of the arms decided on (a new model for any arm starts over)."""
+    metric: str
+    """The metric compared."""
+    result: Literal["Winner", "NoDifference", "Inconclusive"]
+    """Winner: one variant is significantly better; NoDifference; Inconclusive: not enough samples yet."""
+    winner: str | None = None
+    """The winning variant."""
+    p_value: float | None = None
+    """p-value of the test."""
+    statistic: float | None = None
+    """Test statistic."""
+    test: str = ""
+    """Which test decided."""
+    samples: dict[str, int] = Field(default_factory=dict)
+    """Samples per variant."""
+    values: dict[str, float | None] = Field(default_factory=dict)
+    """The metric per variant."""
+    reason: str = ""
+    """The decision in words."""
+    decided_at: str | None = None
+    """When the decision was made (set once)."""
+    promoted: bool = False
+    """All traffic went to the winner (decide.promoteWinner)."""
+
+
 class BakeStatus(ApiModel):
     """The watch after a promotion: the previous version stays available until it ends."""
 
@@ -252,6 +281,10 @@ class ModelDeploymentStatus(ApiModel):
     """The last SLO analysis and its evidence."""
     bake: BakeStatus | None = None
     """The bake after the last promotion, while it lasts."""
+    experiment_decision: ExperimentDecision | None = None
+    """The experiment's significance test, once decided (or the latest attempt)."""
+    suspended_variants: list[str] = Field(default_factory=list)
+    """Experiment variants (name@revision) rolled back by the analysis: weight 0 until their model changes."""
     variants: list[VariantStatus] = Field(default_factory=list)
     """Experiment variants (A/B/n), with their weights and readiness."""
     draining: list[DrainingStatus] = Field(default_factory=list)

@@ -11,18 +11,19 @@ the window, when it was last measured, and the consecutive failure/inconclusive 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from headway.api.spec import Analysis, ModelDeploymentSpec
-from headway.api.status import AnalysisStatus, ModelDeploymentStatus, SloVerdict
+from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus, SloVerdict
 from headway.api.types import parse_duration
 from headway.planning.conditions import rfc3339
-from headway.planning.naming import CANDIDATE, STABLE
+from headway.planning.naming import CANDIDATE, STABLE, revision_of
 from headway.planning.rollout import Gate
-from headway.planning.verdicts import Verdict, overall
+from headway.planning.verdicts import VariantData, Verdict, compare_variants, experiment_metric, overall
 
 
 def parse_time(text: str) -> datetime:
@@ -39,10 +40,30 @@ class AnalysisRequest:
     targets: tuple[tuple[str, str | None], ...]
 
 
+def experiment_fingerprint(spec: ModelDeploymentSpec) -> str:
+    """Identity of an experiment's arms: a new model for any arm starts a new window."""
+    assert spec.experiment is not None
+    arms = sorted((v.name, revision_of(v.model or spec.model)) for v in spec.experiment.variants)
+    return hashlib.sha256(repr(arms).encode()).hexdigest()[:10]
+
+
+def experiment_key(spec: ModelDeploymentSpec, name: str) -> str:
+    """The variant label of an arm's series: the control arm runs as the stable workload."""
+    assert spec.experiment is not None
+    arm = next(v for v in spec.experiment.variants if v.name == name)
+    return STABLE if arm.model is None else name
+
+
 def request(spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, now: datetime) -> AnalysisRequest | None:
     """The analysis the current state calls for, or None (nothing to judge right now)."""
     if spec is None or spec.analysis is None:
         return None
+    if spec.experiment is not None:
+        fingerprint = experiment_fingerprint(spec)
+        last = previous.analysis
+        start = parse_time(last.window_start) if last and last.purpose == "experiment" and last.revision == fingerprint else now
+        arms = tuple((v.name, STABLE) for v in spec.experiment.variants if v.model is not None)
+        return AnalysisRequest("experiment", fingerprint, start, arms)
     if previous.bake is not None and now < parse_time(previous.bake.until):
         return AnalysisRequest("bake", previous.bake.revision, parse_time(previous.bake.since), ((STABLE, None),))
     rollout = previous.rollout
@@ -116,3 +137,38 @@ def gate(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest
                         rollback=True, evidence=evidence)
         return Gate("Inconclusive", f"holding: {status.consecutive_inconclusive} inconclusive analyses in a row: {summary}", evidence=evidence)
     return Gate(status.result, summary, evidence=evidence)
+
+
+def failing_arms(status: AnalysisStatus) -> list[str]:
+    """Experiment arms whose latest verdicts include a Fail."""
+    return sorted({v.variant for v in status.verdicts if v.result == "Fail"})
+
+
+def decide_experiment(
+    spec: ModelDeploymentSpec, previous: ExperimentDecision | None, data: dict[str, VariantData | None], now: datetime,
+) -> ExperimentDecision | None:
+    """The significance test between the arms, once every arm has decide.minSamples.
+
+    A decision (Winner or NoDifference) is final for these arms: the test runs once, when
+    the samples are there, so repeated looks cannot inflate its error rate; until then the
+    latest attempt is recorded as Inconclusive.
+    """
+    if spec.experiment is None or spec.experiment.decide is None or spec.analysis is None:
+        return None
+    fingerprint = experiment_fingerprint(spec)
+    if previous is not None and previous.revision == fingerprint and previous.decided_at is not None:
+        return previous
+    decide = spec.experiment.decide
+    metrics = []
+    lower_is_better = True
+    for arm in spec.experiment.variants:
+        arm_data = data.get(experiment_key(spec, arm.name)) or VariantData()
+        metric, lower_is_better = experiment_metric(arm.name, arm_data, decide.metric, spec.analysis.slos)
+        metrics.append(metric)
+    result = compare_variants(metrics, decide.metric, lower_is_better=lower_is_better, significance=decide.significance,
+                              min_samples=decide.min_samples)
+    return ExperimentDecision(
+        revision=fingerprint, metric=result.metric, result=result.result, winner=result.winner, p_value=result.p_value,
+        statistic=result.statistic, test=result.test, samples=dict(result.samples), values=dict(result.values),
+        reason=result.reason, decided_at=rfc3339(now) if result.result != "Inconclusive" else None,
+    )

@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.status import (
-    AnalysisStatus, Condition, ConditionType, DrainingStatus, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+    AnalysisStatus, Condition, ConditionType, DrainingStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
 from headway.planning import controls as ctl
 from headway.planning.conditions import EventIntent, append_history, history_entry, rfc3339, set_condition
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.analysis import failing_arms
 from headway.planning.observe import DeploymentState
 from headway.planning.rollout import Gate, PinPlan, TrafficPlan, decide, replicas_for_share
 from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
@@ -36,6 +37,7 @@ class Observed:
     live: dict[str, DeploymentState]  # by variant
     gate: Gate | None = None
     analysis: AnalysisStatus | None = None  # the latest analysis (measured now, or the previous one)
+    decision: ExperimentDecision | None = None  # the experiment's significance test, if any
 
 
 @dataclass
@@ -102,42 +104,90 @@ def _drain(previous: ModelDeploymentStatus, current: set[str], owner: Owner, now
     return draining, tuple(d.variant for d in draining)
 
 
-def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: datetime) -> tuple[list[VariantWorkload], TrafficPlan, list[VariantStatus], list[DrainingStatus], tuple[str, ...]]:
+@dataclass
+class ExperimentPlan:
+    workloads: list[VariantWorkload]
+    traffic: TrafficPlan
+    variants: list[VariantStatus]
+    draining: list[DrainingStatus]
+    keep: tuple[str, ...]
+    suspended: list[str]
+    decision: ExperimentDecision | None
+    waiting: list[str] = field(default_factory=list)  # arms not available yet
+    history: list[HistoryEntry] = field(default_factory=list)
+    events: list[EventIntent] = field(default_factory=list)
+
+
+def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: datetime) -> ExperimentPlan:
     assert spec.experiment is not None
     total = stable_replicas(spec)
     pinned = {m.variant for m in spec.experiment.match}
     control = next(v for v in spec.experiment.variants if v.model is None)
-    workloads: list[VariantWorkload] = []
+    arms = {v.name: v for v in spec.experiment.variants}
+    out = ExperimentPlan([], TrafficPlan(weights={}), [], [], (), [], obs.decision)
+
+    def key(name: str) -> str:
+        return STABLE if name == control.name else name
+
+    def note(event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None) -> None:
+        out.history.append(history_entry(now, event, message, evidence=evidence))
+        out.events.append(EventIntent(kind, event, message))
+
+    # Arms the analysis rolled back stay at weight 0 until their model changes.
+    tag = {v.name: f"{v.name}@{revision_of(v.model)}" for v in spec.experiment.variants if v.model is not None}
+    suspended = [t for t in obs.previous.suspended_variants if t in tag.values()]
+    if obs.gate is not None and obs.gate.rollback and obs.analysis is not None and obs.analysis.purpose == "experiment":
+        for name in failing_arms(obs.analysis):
+            if name in tag and tag[name] not in suspended:
+                suspended.append(tag[name])
+                note("RolledBack", f"experiment variant {name} rolled back: its traffic goes to {control.name}: {obs.gate.message}",
+                     "Warning", obs.gate.evidence)
+    out.suspended = suspended
+    off = {t.split("@", 1)[0] for t in suspended}
+
     weights: dict[str, int] = {}
-    statuses: list[VariantStatus] = []
     available: set[str] = set()
     for v in spec.experiment.variants:
-        key = STABLE if v.model is None else v.name
         model = v.model or spec.model
-        replicas = replicas_for_share(total, v.weight) or (1 if v.name in pinned or key == STABLE else 0)
-        workloads.append(VariantWorkload(key, model, replicas))
-        state = obs.live.get(key, DeploymentState(exists=False))
-        status = _variant_status(v.name, model, state, replicas, 0, owner, key)
+        replicas = replicas_for_share(total, v.weight) or (1 if v.name in pinned or v.model is None else 0)
+        out.workloads.append(VariantWorkload(key(v.name), model, replicas))
+        state = obs.live.get(key(v.name), DeploymentState(exists=False))
+        out.variants.append(_variant_status(v.name, model, state, replicas, 0, owner, key(v.name)))
         if state.exists and state.available_replicas > 0 and state.revision == revision_of(model):
             available.add(v.name)  # its pods serve (even while it scales up: Available may be False then)
-        weights[key] = v.weight
-        statuses.append(status)
-    # A variant gets traffic only once it is available; until then its share goes to control.
+        weights[key(v.name)] = v.weight
+    # A variant gets traffic only once it is available and not rolled back; else its share goes to control.
+    serving = {n for n in available if n not in off} | {control.name}
+    out.waiting = [v.name for v in spec.experiment.variants if v.model is not None and v.name not in available and v.name not in off]
     for v in spec.experiment.variants:
-        key = STABLE if v.model is None else v.name
-        if v.model is not None and v.name not in available:
-            weights[STABLE] += weights[key]
-            weights[key] = 0
-    statuses = [s.model_copy(update={"weight": weights[STABLE if s.name == control.name else s.name]}) for s in statuses]
+        if v.name not in serving:
+            weights[STABLE] += weights[key(v.name)]
+            weights[key(v.name)] = 0
     pins = tuple(
         PinPlan("header" if m.header else "cookie", (m.header or m.cookie).name, (m.header or m.cookie).value,  # type: ignore[union-attr]
-                STABLE if m.variant == control.name else m.variant)
-        for m in spec.experiment.match if m.variant in available or m.variant == control.name
+                key(m.variant))
+        for m in spec.experiment.match if m.variant in serving
     )
-    current = {v.name for v in spec.experiment.variants if v.model is not None}
-    draining, keep = _drain(obs.previous, current | {control.name}, owner, now)
-    statuses += [s.model_copy(update={"weight": 0}) for s in obs.previous.variants if s.name in keep]
-    return workloads, TrafficPlan(weights=weights, pins=pins), statuses, draining, keep
+    decision = obs.decision
+    if decision is not None and decision.decided_at is not None and (obs.previous.experiment_decision is None
+                                                                     or obs.previous.experiment_decision.decided_at is None):
+        note("ExperimentDecided", f"{decision.metric}: {decision.result}" + (f", winner {decision.winner}" if decision.winner else "")
+             + f" (p={decision.p_value}): {decision.reason}", evidence=decision.dump())
+    decide = spec.experiment.decide
+    if (decision is not None and decision.result == "Winner" and decision.winner in serving and decide is not None
+            and decide.promote_winner and decision.winner in arms):
+        weights = {k: 0 for k in weights} | {key(decision.winner): 100}
+        pins = ()
+        if not decision.promoted:
+            decision = decision.model_copy(update={"promoted": True})
+            note("WinnerPromoted", f"all traffic to the winner {decision.winner} (decide.promoteWinner); put its model in spec.model to make it stable")
+    out.decision = decision
+    out.variants = [s.model_copy(update={"weight": weights[key(s.name)]}) for s in out.variants]
+    out.traffic = TrafficPlan(weights=weights, pins=pins)
+    current = {v.name for v in spec.experiment.variants}
+    out.draining, out.keep = _drain(obs.previous, current, owner, now)
+    out.variants += [s.model_copy(update={"weight": 0}) for s in obs.previous.variants if s.name in out.keep]
+    return out
 
 
 def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
@@ -175,7 +225,12 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     if spec is not None and not problems:
         total = stable_replicas(spec)
         if spec.experiment is not None:
-            workloads, traffic, variants, draining, keep = _experiment(spec, obs, owner, now)
+            exp = _experiment(spec, obs, owner, now)
+            workloads, traffic, variants, draining, keep = exp.workloads, exp.traffic, exp.variants, exp.draining, exp.keep
+            for entry in exp.history:
+                history = append_history(history, entry)
+            events += exp.events
+            update.update(suspended_variants=exp.suspended, experiment_decision=exp.decision)
             stable_model = spec.model
             if previous.stable_model is None or revision_of(previous.stable_model) != revision_of(spec.model):
                 event, words = ("Deployed", "deploying") if previous.stable_model is None else ("Updated", "control moves to")
@@ -192,8 +247,8 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             for d in draining:
                 if d.variant not in {x.variant for x in previous.draining}:
                     events.append(EventIntent("Normal", "VariantDraining", f"variant {d.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
-            if any(s.weight != (next((v.weight for v in spec.experiment.variants if v.name == s.name), s.weight)) for s in variants if s.name not in keep):
-                phase_override, message = Phase.PROGRESSING, "waiting for every experiment variant to become available"
+            if exp.waiting:
+                phase_override, message = Phase.PROGRESSING, f"waiting for variants to become available: {', '.join(exp.waiting)}"
         else:
             pending = ctl.pending(obs.annotations, previous.controls)
             paused = spec.paused or ctl.paused_by_annotation(obs.annotations)

@@ -31,7 +31,6 @@ class Problem:
 # (condition SpecSupported=False and an Event) instead of being silently ignored.
 NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
     ("autoscaling", "autoscaling is not acted on yet: the Deployments keep fixed replica counts"),
-    ("experiment.decide", "deciding an experiment's winner is not acted on yet: weights stay as written"),
     ("cost.monthlyBudget", "budgets are not acted on yet (cost labels are)"),
 )
 RESERVED_VARIANTS = ("stable", "candidate", "previous")

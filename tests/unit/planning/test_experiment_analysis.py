@@ -1,0 +1,99 @@
+"""Experiments under analysis: per-variant verdicts, a failing variant rolled back, the decide test."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from headway.api.spec import ModelDeploymentSpec
+from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus
+from headway.planning import analysis
+from headway.planning.plan import Observed, plan
+from headway.planning.rollout import Gate
+from headway.planning.verdicts import RequestCounts, VariantData, Verdict
+from tests.unit.planning.rollout_cases import OWNER, STABLE, at, model
+from tests.unit.planning.test_experiment import experimenting, experiment_spec
+
+S = STABLE
+
+
+def with_analysis(spec: dict[str, Any], **decide: Any) -> dict[str, Any]:
+    spec = {**spec, "analysis": {"interval": "30s", "slos": [{"errorRate": {"max": 0.01}}], "failureLimit": 2}}
+    if decide:
+        spec["experiment"] = {**spec["experiment"], "decide": decide}
+    return spec
+
+
+def fail(arm: str) -> Verdict:
+    return Verdict(slo="errorRate", result="Fail", value=0.2, threshold=0.01, samples=900, baseline_value=0.001,
+                   statistic=80.0, p_value=0.0001, reason="breach")
+
+
+def test_each_arm_is_judged_against_control_over_one_window() -> None:
+    spec = ModelDeploymentSpec.model_validate(with_analysis(experiment_spec()))
+    req = analysis.request(spec, ModelDeploymentStatus(), at(0))
+    assert req is not None and req.purpose == "experiment"
+    assert req.targets == (("treatment", S), ("challenger", S))
+    measured = analysis.record(spec.analysis, None, req, [], None, at(0))  # type: ignore[arg-type]
+    later = analysis.request(spec, ModelDeploymentStatus(analysis=measured), at(600))
+    assert later is not None and later.window_start == at(0)  # the window keeps growing
+    changed = ModelDeploymentSpec.model_validate(with_analysis(experiment_spec()) | {})
+    changed_exp = changed.model_copy(update={"experiment": changed.experiment.model_copy(update={  # type: ignore[union-attr]
+        "variants": [v if v.name != "treatment" else v.model_copy(update={"model": ModelDeploymentSpec.model_validate({"model": model("2.1.0")}).model})
+                     for v in changed.experiment.variants]})})  # type: ignore[union-attr]
+    fresh = analysis.request(changed_exp, ModelDeploymentStatus(analysis=measured), at(600))
+    assert fresh is not None and fresh.window_start == at(600)  # a new model for an arm: a new window
+
+
+def test_a_failing_arm_is_rolled_back_to_control_and_stays_so() -> None:
+    cluster = experimenting()
+    cluster.spec = with_analysis(cluster.spec)
+    spec = ModelDeploymentSpec.model_validate(cluster.spec)
+    req = analysis.request(spec, cluster.status, at(20))
+    assert req is not None
+    status: AnalysisStatus | None = None
+    for i in range(2):
+        status = analysis.record(spec.analysis, status, req, [("treatment", fail("treatment"))], None, at(20 + 30 * i))  # type: ignore[arg-type]
+    gate = analysis.gate(spec.analysis, status, req)  # type: ignore[arg-type]
+    assert gate.rollback
+    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), gate=gate, analysis=status), at(80))
+    assert result.traffic.weights == {S: 80, "treatment": 0, "challenger": 20}
+    assert all(p.variant != "treatment" for p in result.traffic.pins)
+    assert result.status.suspended_variants and result.status.suspended_variants[0].startswith("treatment@")
+    assert [e.reason for e in result.events if e.reason == "RolledBack"] == ["RolledBack"]
+    assert result.status.history[-1].evidence == gate.evidence
+    again = plan(OWNER, Observed(cluster.spec, 1, {}, result.status, dict(cluster.live), gate=Gate("Pass", "ok")), at(200))
+    assert again.traffic.weights["treatment"] == 0 and "RolledBack" not in [e.reason for e in again.events]
+
+
+def test_decide_runs_once_enough_samples_then_promotes_the_winner_when_asked() -> None:
+    spec = ModelDeploymentSpec.model_validate(with_analysis(experiment_spec(), metric="errorRate", minSamples=1000, promoteWinner=True))
+    thin = {S: VariantData(RequestCounts(500, 10)), "treatment": VariantData(RequestCounts(300, 1)), "challenger": VariantData(RequestCounts(200, 6))}
+    early = analysis.decide_experiment(spec, None, thin, at(0))
+    assert early is not None and early.result == "Inconclusive" and early.decided_at is None
+    data = {S: VariantData(RequestCounts(50000, 1000)), "treatment": VariantData(RequestCounts(30000, 90)),
+            "challenger": VariantData(RequestCounts(20000, 420))}
+    decided = analysis.decide_experiment(spec, early, data, at(600))
+    assert decided is not None and decided.result == "Winner" and decided.winner == "treatment"
+    assert decided.p_value is not None and decided.p_value < 0.05 and decided.decided_at is not None
+    assert analysis.decide_experiment(spec, decided, thin, at(900)) == decided  # final: not re-tested
+
+    cluster = experimenting()
+    cluster.spec = with_analysis(experiment_spec(), metric="errorRate", minSamples=1000, promoteWinner=True)
+    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decided), at(600))
+    assert result.traffic.weights == {S: 0, "treatment": 100, "challenger": 0} and result.traffic.pins == ()
+    assert result.status.experiment_decision is not None and result.status.experiment_decision.promoted
+    assert [e.reason for e in result.events] == ["ExperimentDecided", "WinnerPromoted", "WeightChanged", "WeightChanged", "WeightChanged"]
+    after = plan(OWNER, Observed(cluster.spec, 1, {}, result.status, dict(cluster.live), decision=result.status.experiment_decision), at(700))
+    assert after.events == [] and after.traffic.weights["treatment"] == 100
+
+
+def test_without_promote_winner_the_decision_is_only_recorded() -> None:
+    cluster = experimenting()
+    cluster.spec = with_analysis(experiment_spec(), metric="errorRate", minSamples=1000)
+    decision = ExperimentDecision(revision="x", metric="errorRate", result="Winner", winner="treatment", p_value=0.001,
+                                  decided_at="2026-11-22T12:10:00Z")
+    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decision), at(600))
+    assert result.traffic.weights == {S: 50, "treatment": 30, "challenger": 20}
+    assert [e.reason for e in result.events] == ["ExperimentDecided"]
+    assert result.status.experiment_decision == decision
