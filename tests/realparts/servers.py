@@ -49,32 +49,18 @@ from typing import Any
 
 import requests
 
+from tests.e2e.harness import free_port, wait_for
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_IMPORT = "tests.realparts.model_service:FraudScorer"
 PROMETHEUS_BINARY = os.environ.get("HEADWAY_TEST_PROMETHEUS", "/usr/bin/prometheus")
+
 BEHAVIOUR_VARS = ("HEADWAY_TEST_ERROR_RATE", "HEADWAY_TEST_DELAY_MS", "HEADWAY_TEST_DELAY_FRACTION", "HEADWAY_TEST_SEED")
 SCRAPE_JOB = "headway-model-servers"
 
 # Children still running when the test process exits (a crash, a KeyboardInterrupt) are
 # stopped by atexit, so no server outlives the test run.
 _LIVE: set[_ChildProcess] = set()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 class _ChildProcess:
@@ -208,7 +194,7 @@ class BentoServer(_ChildProcess):
             self._check_alive()
             return self.ready()
 
-        wait_until(f"{self!r} /readyz", probe, timeout)
+        wait_for(f"{self!r} /readyz", probe, timeout)
         if self.startup_seconds is None:
             self.startup_seconds = time.monotonic() - self._spawned_at
         return self
@@ -342,7 +328,7 @@ class Prometheus(_ChildProcess):
                 return False
 
         try:
-            wait_until("Prometheus /-/ready", probe, timeout)
+            wait_for("Prometheus /-/ready", probe, timeout)
         except BaseException:
             self.stop()
             raise
@@ -381,7 +367,7 @@ class Prometheus(_ChildProcess):
             ok = {t["labels"]["instance"] for t in found} == wanted and (not healthy or all(t["health"] == "up" for t in found))
             return found if ok else None
 
-        return list(wait_until(f"Prometheus targets {sorted(wanted)}", probe, timeout, interval=0.2))
+        return list(wait_for(f"Prometheus targets {sorted(wanted)}", probe, timeout, interval=0.2))
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -415,8 +401,8 @@ class Prometheus(_ChildProcess):
             return holder[0] is not None and accept(holder[0])
 
         try:
-            wait_until(f"{promql} to be accepted", probe, timeout, interval=0.5)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; last value {holder[0]}") from None
+            wait_for(f"{promql} to be accepted", probe, timeout, interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last value {holder[0]}") from None
         assert holder[0] is not None
         return holder[0]

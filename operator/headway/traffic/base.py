@@ -74,6 +74,21 @@ class RouteKind:
     kind: str
 
 
+def route_object(kind: RouteKind, intent: RouteIntent, spec: dict[str, Any]) -> dict[str, Any]:
+    """A route object named after the ModelDeployment, in its namespace, owned by it."""
+    return {
+        "apiVersion": f"{kind.group}/{kind.version}",
+        "kind": kind.kind,
+        "metadata": {
+            "name": intent.name,
+            "namespace": intent.namespace,
+            "labels": dict(intent.labels),
+            "ownerReferences": [dict(intent.owner)],
+        },
+        "spec": spec,
+    }
+
+
 class TrafficProvider(Protocol):
     name: str
     kinds: tuple[RouteKind, ...]

@@ -41,12 +41,11 @@ Limits
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
 from headway.api.spec import GatewayApiTraffic, Traffic
-from headway.traffic.base import Backend, Mirror, Pin, Problem, RouteIntent, RouteKind
+from headway.traffic.base import Backend, Mirror, Pin, Problem, RouteIntent, RouteKind, route_object
 from headway.traffic.none import PINS_FIELD, SPLIT_FIELD, check_intent
 
 HTTPROUTE = RouteKind(group="gateway.networking.k8s.io", version="v1", plural="httproutes", kind="HTTPRoute")
@@ -130,17 +129,7 @@ def build_httproute(intent: RouteIntent, settings: GatewayApiTraffic) -> dict[st
     if settings.hostnames:
         spec["hostnames"] = list(settings.hostnames)
     spec["rules"] = rules
-    return {
-        "apiVersion": f"{HTTPROUTE.group}/{HTTPROUTE.version}",
-        "kind": HTTPROUTE.kind,
-        "metadata": {
-            "name": intent.name,
-            "namespace": intent.namespace,
-            "labels": dict(intent.labels),
-            "ownerReferences": [copy.deepcopy(intent.owner)],
-        },
-        "spec": spec,
-    }
+    return route_object(HTTPROUTE, intent, spec)
 
 
 def _ref(backend: Backend | Mirror) -> dict[str, Any]:

@@ -31,11 +31,10 @@ Limits
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from headway.api.spec import IstioTraffic, Traffic
-from headway.traffic.base import Backend, Mirror, Pin, Problem, RouteIntent, RouteKind
+from headway.traffic.base import Backend, Mirror, Pin, Problem, RouteIntent, RouteKind, route_object
 from headway.traffic.gatewayapi import cookie_regex
 from headway.traffic.none import PINS_FIELD, check_intent
 
@@ -89,17 +88,7 @@ def build_virtualservice(intent: RouteIntent, settings: IstioTraffic) -> dict[st
     if settings.gateways:
         spec["gateways"] = list(settings.gateways)
     spec["http"] = http
-    return {
-        "apiVersion": f"{VIRTUALSERVICE.group}/{VIRTUALSERVICE.version}",
-        "kind": VIRTUALSERVICE.kind,
-        "metadata": {
-            "name": intent.name,
-            "namespace": intent.namespace,
-            "labels": dict(intent.labels),
-            "ownerReferences": [copy.deepcopy(intent.owner)],
-        },
-        "spec": spec,
-    }
+    return route_object(VIRTUALSERVICE, intent, spec)
 
 
 def _destination(intent: RouteIntent, target: Backend | Mirror) -> dict[str, Any]:
