@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port of the /metrics endpoint, 0 to disable [${ENV['metrics_port']}]")
     parser.add_argument("--peering", default=env(ENV["peering"]),
                         help=f"kopf peering name for running several replicas (one is active) [${ENV['peering']}]")
-    parser.add_argument("--priority", type=int, default=int(env(ENV["priority"])) if env(ENV["priority"]) else None,
+    priority = env(ENV["priority"])
+    parser.add_argument("--priority", type=int, default=int(priority) if priority else None,
                         help=f"peering priority of this replica; random when unset, so that replicas of one "
                              f"Deployment differ (kopf pauses all peers of equal priority) [${ENV['priority']}]")
     parser.add_argument("--resync-seconds", type=float, default=float(env(ENV["resync_seconds"], "10")),

@@ -217,6 +217,9 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
                 return None
             raise
         _count(result, owner)
+        for action in actions:
+            telemetry.CHILD_WRITES.labels(action.kind, action.verb).inc()
         for event in [*_action_events(actions), *result.events]:
             post_event(kube, body, event, now)
+            telemetry.EVENTS.labels(event.type, event.reason).inc()
         return result

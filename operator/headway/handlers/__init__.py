@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -41,7 +42,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         ~/.kube/config, or the in-cluster service account (as kopf.login_via_client does)."""
         cfg = make_api_client(config.kubeconfig).configuration
         header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-        scheme, _, token = (header or "").rpartition(" ")
+        scheme, _space, token = (header or "").rpartition(" ")
         return kopf.ConnectionInfo(
             server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
             username=cfg.username or None, password=cfg.password or None,
@@ -58,14 +59,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         memo.config = config
 
     @kopf.on.event(*md, registry=registry)
-    def modeldeployment_event(type: str | None, namespace: str, name: str, memo: Any, **_: Any) -> None:
-        if type != "DELETED":
+    def modeldeployment_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+        if type != "DELETED" and namespace:
             _run(memo, namespace, name)
 
     @kopf.timer(*md, interval=config.resync_seconds, registry=registry)
-    def resync(namespace: str, name: str, memo: Any, **_: Any) -> None:
-        _run(memo, namespace, name)
+    def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+        if namespace:
+            _run(memo, namespace, name)
 
     @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_MD: kopf.PRESENT}, registry=registry)
-    def child_event(labels: Any, namespace: str, memo: Any, **_: Any) -> None:
-        _run(memo, namespace, labels[LABEL_MD])
+    def child_event(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+        if namespace:
+            _run(memo, namespace, labels[LABEL_MD])

@@ -20,14 +20,10 @@ from typing import Literal
 from headway.api.spec import Analysis, ModelDeploymentSpec
 from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus, SloVerdict
 from headway.api.types import parse_duration
-from headway.planning.conditions import rfc3339
+from headway.planning.conditions import parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, STABLE, revision_of
 from headway.planning.rollout import Gate
 from headway.planning.verdicts import VariantData, Verdict, compare_variants, experiment_metric, overall
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -108,16 +104,16 @@ def record(
         revision=req.revision, purpose=req.purpose, window_start=rfc3339(req.window_start), last_run=rfc3339(now),
         runs=(previous.runs + 1 if same and previous else 1), result=result,
         consecutive_failures=failures, consecutive_inconclusive=inconclusive,
-        verdicts=[SloVerdict(variant=variant, **_verdict_fields(v)) for variant, v in verdicts], error=error,
+        verdicts=[_verdict_status(variant, v) for variant, v in verdicts], error=error,
     )
 
 
-def _verdict_fields(v: Verdict) -> dict[str, object]:
-    return {
-        "slo": v.slo, "result": v.result, "value": v.value, "threshold": v.threshold, "samples": v.samples,
-        "baseline_value": v.baseline_value, "statistic": v.statistic, "p_value": v.p_value,
-        "ci_low": v.ci_low, "ci_high": v.ci_high, "reason": v.reason,
-    }
+def _verdict_status(variant: str, v: Verdict) -> SloVerdict:
+    return SloVerdict(
+        slo=v.slo, variant=variant, result=v.result, value=v.value, threshold=v.threshold, samples=v.samples,
+        baseline_value=v.baseline_value, statistic=v.statistic, p_value=v.p_value, ci_low=v.ci_low, ci_high=v.ci_high,
+        reason=v.reason,
+    )
 
 
 def gate(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest) -> Gate:

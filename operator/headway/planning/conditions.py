@@ -13,6 +13,11 @@ def rfc3339(now: datetime) -> str:
     return now.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(text: str) -> datetime:
+    """The inverse of rfc3339 (timestamps as status and the API server write them)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 @dataclass(frozen=True)
 class EventIntent:
     """An Event to post about the ModelDeployment: one per decision."""

@@ -17,7 +17,7 @@ from headway.api.status import (
     AnalysisStatus, Condition, ConditionType, DrainingStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
 from headway.planning import controls as ctl
-from headway.planning.conditions import EventIntent, append_history, history_entry, rfc3339, set_condition
+from headway.planning.conditions import EventIntent, append_history, history_entry, parse_time, rfc3339, set_condition
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.analysis import failing_arms
 from headway.planning.observe import DeploymentState
@@ -99,7 +99,7 @@ def _drain(previous: ModelDeploymentStatus, current: set[str], owner: Owner, now
         if name in current:
             continue
         started = since.get(name, rfc3339(now))
-        if now - datetime.fromisoformat(started.replace("Z", "+00:00")) < DRAIN:
+        if now - parse_time(started) < DRAIN:
             draining.append(DrainingStatus(variant=name, since=started))
     return draining, tuple(d.variant for d in draining)
 
@@ -238,15 +238,14 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
                 history = append_history(history, history_entry(now, event, message, revision_of(spec.model), spec.model.bento))
                 events.append(EventIntent("Normal", event, message))
             update.update(stable_model=stable_model, previous_model=previous.previous_model, rollout=None, rolled_back=None, variants=variants, draining=draining, candidate=None)
-            stable_status = next(v for v in variants if v.deployment == owner.variant_name(STABLE))
-            stable_status = stable_status.model_copy(update={"name": STABLE})
+            stable_status: VariantStatus | None = next(v for v in variants if v.deployment == owner.variant_name(STABLE)).model_copy(update={"name": STABLE})
             for v in variants:
                 was = next((p for p in previous.variants if p.name == v.name), None)
                 if was is not None and was.weight != v.weight:
                     events.append(EventIntent("Normal", "WeightChanged", f"variant {v.name}: {was.weight}% -> {v.weight}%"))
-            for d in draining:
-                if d.variant not in {x.variant for x in previous.draining}:
-                    events.append(EventIntent("Normal", "VariantDraining", f"variant {d.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
+            for item in draining:
+                if item.variant not in {x.variant for x in previous.draining}:
+                    events.append(EventIntent("Normal", "VariantDraining", f"variant {item.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
             if exp.waiting:
                 phase_override, message = Phase.PROGRESSING, f"waiting for variants to become available: {', '.join(exp.waiting)}"
         else:

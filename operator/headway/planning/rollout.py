@@ -27,7 +27,7 @@ from typing import Any, Literal
 from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
 from headway.api.status import BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus
 from headway.api.types import parse_duration
-from headway.planning.conditions import EventIntent, history_entry, rfc3339
+from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, STABLE, revision_of
 from headway.planning.observe import DeploymentState
 
@@ -79,10 +79,6 @@ class RolloutDecision:
     events: list[EventIntent] = field(default_factory=list)
 
 
-def step_kind(step: RolloutStep) -> str:
-    return "shadow" if step.shadow else "canary" if step.canary else "pause"
-
-
 def step_traffic(steps: list[RolloutStep], k: int) -> TrafficPlan:
     """Traffic while step k runs; a pause keeps the traffic of the step before it."""
     for step in reversed(steps[: k + 1]):
@@ -122,7 +118,7 @@ def replicas_for_share(total: int, share: int) -> int:
 
 
 def _parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return parse_time(text) if text else None
 
 
 def decide(
@@ -324,10 +320,6 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
         started = None
 
 
-def desire_bento(model: ModelSpec) -> str:
-    return model.bento
-
-
 def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:
     evidence: dict[str, Any] = {"weights": dict(plan.weights)}
     if plan.mirror:
@@ -364,7 +356,7 @@ def _bake(out: RolloutDecision, drev: str, gate: Gate | None, record: Any, now: 
         out.phase = Phase.ROLLED_BACK
         out.message = f"{bake.bento} rolled back after promotion (FailedBake): {gate.message}"
         return out
-    if now >= _parse_time(bake.until):  # type: ignore[operator]
+    if now >= parse_time(bake.until):
         record("BakeCompleted", f"{bake.bento} met its SLOs through the bake time; {out.previous_model.bento} removed", rev=bake.revision, bento=bake.bento)
         out.bake = None
         out.previous_model = None

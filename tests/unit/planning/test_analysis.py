@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from headway.api.spec import Analysis, ModelDeploymentSpec
+from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import BakeStatus, ModelDeploymentStatus, RolloutStatus
 from headway.planning import analysis
 from headway.planning.verdicts import Verdict
