@@ -112,7 +112,14 @@ def apply_children(
     kube: Kube, owner: Owner, desired: list[dict[str, Any]], managed: tuple[Kind, ...], keep: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
 ) -> list[Action]:
     """Create and update the desired children in order, then prune the owned ones that are
-    neither desired nor to keep (kind, name); returns what was written."""
+    neither desired nor to keep (kind, name); returns what was written.
+
+    One LIST per managed kind (by the modeldeployment label) serves both the lookups and
+    the pruning. An object of the same name without the label is not listed: creating it
+    answers 409, and it is then read to tell a foreign object from a race.
+    """
+    live_by_kind = {kind.kind: {o["metadata"]["name"]: o for o in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}")}
+                    for kind in managed}
     actions: list[Action] = []
     wanted: set[tuple[str, str]] = set()
     for obj in desired:
@@ -120,18 +127,26 @@ def apply_children(
         name = obj["metadata"]["name"]
         wanted.add((kind.kind, name))
         stamped = with_hash(obj)
-        live = kube.get(kind, owner.namespace, name)
+        listed = live_by_kind.get(kind.kind)
+        live = listed.get(name) if listed is not None else kube.get(kind, owner.namespace, name)
         if live is None:
-            kube.create(kind, owner.namespace, stamped)
-            actions.append(Action("created", kind.kind, name))
-        elif not owned_by(live, owner.uid):
+            try:
+                kube.create(kind, owner.namespace, stamped)
+                actions.append(Action("created", kind.kind, name))
+                continue
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                live = kube.get(kind, owner.namespace, name)
+                if live is None:
+                    raise
+        if not owned_by(live, owner.uid):
             actions.append(Action("conflict", kind.kind, name, f"{kind.kind} {name} exists and is not owned by this ModelDeployment"))
         elif live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:
             kube.merge_patch(kind, owner.namespace, name, build_update_patch(live, stamped))
             actions.append(Action("updated", kind.kind, name))
     for kind in managed:
-        for live in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}"):
-            name = live["metadata"]["name"]
+        for name, live in live_by_kind[kind.kind].items():
             if (kind.kind, name) not in wanted and (kind.kind, name) not in keep and owned_by(live, owner.uid):
                 kube.delete(kind, owner.namespace, name, uid=live["metadata"].get("uid"))
                 actions.append(Action("deleted", kind.kind, name))

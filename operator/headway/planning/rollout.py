@@ -298,8 +298,10 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
             if duration is None:
                 out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({where}): promote-step or promote to continue"
             else:
-                left = int((duration - elapsed).total_seconds())
-                out.phase, out.message = Phase.PROGRESSING, f"{where}, {left}s left" + (f"; analysis: {gate.result}" if gate else "")
+                # The end time, not the time left: status must not change just because time passes
+                # (every status write is a watch event and another reconcile).
+                ends = rfc3339(started + duration)
+                out.phase, out.message = Phase.PROGRESSING, f"{where} until {ends}" + (f"; analysis: {gate.result}" if gate else "")
             return out
         if not manual and needs_gate and gate is not None and gate.result != "Pass":
             out.phase = Phase.PROGRESSING
