@@ -199,6 +199,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
             if result.spec.analysis is not None and kube.serves(PODMONITOR):
                 children.append(build_podmonitor(owner, result.spec, labels))
             keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
+            if route_problems:  # never prune the route that serves now because a new one can't be rendered
+                keep |= {(k.kind, owner.name) for k in ROUTE_KINDS}
             managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
             actions = apply_children(kube, owner, children, managed, keep=keep)
             conflicts = [a.detail for a in actions if a.verb == "conflict"]

@@ -97,6 +97,8 @@ NAMESPACED_RULES = triples(
     [
         (GROUP, PLURAL, ["get", "list", "watch", "patch"]),
         (GROUP, f"{PLURAL}/status", ["get", "patch", "update"]),
+        # children carry blockOwnerDeletion: OwnerReferencesPermissionEnforcement checks this
+        (GROUP, f"{PLURAL}/finalizers", ["update"]),
         *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
         ("", "events", ["create", "patch"]),
         ("events.k8s.io", "events", ["create", "patch"]),

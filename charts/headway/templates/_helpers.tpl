@@ -97,6 +97,12 @@ rules are added by the caller. Keep in sync with operator/headway (reconciler an
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/status"]
   verbs: ["get", "patch", "update"]
+# Children are created with ownerReferences.blockOwnerDeletion: where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift), that needs
+# update on the owner's finalizers subresource.
+- apiGroups: ["serving.headway.dev"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
 # Children of each ModelDeployment: workloads, Services, disruption budgets, autoscalers.
 - apiGroups: ["apps"]
   resources: ["deployments"]

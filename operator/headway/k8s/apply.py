@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 OWNED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Deployment": (("metadata", "labels"), ("spec", "template", "metadata", "labels"), ("spec", "template", "spec")),
     "Service": (("metadata", "labels"), ("spec", "selector")),
-    "PodDisruptionBudget": (("metadata", "labels"),),
-    "HTTPRoute": (("metadata", "labels"),),
-    "VirtualService": (("metadata", "labels"),),
+    "PodDisruptionBudget": (("metadata", "labels"), ("spec",)),
+    "HTTPRoute": (("metadata", "labels"), ("spec",)),
+    "VirtualService": (("metadata", "labels"), ("spec",)),
+    "PodMonitor": (("metadata", "labels"), ("spec",)),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -89,9 +90,12 @@ def make_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
 class Kube:
     """Synchronous calls; safe to share between threads (urllib3 pools connections)."""
 
+    DISCOVERY_TTL = 60.0  # seconds: CRDs installed or removed later are noticed within a minute
+
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
         self._served: dict[str, set[str]] = {}
+        self._discovered_at = 0.0
         self._lock = threading.Lock()
 
     def _call(
@@ -129,7 +133,13 @@ class Kube:
 
     def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        items = self._call("GET", kind.path(namespace), query=query).get("items", [])
+        try:
+            items = self._call("GET", kind.path(namespace), query=query).get("items", [])
+        except ApiError as exc:
+            if exc.status == 404:  # the kind is no longer served (its CRD was removed): nothing to list
+                self.forget_discovery()
+                return []
+            raise
         for item in items:  # list items carry no apiVersion/kind on a real server
             item.setdefault("apiVersion", kind.api_version)
             item.setdefault("kind", kind.kind)
@@ -158,6 +168,9 @@ class Kube:
     def serves(self, kind: Kind) -> bool:
         """Whether the API server serves this kind (e.g. is the HTTPRoute CRD installed?)."""
         with self._lock:
+            if time.monotonic() - self._discovered_at > self.DISCOVERY_TTL:
+                self._served.clear()
+                self._discovered_at = time.monotonic()
             if kind.api_version not in self._served:
                 path = f"/apis/{kind.group}/{kind.version}" if kind.group else f"/api/{kind.version}"
                 try:

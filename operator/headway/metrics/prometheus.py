@@ -47,7 +47,9 @@ def render_query(promql: str, query: SeriesQuery) -> str:
 class PrometheusSource:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
-        self._client = PrometheusConnect(url=url, disable_ssl=True)
+        # A client-side timeout: a silent network must not hang a reconcile (the "timeout"
+        # query parameter only bounds evaluation on the server). TLS is verified.
+        self._client = PrometheusConnect(url=url, timeout=(3, timeout))  # type: ignore[arg-type]
         self._timeout = timeout
 
     def _query(self, promql: str, at: float) -> list[dict[str, Any]]:

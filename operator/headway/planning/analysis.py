@@ -76,10 +76,15 @@ def _same_window(status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
 
 
 def due(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest, now: datetime) -> bool:
-    """Measure at the start of a window and then every analysis.interval."""
+    """Measure every analysis.interval, the first time one interval into the window: a
+    window younger than that holds too few scrapes for increase() to see anything, and a
+    certain Inconclusive would only count against inconclusiveLimit."""
+    interval = parse_duration(analysis.interval)
+    if now - req.window_start < interval:
+        return False
     if status is None or not _same_window(status, req):
         return True
-    return now - parse_time(status.last_run) >= parse_duration(analysis.interval)
+    return now - parse_time(status.last_run) >= interval
 
 
 def record(

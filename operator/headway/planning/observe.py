@@ -16,7 +16,8 @@ class DeploymentState:
     revision: str | None = None
     replicas: int = 0
     ready_replicas: int = 0
-    available_replicas: int = 0  # pods ready for minReadySeconds: what can take traffic now
+    available_replicas: int = 0  # pods ready for minReadySeconds, of any template
+    current_available: int = 0  # available pods of the current template (what kubectl rollout status counts)
     available: bool = False  # the Available condition: minimum availability (replicas - maxUnavailable)
     complete: bool = False  # the rollout of the current template finished
     deadline_exceeded: bool = False
@@ -45,6 +46,10 @@ def observe_deployment(live: dict[str, Any] | None) -> DeploymentState:
         replicas=want,
         ready_replicas=status.get("readyReplicas", 0) or 0,
         available_replicas=status.get("availableReplicas", 0) or 0,
+        # Pods of older templates stay up during a rolling update (maxUnavailable 0), and the
+        # revision label is the Deployment's own: count only what runs the current template.
+        current_available=(max(0, (status.get("availableReplicas", 0) or 0) - ((status.get("replicas", 0) or 0) - (status.get("updatedReplicas", 0) or 0)))
+                           if observed else 0),
         available=available_cond.get("status") == "True" and (want == 0 or status.get("availableReplicas", 0) > 0),
         complete=bool(complete),
         deadline_exceeded=progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded",

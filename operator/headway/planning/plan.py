@@ -147,13 +147,10 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
 
     weights: dict[str, int] = {}
     available: set[str] = set()
+    states = {v.name: obs.live.get(key(v.name), DeploymentState(exists=False)) for v in spec.experiment.variants}
     for v in spec.experiment.variants:
-        model = v.model or spec.model
-        replicas = replicas_for_share(total, v.weight) or (1 if v.name in pinned or v.model is None else 0)
-        out.workloads.append(VariantWorkload(key(v.name), model, replicas))
-        state = obs.live.get(key(v.name), DeploymentState(exists=False))
-        out.variants.append(_variant_status(v.name, model, state, replicas, 0, owner, key(v.name)))
-        if state.exists and state.available_replicas > 0 and state.revision == revision_of(model):
+        state = states[v.name]
+        if state.exists and state.current_available > 0 and state.revision == revision_of(v.model or spec.model):
             available.add(v.name)  # its pods serve (even while it scales up: Available may be False then)
         weights[key(v.name)] = v.weight
     # A variant gets traffic only once it is available and not rolled back; else its share goes to control.
@@ -174,15 +171,25 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
         note("ExperimentDecided", f"{decision.metric}: {decision.result}" + (f", winner {decision.winner}" if decision.winner else "")
              + f" (p={decision.p_value}): {decision.reason}", evidence=decision.dump())
     decide = spec.experiment.decide
+    size = {v.name: max(v.weight, weights[key(v.name)]) for v in spec.experiment.variants}
     if (decision is not None and decision.result == "Winner" and decision.winner in serving and decide is not None
             and decide.promote_winner and decision.winner in arms):
-        weights = {k: 0 for k in weights} | {key(decision.winner): 100}
-        pins = ()
-        if not decision.promoted:
-            decision = decision.model_copy(update={"promoted": True})
-            note("WinnerPromoted", f"all traffic to the winner {decision.winner} (decide.promoteWinner); put its model in spec.model to make it stable")
+        size[decision.winner] = 100  # capacity first: traffic moves once the winner can carry it all
+        if states[decision.winner].current_available >= replicas_for_share(total, 100):
+            weights = {k: 0 for k in weights} | {key(decision.winner): 100}
+            pins = ()
+            if not decision.promoted:
+                decision = decision.model_copy(update={"promoted": True})
+                note("WinnerPromoted", f"all traffic to the winner {decision.winner} (decide.promoteWinner); put its model in spec.model to make it stable")
     out.decision = decision
-    out.variants = [s.model_copy(update={"weight": weights[key(s.name)]}) for s in out.variants]
+    # Each arm is sized for the larger of its share in the spec and the share it carries now
+    # (control carries the shares of arms not serving yet; a promoted winner carries all):
+    # capacity comes before traffic. Rolled-back arms run no pods.
+    for v in spec.experiment.variants:
+        model = v.model or spec.model
+        replicas = 0 if v.name in off else replicas_for_share(total, size[v.name]) or (1 if v.name in pinned or v.model is None else 0)
+        out.workloads.append(VariantWorkload(key(v.name), model, replicas))
+        out.variants.append(_variant_status(v.name, model, states[v.name], replicas, weights[key(v.name)], owner, key(v.name)))
     out.traffic = TrafficPlan(weights=weights, pins=pins)
     current = {v.name for v in spec.experiment.variants}
     out.draining, out.keep = _drain(obs.previous, current, owner, now)
@@ -261,6 +268,11 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             candidate_status = None
             if d.candidate_model is not None:
                 replicas = replicas_for_share(total, d.candidate_share)
+                if (d.rolled_back is not None and replicas == 0 and _provider(spec) != "none"
+                        and now - parse_time(d.rolled_back.at) < DRAIN):
+                    # Traffic has just moved off the candidate: let the data plane converge before
+                    # its pods go (requests in flight finish; no 5xx from a vanished backend).
+                    replicas = candidate_state.replicas if candidate_state.exists else 0
                 applied = d.traffic.weights.get(CANDIDATE, 0)
                 if _provider(spec) == "none" and applied > 0 and not (d.rollout and d.rollout.promoting):
                     # No router: the split is the replica ratio (both variants' pods behind one

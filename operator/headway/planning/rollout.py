@@ -237,7 +237,7 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
 
     # The candidate can carry traffic: pods of this revision are available. (Not the Available
     # condition: while it scales up with maxUnavailable 0 that is False though its pods serve.)
-    serving = candidate.exists and candidate.revision == rollout.revision and candidate.available_replicas > 0
+    serving = candidate.exists and candidate.revision == rollout.revision and candidate.current_available > 0
 
     if "promote" in controls:
         if serving:
@@ -273,7 +273,7 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
                 out.rollout, out.traffic = rollout, previous_traffic
                 out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
                 return out
-            sized = serving and candidate.available_replicas >= expected and (candidate.complete or candidate.replicas >= expected)
+            sized = serving and candidate.current_available >= expected
             if not sized:
                 out.rollout, out.traffic = rollout, previous_traffic
                 if candidate.deadline_exceeded:

@@ -36,6 +36,7 @@ NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
 RESERVED_VARIANTS = ("stable", "candidate", "previous")
 
 RESERVED_ENV = {"BENTOML_HOME", "BENTOML_DO_NOT_TRACK", "BENTOML_PORT", "BENTOML_HOST", "PROMETHEUS_MULTIPROC_DIR"}
+# XDG_CACHE_HOME and HF_HOME have defaults under /tmp but users may point them elsewhere.
 
 # distribution/reference grammar (the reference implementation Kubernetes and Docker use).
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
-from headway.planning.naming import STABLE, Owner, VariantWorkload, child_labels, selector_labels, shared_labels
+from headway.planning.naming import LABEL_MD, STABLE, Owner, VariantWorkload, child_labels, selector_labels, shared_labels
 
 BENTO_UID = 1034
 BENTOML_HOME = "/var/lib/bentoml"
@@ -34,6 +34,10 @@ def _env(model: ModelSpec) -> list[dict[str, Any]]:
         {"name": "BENTOML_HOME", "value": BENTOML_HOME},
         {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
         {"name": "BENTOML_PORT", "value": str(model.port)},
+        # The root filesystem is read-only: libraries that cache under $HOME (Hugging Face,
+        # torch, numba, ...) write to the /tmp emptyDir instead.
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "HF_HOME", "value": "/tmp/.cache/huggingface"},
     ]
     for var in model.env:
         env.append(var.dump())
@@ -157,13 +161,17 @@ def build_variant_service(owner: Owner, spec: ModelDeploymentSpec, workload: Var
 
 
 def build_umbrella_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
-    """The Service named after the ModelDeployment: every variant's pods, by replica count.
+    """The Service named after the ModelDeployment: the in-cluster entry point.
 
-    The in-cluster entry point when no traffic provider is used. The named target port
-    resolves per pod, so variants listening on different ports still work.
+    With a traffic provider the route splits traffic and this Service selects the stable
+    pods only (never a shadow candidate, a standby or a rolled-back arm). Without one
+    (provider none), the split is the replica ratio: it selects every variant's pods. The
+    named target port resolves per pod, so variants on different ports still work.
     """
     labels = shared_labels(owner, spec)
-    return _service(owner, owner.name, labels, {"headway.dev/modeldeployment": owner.name}, spec.model.port)
+    routed = spec.traffic is not None and spec.traffic.provider != "none"
+    selector = selector_labels(owner, STABLE) if routed else {LABEL_MD: owner.name}
+    return _service(owner, owner.name, labels, selector, spec.model.port)
 
 
 def build_pdb(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload) -> dict[str, Any] | None:

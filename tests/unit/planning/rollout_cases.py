@@ -82,7 +82,7 @@ def deployment_state(workload: VariantWorkload | None, ready: int | None = None,
     want = workload.replicas if replicas is None else replicas
     ready = want if ready is None else ready
     return DeploymentState(
-        exists=True, revision=revision or revision_of(workload.model), replicas=want, ready_replicas=ready, available_replicas=ready,
+        exists=True, revision=revision or revision_of(workload.model), replicas=want, ready_replicas=ready, available_replicas=ready, current_available=ready,
         available=ready > 0 or want == 0, complete=ready == want and not deadline, deadline_exceeded=deadline,
         message=f"{ready}/{want} replicas ready",
     )
@@ -173,7 +173,9 @@ class Cluster:
             elif (old.revision, old.replicas) == (new.revision, new.replicas):
                 live[w.variant] = old
             else:
+                same_template = old.revision == new.revision
                 live[w.variant] = replace(new, ready_replicas=old.ready_replicas, available_replicas=old.available_replicas,
+                                          current_available=old.current_available if same_template else 0,
                                           available=old.available, complete=False)
         for variant in result.keep:
             if variant in self.live:

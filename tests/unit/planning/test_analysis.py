@@ -64,12 +64,14 @@ def test_measures_at_a_new_window_then_every_interval() -> None:
     assert cfg is not None
     req = analysis.request(spec(), running_step(), T0)
     assert req is not None
-    assert analysis.due(cfg, None, req, T0)
-    first = analysis.record(cfg, None, req, [("candidate", verdict("Inconclusive"))], None, T0)
-    assert not analysis.due(cfg, first, req, T0 + timedelta(seconds=29))
-    assert analysis.due(cfg, first, req, T0 + timedelta(seconds=30))
+    assert not analysis.due(cfg, None, req, T0)  # a fresh window holds no scrapes yet
+    assert analysis.due(cfg, None, req, T0 + timedelta(seconds=30))
+    first = analysis.record(cfg, None, req, [("candidate", verdict("Inconclusive"))], None, T0 + timedelta(seconds=30))
+    assert not analysis.due(cfg, first, req, T0 + timedelta(seconds=59))
+    assert analysis.due(cfg, first, req, T0 + timedelta(seconds=60))
     next_step = analysis.request(spec(), running_step(started="2026-11-22T12:05:00Z"), T0 + timedelta(minutes=5))
-    assert next_step is not None and analysis.due(cfg, first, next_step, T0 + timedelta(minutes=5, seconds=1))
+    assert next_step is not None and not analysis.due(cfg, first, next_step, T0 + timedelta(minutes=5, seconds=1))
+    assert analysis.due(cfg, first, next_step, T0 + timedelta(minutes=5, seconds=30))
 
 
 def test_failure_limit_consecutive_fails_roll_back_with_the_evidence() -> None:

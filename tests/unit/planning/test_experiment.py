@@ -63,7 +63,7 @@ def test_each_variant_runs_its_own_workload_and_the_control_is_the_stable_one() 
     cluster = Cluster(spec=experiment_spec())
     first = cluster.reconcile(at(0))
     assert [(w.variant, w.model.bento, w.replicas) for w in first.workloads] == [
-        (S, "fraud_scorer:1.0.0", 2),  # control: 50% of 4
+        (S, "fraud_scorer:1.0.0", 4),  # control: carries 100% until the others are available
         ("treatment", "fraud_scorer:2.0.0", 2),  # 30% of 4, rounded up
         ("challenger", "fraud_scorer:3.0.0", 1),  # 20% of 4
     ]
@@ -90,13 +90,14 @@ def test_the_first_deployment_of_an_experiment_posts_an_event() -> None:
     assert "Deployed" in reasons(first)
 
 
-@pytest.mark.parametrize("down, weights, pins", [
-    pytest.param((), {S: 50, "treatment": 30, "challenger": 20}, (HEADER_PIN, COOKIE_PIN), id="all available"),
-    pytest.param(("treatment",), {S: 80, "treatment": 0, "challenger": 20}, (COOKIE_PIN,), id="treatment down"),
-    pytest.param(("challenger",), {S: 70, "treatment": 30, "challenger": 0}, (HEADER_PIN,), id="challenger down"),
-    pytest.param(("treatment", "challenger"), {S: 100, "treatment": 0, "challenger": 0}, (), id="both down"),
+@pytest.mark.parametrize("down, weights, pins, sizes", [
+    pytest.param((), {S: 50, "treatment": 30, "challenger": 20}, (HEADER_PIN, COOKIE_PIN), [2, 2, 1], id="all available"),
+    pytest.param(("treatment",), {S: 80, "treatment": 0, "challenger": 20}, (COOKIE_PIN,), [4, 2, 1], id="treatment down"),
+    pytest.param(("challenger",), {S: 70, "treatment": 30, "challenger": 0}, (HEADER_PIN,), [3, 2, 1], id="challenger down"),
+    pytest.param(("treatment", "challenger"), {S: 100, "treatment": 0, "challenger": 0}, (), [4, 2, 1], id="both down"),
 ])
-def test_only_available_variants_get_traffic(down: tuple[str, ...], weights: dict[str, int], pins: tuple[PinPlan, ...]) -> None:
+def test_only_available_variants_get_traffic(down: tuple[str, ...], weights: dict[str, int], pins: tuple[PinPlan, ...],
+                                             sizes: list[int]) -> None:
     cluster = experimenting()
     for name in down:
         cluster.live[name] = deployment_state(workload_of(cluster.last, name), 0)
@@ -107,7 +108,7 @@ def test_only_available_variants_get_traffic(down: tuple[str, ...], weights: dic
         "control": weights[S], "treatment": weights["treatment"], "challenger": weights["challenger"]}
     assert {name for name, v in variants(result).items() if not v[4]} == set(down)
     assert result.status.phase == (Phase.PROGRESSING if down else Phase.SUCCEEDED)
-    assert [w.replicas for w in result.workloads] == [2, 2, 1], "a down variant keeps its size to recover"
+    assert [w.replicas for w in result.workloads] == sizes, "control grows to carry the share; a down variant keeps its size to recover"
     changed = sorted(e.message for e in result.events if e.reason == "WeightChanged")
     assert len(changed) == (len(down) + 1 if down else 0)
 

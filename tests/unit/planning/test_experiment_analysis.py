@@ -10,7 +10,7 @@ from headway.planning import analysis
 from headway.planning.plan import Observed, plan
 from headway.planning.rollout import Gate
 from headway.planning.verdicts import RequestCounts, VariantData, Verdict
-from tests.unit.planning.rollout_cases import OWNER, STABLE, at, model
+from tests.unit.planning.rollout_cases import OWNER, STABLE, at, deployment_state, model
 from tests.unit.planning.test_experiment import experimenting, experiment_spec
 
 S = STABLE
@@ -79,6 +79,11 @@ def test_decide_runs_once_enough_samples_then_promotes_the_winner_when_asked() -
 
     cluster = experimenting()
     cluster.spec = with_analysis(experiment_spec(), metric="errorRate", minSamples=1000, promoteWinner=True)
+    growing = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decided), at(600))
+    # Capacity first: the winner (2 pods for its 30%) is sized for all traffic before it gets it.
+    assert growing.traffic.weights == {S: 50, "treatment": 30, "challenger": 20}
+    assert [w.replicas for w in growing.workloads if w.variant == "treatment"] == [4]
+    cluster.live["treatment"] = deployment_state(next(w for w in growing.workloads if w.variant == "treatment"))
     result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decided), at(600))
     assert result.traffic.weights == {S: 0, "treatment": 100, "challenger": 0} and result.traffic.pins == ()
     assert result.status.experiment_decision is not None and result.status.experiment_decision.promoted

@@ -128,6 +128,16 @@ def test_history_is_bounded() -> None:
     assert status.history[-1].bento == "fraud_scorer:3.29.0"
 
 
+def test_only_available_pods_of_the_current_template_count_as_current() -> None:
+    rolling = deployment(2, replicas=2, updated=1)  # 2 available, 1 of them on the new template
+    rolling["status"]["replicas"] = 3  # surge: 2 old + 1 new
+    assert observe_deployment(rolling).current_available == 0  # the new pod is not available yet
+    rolling["status"]["availableReplicas"] = 3
+    assert observe_deployment(rolling).current_available == 1
+    unseen = deployment(2, generation=3, observed=2)
+    assert observe_deployment(unseen).current_available == 0  # the controller has not seen the new template
+
+
 def test_observe_deployment_reads_rollout_status() -> None:
     assert not observe_deployment(None).exists
     state = observe_deployment(deployment(1, updated=1))

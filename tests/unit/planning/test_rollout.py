@@ -13,11 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dataclasses import replace
+
 import pytest
 
 from headway.api.status import Phase
 from headway.planning.naming import VariantWorkload
 from headway.planning.observe import DeploymentState
+from headway.planning.plan import DRAIN
 from headway.planning.rollout import Gate, replicas_for_share
 
 from tests.unit.planning.rollout_cases import (
@@ -506,7 +509,9 @@ def test_abort_puts_all_traffic_on_stable_and_scales_the_candidate_to_zero() -> 
     status = aborted.status
     assert status.phase == Phase.ROLLED_BACK and status.rollout is None
     assert aborted.traffic.weights == {S: 100} and aborted.traffic.mirror is None
-    assert replicas_of(aborted, C) == 0 and replicas_of(aborted, S) == TOTAL
+    # Traffic leaves the candidate at once; its pods go after DRAIN (the data plane converges first).
+    assert replicas_of(aborted, C) == 1 and replicas_of(aborted, S) == TOTAL
+    assert replicas_of(cluster.reconcile(at(100) + DRAIN), C) == 0
     assert workload_of(aborted, S).model.bento == "fraud_scorer:1.0.0"
     assert (status.rolled_back.reason, status.rolled_back.revision, status.rolled_back.at) == ("Aborted", rev("2.0.0"), ts(100))
     assert "step 1/2: canary 10%" in status.rolled_back.message
@@ -530,7 +535,7 @@ def test_abort_during_promotion_puts_stable_back_on_the_previous_model() -> None
     assert status.phase == Phase.ROLLED_BACK and status.rollout is None
     assert status.stable_model.bento == "fraud_scorer:1.0.0" and status.previous_model is None
     assert workload_of(aborted, S).model.bento == "fraud_scorer:1.0.0" and replicas_of(aborted, S) == TOTAL
-    assert aborted.traffic.weights == {S: 100} and replicas_of(aborted, C) == 0
+    assert aborted.traffic.weights == {S: 100} and replicas_of(aborted, C) == 2  # drained first
     assert (status.rolled_back.reason, status.rolled_back.revision) == ("Aborted", rev("2.0.0"))
     assert labels(status.history)[-2:] == ["PromotionStarted", "Aborted"]
     assert cluster.reconcile(at(1200)).events == [] and "Promoted" not in labels(cluster.status.history)
@@ -565,6 +570,7 @@ def test_retry_restarts_the_rollout_from_step_zero() -> None:
 
 def test_retry_sends_no_traffic_to_a_candidate_still_at_zero_replicas() -> None:
     cluster, _ = abort_at_canary()
+    cluster.reconcile(at(100) + DRAIN)
     assert cluster.live[C].replicas == 0 and cluster.live[C].available
     cluster.annotate("retry", "r1")
     retried = cluster.reconcile(at(200))
@@ -659,6 +665,19 @@ def test_a_candidate_scaling_up_keeps_its_traffic_though_the_available_condition
     assert "CandidateUnavailable" not in [e.reason for e in growing.events]
 
 
+def test_pods_of_a_replaced_candidate_do_not_count_for_the_new_one() -> None:
+    """spec.model changes mid-rollout: the candidate Deployment's label names the new revision at
+    once, but until its new pods are available only the old ones serve (maxUnavailable 0)."""
+    cluster = canary_running()
+    cluster.set_model("3.0.0")
+    replaced = cluster.reconcile(at(100))
+    assert "CandidateReplaced" in [e.reason for e in replaced.events]
+    old_pods_only = replace(deployment_state(workload_of(replaced, C)), current_available=0, complete=False)
+    cluster.live[C] = old_pods_only  # available 1 (the old pod), updated 0
+    waiting = cluster.reconcile(at(110))
+    assert waiting.traffic.weights == {S: 100} and waiting.status.rollout.step_started_at is None
+
+
 # --- the analysis gate ------------------------------------------------------------------
 
 @pytest.mark.parametrize("result, advances, slos_met", [
@@ -689,7 +708,8 @@ def test_a_gate_asking_for_rollback_rolls_back_with_its_evidence() -> None:
     gate = Gate("Fail", "error rate 5% > 1% (2 failures)", rollback=True, evidence=evidence)
     result = cluster.reconcile(at(100), gate)
     status = result.status
-    assert status.phase == Phase.ROLLED_BACK and result.traffic.weights == {S: 100} and replicas_of(result, C) == 0
+    assert status.phase == Phase.ROLLED_BACK and result.traffic.weights == {S: 100} and replicas_of(result, C) == 1
+    assert replicas_of(cluster.reconcile(at(100) + DRAIN), C) == 0  # after the drain
     assert (status.rolled_back.reason, status.rolled_back.message) == ("FailedAnalysis", gate.message)
     entry = status.history[-1]
     assert (entry.event, entry.evidence["analysis"], entry.revision) == ("RolledBack", evidence, rev("2.0.0"))

@@ -96,3 +96,12 @@ def test_new_model_changes_revision_and_image_but_not_selector() -> None:
     assert a["spec"]["selector"] == b["spec"]["selector"]  # selectors are immutable
     assert a["metadata"]["labels"]["headway.dev/revision"] != b["metadata"]["labels"]["headway.dev/revision"]
     assert b["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3.3.0")
+
+
+def test_with_a_router_the_umbrella_service_selects_stable_pods_only() -> None:
+    """Otherwise in-cluster callers of <name> would get answers from a shadow candidate."""
+    routed = {**MINIMAL, "traffic": {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "gw"}]}}}
+    umbrella = [o for o in children(routed) if o["kind"] == "Service" and o["metadata"]["name"] == OWNER.name][0]
+    assert umbrella["spec"]["selector"] == {"headway.dev/modeldeployment": OWNER.name, "headway.dev/variant": "stable"}
+    plain = [o for o in children(MINIMAL) if o["kind"] == "Service" and o["metadata"]["name"] == OWNER.name][0]
+    assert plain["spec"]["selector"] == {"headway.dev/modeldeployment": OWNER.name}  # provider none: the replica ratio
