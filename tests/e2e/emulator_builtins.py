@@ -162,6 +162,9 @@ def deployment_status(deployment: dict[str, Any], *, phase: str, old_available: 
 
     if phase == 'complete' or replicas == 0:
         total = updated = available = replicas
+    elif phase == 'scaling':  # same template, new size: no pod is replaced
+        total = updated = replicas
+        available = min(old_available, replicas)
     else:
         available = min(old_available, max(replicas - max_unavailable, 0))  # old pods kept serving
         updated = min(replicas, replicas + surge - available)
@@ -208,6 +211,7 @@ class DeploymentController:
         self._subscribe, self._unsubscribe = subscribe, unsubscribe
         self._read, self._write_status, self._now = read, write_status, now
         self._timers: dict[ObjKey, asyncio.TimerHandle] = {}
+        self._templates: dict[ObjKey, str] = {}  # the pod template last observed, per Deployment
         self._queue: asyncio.Queue[Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -241,7 +245,10 @@ class DeploymentController:
         if status.get('observedGeneration') == generation:
             return
         old_available: int = status.get('availableReplicas', 0)
-        self._write_status(key, deployment_status(obj, phase='rolling', old_available=old_available,
+        template = hashlib.sha256(repr((obj.get('spec') or {}).get('template')).encode()).hexdigest()
+        phase = 'scaling' if self._templates.get(key) == template else 'rolling'
+        self._templates[key] = template
+        self._write_status(key, deployment_status(obj, phase=phase, old_available=old_available,
                                                   now=self._now()))
         self._reschedule(key, (self._delay, self._advance, generation, old_available, 'complete'))
 

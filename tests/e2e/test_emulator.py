@@ -506,6 +506,23 @@ async def test_deployments_become_available(kube_emulator: KubeEmulator, api: Ap
 
 
 @pytest.mark.asyncio
+async def test_scaling_replaces_no_pod(kube_emulator: KubeEmulator, api: Api) -> None:
+    """A new size with the same template: every pod stays on the current template (the real
+    controller scales the ReplicaSet; it does not roll)."""
+    kube_emulator.start_deployment_controller(delay=0.5)
+    await api.post(DEPLOYMENTS, deployment('web', replicas=2))
+    await api.wait_for(f'{DEPLOYMENTS}/web', lambda d: d['status'].get('availableReplicas') == 2)
+    await api.patch(f'{DEPLOYMENTS}/web', {'spec': {'replicas': 3}})
+    web = await api.wait_for(f'{DEPLOYMENTS}/web', lambda d: d['status']['observedGeneration'] == 2)
+    assert web['status']['replicas'] == web['status']['updatedReplicas'] == 3  # no old-template pod
+    assert web['status']['availableReplicas'] == 2  # the new pod is not ready yet
+    await api.patch(f'{DEPLOYMENTS}/web', {'spec': {'replicas': 1}})
+    web = await api.wait_for(f'{DEPLOYMENTS}/web', lambda d: d['status']['observedGeneration'] == 3)
+    assert web['status']['replicas'] == web['status']['updatedReplicas'] == 1
+    assert web['status']['availableReplicas'] == 1
+
+
+@pytest.mark.asyncio
 async def test_deployments_with_unpullable_images_never_become_ready(kube_emulator: KubeEmulator,
                                                                      api: Api) -> None:
     kube_emulator.start_deployment_controller(delay=0.05)

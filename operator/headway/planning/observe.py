@@ -14,6 +14,7 @@ class DeploymentState:
 
     exists: bool
     revision: str | None = None
+    observed: bool = True  # the controller has seen the latest spec (observedGeneration >= generation)
     replicas: int = 0
     ready_replicas: int = 0
     available_replicas: int = 0  # pods ready for minReadySeconds, of any template
@@ -42,6 +43,7 @@ def observe_deployment(live: dict[str, Any] | None) -> DeploymentState:
     )
     return DeploymentState(
         exists=True,
+        observed=observed,
         revision=meta.get("labels", {}).get("headway.dev/revision"),
         replicas=want,
         ready_replicas=status.get("readyReplicas", 0) or 0,
@@ -55,6 +57,21 @@ def observe_deployment(live: dict[str, Any] | None) -> DeploymentState:
         deadline_exceeded=progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded",
         message=progressing.get("message") or available_cond.get("message") or "",
     )
+
+
+def serving_pods(state: DeploymentState, revision: str, known_serving: bool) -> int:
+    """Available pods running ``revision``.
+
+    Once the controller has seen the latest spec, that is what its status says of the current
+    template. Before (right after Headway patched the Deployment) the status is the previous
+    one: a resize keeps the pods it counts, a new template does not — so they count only when
+    the last status recorded this revision as serving (``known_serving``).
+    """
+    if not state.exists or state.revision != revision:
+        return 0
+    if state.observed:
+        return state.current_available
+    return state.available_replicas if known_serving else 0
 
 
 def parse_status(raw: dict[str, Any] | None) -> ModelDeploymentStatus:

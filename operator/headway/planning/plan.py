@@ -20,7 +20,7 @@ from headway.planning import controls as ctl
 from headway.planning.conditions import EventIntent, append_history, history_entry, parse_time, rfc3339, set_condition
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.analysis import failing_arms
-from headway.planning.observe import DeploymentState
+from headway.planning.observe import DeploymentState, serving_pods
 from headway.planning.rollout import Gate, PinPlan, TrafficPlan, decide, replicas_for_share
 from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
 
@@ -148,9 +148,11 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
     weights: dict[str, int] = {}
     available: set[str] = set()
     states = {v.name: obs.live.get(key(v.name), DeploymentState(exists=False)) for v in spec.experiment.variants}
+    previously = {p.name: p for p in obs.previous.variants}
     for v in spec.experiment.variants:
-        state = states[v.name]
-        if state.exists and state.current_available > 0 and state.revision == revision_of(v.model or spec.model):
+        rev = revision_of(v.model or spec.model)
+        was = previously.get(v.name)
+        if serving_pods(states[v.name], rev, was is not None and was.revision == rev and was.ready_replicas > 0) > 0:
             available.add(v.name)  # its pods serve (even while it scales up: Available may be False then)
         weights[key(v.name)] = v.weight
     # A variant gets traffic only once it is available and not rolled back; else its share goes to control.

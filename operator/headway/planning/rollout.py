@@ -25,11 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
-from headway.api.status import BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus
+from headway.api.status import (
+    BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus,
+)
 from headway.api.types import parse_duration
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, STABLE, revision_of
-from headway.planning.observe import DeploymentState
+from headway.planning.observe import DeploymentState, serving_pods
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,8 @@ def decide(
     if gate is not None and gate.rollback:
         return _roll_back(out, desired, drev, "FailedAnalysis", gate.message, record, now, gate.evidence)
     total = spec.replicas if spec.replicas is not None else 1
-    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now, total, previous.controls)
+    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now, total, previous.controls,
+                     previous.candidate)
 
 
 def _roll_back(out: RolloutDecision, desired: ModelSpec, drev: str, reason: str, message: str, record: Any, now: datetime,
@@ -220,7 +223,7 @@ def _roll_back(out: RolloutDecision, desired: ModelSpec, drev: str, reason: str,
 
 def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutStep], desired: ModelSpec,
               candidate: DeploymentState, controls: dict[str, str], paused: bool, gate: Gate | None, record: Any,
-              now: datetime, total: int, handled_before: dict[str, str]) -> RolloutDecision:
+              now: datetime, total: int, handled_before: dict[str, str], previous_candidate: VariantStatus | None) -> RolloutDecision:
     out.candidate_model = desired
     started = _parse_time(rollout.step_started_at)
 
@@ -237,7 +240,9 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
 
     # The candidate can carry traffic: pods of this revision are available. (Not the Available
     # condition: while it scales up with maxUnavailable 0 that is False though its pods serve.)
-    serving = candidate.exists and candidate.revision == rollout.revision and candidate.current_available > 0
+    known = previous_candidate is not None and previous_candidate.revision == rollout.revision and previous_candidate.ready_replicas > 0
+    pods = serving_pods(candidate, rollout.revision, known)
+    serving = pods > 0
 
     if "promote" in controls:
         if serving:
@@ -273,7 +278,7 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
                 out.rollout, out.traffic = rollout, previous_traffic
                 out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
                 return out
-            sized = serving and candidate.current_available >= expected
+            sized = candidate.observed and pods >= expected
             if not sized:
                 out.rollout, out.traffic = rollout, previous_traffic
                 if candidate.deadline_exceeded:

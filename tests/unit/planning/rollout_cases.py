@@ -173,9 +173,8 @@ class Cluster:
             elif (old.revision, old.replicas) == (new.revision, new.replicas):
                 live[w.variant] = old
             else:
-                same_template = old.revision == new.revision
                 live[w.variant] = replace(new, ready_replicas=old.ready_replicas, available_replicas=old.available_replicas,
-                                          current_available=old.current_available if same_template else 0,
+                                          observed=False, current_available=0,
                                           available=old.available, complete=False)
         for variant in result.keep:
             if variant in self.live:

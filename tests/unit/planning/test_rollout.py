@@ -665,6 +665,16 @@ def test_a_candidate_scaling_up_keeps_its_traffic_though_the_available_condition
     assert "CandidateUnavailable" not in [e.reason for e in growing.events]
 
 
+def test_a_resize_not_yet_seen_by_the_controller_is_not_unavailability() -> None:
+    """Right after Headway resizes the candidate, its Deployment's status is the previous one
+    (observedGeneration behind): the pods it counts still serve this revision."""
+    cluster = canary_running()
+    resized = replace(cluster.live[C], replicas=2, observed=False, current_available=0, complete=False)
+    cluster.live[C] = resized
+    result = cluster.reconcile(at(100))
+    assert result.traffic.weights == {S: 90, C: 10} and "CandidateUnavailable" not in [e.reason for e in result.events]
+
+
 def test_pods_of_a_replaced_candidate_do_not_count_for_the_new_one() -> None:
     """spec.model changes mid-rollout: the candidate Deployment's label names the new revision at
     once, but until its new pods are available only the old ones serve (maxUnavailable 0)."""
