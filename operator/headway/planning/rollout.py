@@ -34,6 +34,9 @@ from headway.planning.naming import CANDIDATE, STABLE, revision_of
 from headway.planning.observe import DeploymentState, serving_pods
 
 
+# PinPlan and TrafficPlan say *what* traffic should do, in planning's terms (variants); the
+# reconciler translates them into traffic.base's Pin/Backend/Mirror (Services and ports). The
+# likeness is deliberate: the planning layer may not import the traffic layer above it.
 @dataclass(frozen=True)
 class PinPlan:
     kind: Literal["header", "cookie"]
