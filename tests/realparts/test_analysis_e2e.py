@@ -24,14 +24,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.realparts]
 GOOD = "registry.example.com/fraud-scorer:1.0.0"
 BAD = "registry.example.com/fraud-scorer:2.0.0-bad"
 GOOD_V2 = "registry.example.com/fraud-scorer:2.0.0"
-BEHAVIOURS = {GOOD: {}, GOOD_V2: {}, BAD: {"HEADWAY_TEST_ERROR_RATE": "0.3"}}
+SLOW = "registry.example.com/fraud-scorer:2.0.0-slow"
+BEHAVIOURS = {GOOD: {}, GOOD_V2: {}, BAD: {"HEADWAY_TEST_ERROR_RATE": "0.3"},
+              SLOW: {"HEADWAY_TEST_DELAY_MS": "400", "HEADWAY_TEST_DELAY_FRACTION": "0.2"}}
 TRAFFIC = {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "inference"}]}}
 
 
-def spec(image: str, bento: str, steps: list[dict[str, Any]], prometheus_url: str | None = None) -> dict[str, Any]:
+def spec(image: str, bento: str, steps: list[dict[str, Any]], prometheus_url: str | None = None,
+         latency_max: str = "1s") -> dict[str, Any]:
     analysis: dict[str, Any] = {
         "interval": "3s", "minRequests": 50, "failureLimit": 2,
-        "slos": [{"errorRate": {"max": 0.05}}, {"latency": {"percentile": 99, "max": "1s"}}],
+        "slos": [{"errorRate": {"max": 0.05}}, {"latency": {"percentile": 99, "max": latency_max}}],
     }
     if prometheus_url:
         analysis["prometheus"] = {"url": prometheus_url}
@@ -73,6 +76,25 @@ def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory
     assert env.operator.metric("headway_rollbacks_total", 'reason="FailedAnalysis"') == 1
     stats = load.stats()
     assert stats.errors("candidate") > 0 and stats.errors("stable") == 0  # users saw the bad version only briefly
+
+
+def test_slow_version_is_rolled_back_on_latency(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
+    """A version answering 20% of requests 400 ms late breaches p99 <= 250ms (1% may be slower)."""
+    env = emulated
+    plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
+    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 40, "duration": "5m"}}], latency_max="250ms"))
+    env.wait_phase("fraud", "Succeeded")
+    plane.wait_serving("fraud-stable")
+    dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+
+    env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": SLOW}})
+    body = wait_for("the rollback on latency", lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b, timeout=120)
+    entry = next(h for h in reversed(body["status"]["history"]) if h["event"] == "RolledBack")
+    latency = next(v for v in entry["evidence"]["analysis"]["verdicts"] if v["slo"] == "latency-p99")
+    assert latency["result"] == "Fail" and latency["value"] > 0.05  # ~20% slower than 250 ms, 1% allowed
+    assert latency["pValue"] is not None and latency["pValue"] < 0.05
+    errors = next(v for v in entry["evidence"]["analysis"]["verdicts"] if v["slo"] == "errorRate")
+    assert errors["result"] != "Fail"  # it was the latency, not errors
 
 
 def test_good_version_is_promoted_on_evidence(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
