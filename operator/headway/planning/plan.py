@@ -118,6 +118,13 @@ class ExperimentPlan:
     events: list[EventIntent] = field(default_factory=list)
 
 
+def _drain_events(previous: ModelDeploymentStatus, draining: list[DrainingStatus]) -> list[EventIntent]:
+    """One Event per variant that starts draining."""
+    before = {d.variant for d in previous.draining}
+    return [EventIntent("Normal", "VariantDraining", f"variant {d.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s")
+            for d in draining if d.variant not in before]
+
+
 def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: datetime) -> ExperimentPlan:
     assert spec.experiment is not None
     total = stable_replicas(spec)
@@ -252,9 +259,7 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
                 was = next((p for p in previous.variants if p.name == v.name), None)
                 if was is not None and was.weight != v.weight:
                     events.append(EventIntent("Normal", "WeightChanged", f"variant {v.name}: {was.weight}% -> {v.weight}%"))
-            for item in draining:
-                if item.variant not in {x.variant for x in previous.draining}:
-                    events.append(EventIntent("Normal", "VariantDraining", f"variant {item.variant} removed from the experiment: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
+            events += _drain_events(previous, draining)
             if exp.waiting:
                 phase_override, message = Phase.PROGRESSING, f"waiting for variants to become available: {', '.join(exp.waiting)}"
         else:
@@ -291,9 +296,7 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             )
             # An experiment removed from the spec: its variants drain like removed variants.
             draining, keep = _drain(previous, set(), owner, now)
-            for item in draining:
-                if item.variant not in {x.variant for x in previous.draining}:
-                    events.append(EventIntent("Normal", "VariantDraining", f"variant {item.variant} removed: weight 0, deleted after {int(DRAIN.total_seconds())}s"))
+            events += _drain_events(previous, draining)
             update.update(draining=draining, variants=[v.model_copy(update={"weight": 0}) for v in previous.variants if v.name in keep])
             stable_status = _variant_status(STABLE, d.stable_model, stable_state, workloads[0].replicas, d.traffic.weights.get(STABLE, 100), owner)
         update["stable"] = stable_status
