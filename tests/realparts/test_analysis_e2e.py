@@ -15,7 +15,7 @@ import pytest
 
 from headway.k8s.client import DEPLOYMENT
 from tests.e2e.harness import Env, wait_for
-from tests.realparts.dataplane import DataPlane
+from tests.realparts.dataplane import DataPlane, LoadGenerator
 from tests.realparts.fixtures import DataPlaneFactory
 from tests.realparts.servers import Prometheus
 
@@ -49,16 +49,26 @@ def emulated(realparts_env: Env) -> Env:
     return realparts_env
 
 
+def serving_under_load(env: Env, factory: DataPlaneFactory, plane: DataPlane, md_spec: dict[str, Any],
+                       max_seconds: float = 150, max_requests: int = 4000) -> LoadGenerator:
+    """The first version deployed, its server up, and live traffic following the route."""
+    env.create_md("fraud", md_spec)
+    env.wait_phase("fraud", "Succeeded")
+    plane.wait_serving("fraud-stable")
+    return factory.load(plane, "fraud", rate=30, max_seconds=max_seconds, max_requests=max_requests)
+
+
+def wait_rolled_back(env: Env, why: str) -> dict[str, Any]:
+    return wait_for(why, lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b, timeout=120)
+
+
 def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
     env = emulated
     plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
-    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 30, "duration": "5m"}}]))
-    env.wait_phase("fraud", "Succeeded")
-    plane.wait_serving("fraud-stable")
-    load = dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+    load = serving_under_load(env, dataplane_factory, plane, spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 30, "duration": "5m"}}]))
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": BAD}})
-    body = wait_for("the automatic rollback", lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b, timeout=120)
+    body = wait_rolled_back(env, "the automatic rollback")
     status = body["status"]
     assert status["rolledBack"]["reason"] == "FailedAnalysis"
     assert status["stable"]["bento"] == "fraud_scorer:1.0.0"
@@ -82,13 +92,11 @@ def test_slow_version_is_rolled_back_on_latency(emulated: Env, dataplane_factory
     """A version answering 20% of requests 400 ms late breaches p99 <= 250ms (1% may be slower)."""
     env = emulated
     plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
-    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 40, "duration": "5m"}}], latency_max="250ms"))
-    env.wait_phase("fraud", "Succeeded")
-    plane.wait_serving("fraud-stable")
-    dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+    serving_under_load(env, dataplane_factory, plane,
+                       spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 40, "duration": "5m"}}], latency_max="250ms"))
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": SLOW}})
-    body = wait_for("the rollback on latency", lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b, timeout=120)
+    body = wait_rolled_back(env, "the rollback on latency")
     entry = next(h for h in reversed(body["status"]["history"]) if h["event"] == "RolledBack")
     latency = next(v for v in entry["evidence"]["analysis"]["verdicts"] if v["slo"] == "latency-p99")
     assert latency["result"] == "Fail" and latency["value"] > 0.05  # ~20% slower than 250 ms, 1% allowed
@@ -100,10 +108,7 @@ def test_slow_version_is_rolled_back_on_latency(emulated: Env, dataplane_factory
 def test_good_version_is_promoted_on_evidence(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
     env = emulated
     plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
-    env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "10s"}}]))
-    env.wait_phase("fraud", "Succeeded")
-    plane.wait_serving("fraud-stable")
-    dataplane_factory.load(plane, "fraud", rate=30, max_seconds=150, max_requests=4000)
+    serving_under_load(env, dataplane_factory, plane, spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "10s"}}]))
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
     status = env.wait_history("fraud", "Promoted", timeout=120)
@@ -123,10 +128,8 @@ def test_no_promotion_while_prometheus_is_down(emulated: Env, dataplane_factory:
     try:
         plane = DataPlane(env.kube, env.namespace, BEHAVIOURS, own, workdir=tmp_path / "plane").start()
         dataplane_factory.planes.append(plane)  # stopped at teardown with the others
-        env.create_md("fraud", spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "5s"}}], own.url))
-        env.wait_phase("fraud", "Succeeded")
-        plane.wait_serving("fraud-stable")
-        dataplane_factory.load(plane, "fraud", rate=30, max_seconds=90, max_requests=3000)
+        serving_under_load(env, dataplane_factory, plane, spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "5s"}}], own.url),
+                           max_seconds=90, max_requests=3000)
         env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
         env.wait_history("fraud", "StepStarted")
         own.stop()  # mid-analysis: before any verdict could pass
