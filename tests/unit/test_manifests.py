@@ -5,6 +5,10 @@
   manifest the current CRD wrongly accepts (a strict xfail: fix the CRD, then drop the line).
 * tests/manifests/valid/*.yaml and every ModelDeployment in examples/: accepted by the CRD
   *and* parsed by the operator's pydantic model (both views of the API must agree).
+* tests/manifests/invalid/*.yaml are refused by the operator's own parser too
+  (``parse_spec`` + ``check_spec``), naming the field the API server names: the operator
+  never acts on a spec the API server would refuse (it may read specs the server never
+  validated: stored before a rule existed, or written by an emulator).
 * The generated CRD, and every published third-party CRD in shared/schemas, is structural.
 """
 
@@ -17,7 +21,7 @@ from typing import Any
 import pytest
 
 from headway.api.spec import ModelDeploymentSpec
-from headway.planning.validation import check_spec
+from headway.planning.validation import check_spec, parse_spec
 from tests.support.crdschema import CrdValidator, assert_structural, iter_cel_rules, load_crd, load_yaml_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +98,40 @@ def test_invalid_manifest_is_rejected(path: Path, crd: dict[str, Any]) -> None:
     errors = CrdValidator(crd).validate(_single_document(path))
     assert errors, f"{path.name}: accepted, but should fail with {expect!r}"
     assert any(expect in e for e in errors), f"{path.name}: expected an error containing {expect!r}, got:\n  " + "\n  ".join(errors)
+
+
+# Invalid manifests the operator does not (and need not) refuse itself, and why.
+NOT_THE_OPERATORS_BUSINESS = {
+    # The API server answers "no matches for kind": such an object is never stored.
+    "api-version-v1beta1": "an unserved version never reaches the operator",
+    # ObjectMeta is validated by the API server for every kind; the operator reads only spec.
+    "name-uppercase": "metadata.name is the API server's business",
+    "namespace-uppercase": "metadata.namespace is the API server's business",
+    # Strict field validation is kubectl's choice; other clients get unknown fields pruned,
+    # so the operator never sees one (its models ignore unknown fields for the same reason).
+    "unknown-field-replica": "unknown fields are pruned before the operator reads the spec",
+}
+
+
+def _crd_fields(errors: list[str]) -> list[str]:
+    """The fields the API server names: the text before ': ' of each error that names one."""
+    return [e.split(": ", 1)[0] for e in errors if ": " in e and e.startswith(("spec", "metadata"))]
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_manifest_is_refused_by_the_operator_too(path: Path, crd: dict[str, Any]) -> None:
+    """What the CRD refuses, the operator refuses before it writes anything, naming the same field."""
+    doc = _single_document(path)
+    if path.stem in NOT_THE_OPERATORS_BUSINESS:
+        pytest.skip(NOT_THE_OPERATORS_BUSINESS[path.stem])
+    crd_fields = _crd_fields(CrdValidator(crd).validate(doc))
+    assert crd_fields, f"{path.name}: the CRD names no field; list it in NOT_THE_OPERATORS_BUSINESS with the reason"
+    spec, problems = parse_spec(doc.get("spec"))
+    if spec is not None:
+        problems = check_spec(doc["metadata"]["name"], spec)
+    assert problems, f"{path.name}: the operator accepts what the API server refuses ({crd_fields[0]})"
+    named = {p.field for p in problems}
+    assert crd_fields[0] in named, f"{path.name}: the API server names {crd_fields[0]}, the operator: " + "; ".join(map(str, problems))
 
 
 def test_every_cel_rule_of_our_crd_evaluates_and_is_exercised(crd: dict[str, Any]) -> None:

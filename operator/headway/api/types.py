@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_SECONDS = (2**63 - 1) / 1e9  # Go's time.Duration, as kubectl and the API server parse durations
 
 
 def parse_duration(text: str) -> timedelta:
@@ -24,6 +25,8 @@ def parse_duration(text: str) -> timedelta:
     if not isinstance(text, str) or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h30m or 250ms")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > _MAX_SECONDS:  # a timedelta would overflow (OverflowError, not a ValueError)
+        raise ValueError(f"{text!r} is longer than the longest duration, 2562047h (about 292 years)")
     return timedelta(seconds=seconds)
 
 
@@ -46,7 +49,8 @@ def _check_duration(value: Any) -> str:
 # Field before BeforeValidator: the other order drops the pattern from the JSON schema.
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, description="A duration such as 30s, 5m, 1h30m or 250ms."),
+    # 32 characters: "1h30m15s250ms" is 13; nobody writes a longer duration by hand.
+    Field(pattern=DURATION_PATTERN, max_length=32, description="A duration such as 30s, 5m, 1h30m or 250ms."),
     BeforeValidator(_check_duration),
 ]
 
@@ -83,10 +87,25 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from exc
 
 
+QUANTITY_MAX_LENGTH = 64  # "123456789012345678901234567890.123456789Gi" is 42
+
+
+def _check_int_or_string(value: Any) -> Any:
+    # The API server's int-or-string takes integers and strings only: not booleans (which
+    # pydantic's int would take as 0/1) and not numbers with a fraction.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{value!r} is not an integer or a string such as 500m, 2 or 1.5Gi")
+    if isinstance(value, str) and len(value) > QUANTITY_MAX_LENGTH:
+        raise ValueError(f"a quantity is at most {QUANTITY_MAX_LENGTH} characters")
+    return value
+
+
 # Quantities are validated by the operator (parse_quantity), not the schema: the
-# structural-schema rules allow no pattern on an int-or-string value.
+# structural-schema rules allow no pattern on an int-or-string value, and the API server's
+# cost estimator ignores maxLength there (it treats the value as dyn).
 Quantity = Annotated[
     int | str,
+    BeforeValidator(_check_int_or_string),
     PlainSerializer(lambda v: v, return_type=Any),
     WithJsonSchema(
         {
@@ -105,6 +124,15 @@ LABEL_KEY_PATTERN = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_KEY_MAX_LENGTH = 317  # a DNS subdomain prefix (253), "/", a name (63)
+LABEL_VALUE_MAX_LENGTH = 63
+
+# Map keys: a CRD cannot bound them (no propertyNames in a structural schema), pydantic does.
+LabelKey = Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX_LENGTH)]
+# Qualified names (resource names such as nvidia.com/gpu) have the label key grammar.
+QualifiedName = LabelKey
+# The syntax (and the 63 again, with a clearer message) is checked by check_label_value.
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX_LENGTH)]
 
 
 def check_label_key(key: str) -> None:

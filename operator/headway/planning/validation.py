@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from headway.api.base import ApiModel
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.types import check_label_key, check_label_value, parse_quantity
 from headway.planning.naming import MAX_NAME_LENGTH, bento_name_version
@@ -63,6 +64,8 @@ def check_image(image: str) -> str | None:
 def _loc(loc: tuple[Any, ...]) -> str:
     out = "spec"
     for part in loc:
+        if part == "[key]":  # pydantic's marker for "the key itself" (after the key)
+            continue
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
@@ -138,9 +141,45 @@ def _check_resources(spec: ModelDeploymentSpec) -> list[Problem]:
     return problems
 
 
+def rule_problems(obj: ApiModel, path: str = "spec") -> list[Problem]:
+    """What the CRD's CEL rules and list-map keys would refuse, found in the parsed spec.
+
+    The API server refuses such a spec at apply time, but the operator may read one it never
+    validated (stored before a rule existed, written by a test or an emulator), and must not
+    act on it: each model's ``__cel__`` rules say it again in Python (``Rule.holds``), and
+    lists declared ``x-kubernetes-list-type: map`` must not repeat a key. Each problem names
+    the field the API server would name.
+    """
+    problems = [Problem(path + (rule.field_path or ""), rule.message) for rule in type(obj).__cel__ if not rule.holds(obj)]
+    for attribute, info in type(obj).model_fields.items():
+        value = getattr(obj, attribute)
+        child = f"{path}.{info.alias or attribute}"
+        if isinstance(value, ApiModel):
+            problems += rule_problems(value, child)
+        elif isinstance(value, (list, tuple)):
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            map_keys = extra.get("x-kubernetes-list-map-keys") if extra.get("x-kubernetes-list-type") == "map" else None
+            keys = [str(k) for k in map_keys] if isinstance(map_keys, list) else None
+            seen: set[tuple[Any, ...]] = set()
+            for i, item in enumerate(value):
+                if keys is not None and isinstance(item, ApiModel):
+                    key = tuple(item.dump().get(k) for k in keys)
+                    if key in seen:
+                        named = ", ".join(f"{k}={v!r}" for k, v in zip(keys, key))
+                        problems.append(Problem(f"{child}[{i}]", f"duplicate entry: {named} appears more than once"))
+                    seen.add(key)
+                if isinstance(item, ApiModel):
+                    problems += rule_problems(item, f"{child}[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, ApiModel):
+                    problems += rule_problems(item, f"{child}[{key}]")
+    return problems
+
+
 def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
-    """Semantic problems of a spec that parsed: everything the schema cannot say."""
-    problems = []
+    """Semantic problems of a spec that parsed: what the CRD's rules say, and what the schema cannot."""
+    problems = rule_problems(spec)
     if len(name) > MAX_NAME_LENGTH:
         problems.append(Problem("metadata.name", f"at most {MAX_NAME_LENGTH} characters: Services named <name>-<variant> must fit in 63"))
     problems += _check_model(spec.model, "spec.model")
