@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
-from headway.k8s.client import Kube, make_api_client  # noqa: E402
+from headway.k8s.apply import list_children  # noqa: E402
+from headway.k8s.client import DEPLOYMENT, Kube, make_api_client  # noqa: E402
 from headway.planning.naming import Owner  # noqa: E402
 from headway.planning.observe import parse_status  # noqa: E402
 from headway.planning.plan import Observed, plan  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> int:
                 assert body is not None
                 owner = Owner(name, "bench", body["metadata"]["uid"])
                 observed = Observed(body["spec"], body["metadata"].get("generation"), {}, parse_status(body.get("status")),
-                                    observe_variants(kube, owner))
+                                    observe_variants(list_children(kube, owner, (DEPLOYMENT,)), owner))
                 started = time.perf_counter()
                 plan(owner, observed, datetime.now(timezone.utc))
                 planning.append((time.perf_counter() - started) * 1000)

@@ -15,6 +15,7 @@ from headway import config as cfg
 
 def run_operator(config: cfg.OperatorConfig) -> None:
     from headway.handlers import register
+    from headway.handlers.settings import apply_settings
 
     if config.kubeconfig:  # kopf's login and ours read the same file
         os.environ["KUBECONFIG"] = config.kubeconfig
@@ -28,12 +29,17 @@ def run_operator(config: cfg.OperatorConfig) -> None:
         start_http_server(config.metrics_port, addr=config.health_addr.rsplit(":", 1)[0] or "0.0.0.0")
     registry = kopf.OperatorRegistry()
     register(registry, config)
+    # Least privilege: no cluster-wide scanning, peering scoped like the RBAC (handlers/settings.py).
+    # Applied before kopf starts any task; idempotent if a startup handler applies it again.
+    settings = kopf.OperatorSettings()
+    apply_settings(settings, config)
     logging.getLogger("headway").info(
         "starting: namespaces=%s peering=%s", ",".join(config.namespaces) or "<all>", config.peering or "<standalone>",
     )
     asyncio.run(
         kopf.operator(
             registry=registry,
+            settings=settings,
             clusterwide=config.clusterwide,
             namespaces=config.namespaces,
             standalone=config.peering is None,
@@ -52,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("crd", help="print the ModelDeployment CRD (YAML)")
     args = parser.parse_args(argv)
     if args.command == "operator":
-        run_operator(cfg.from_args(args))
+        try:
+            config = cfg.from_args(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+        run_operator(config)
     elif args.command == "crd":
         import yaml
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 from dataclasses import dataclass, field
 
 
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument(
         "-n", "--namespace", dest="namespaces", action="append",
-        help=f"namespace to watch (repeatable; default: all namespaces) [${ENV['namespaces']}, comma-separated]",
+        help=f"namespace to watch, an exact name (repeatable; default: all namespaces) [${ENV['namespaces']}, comma-separated]",
     )
     parser.add_argument("--prometheus-url", default=env(ENV["prometheus_url"]),
                         help=f"default Prometheus URL for analysis [${ENV['prometheus_url']}]")
@@ -69,11 +70,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
 def from_args(args: argparse.Namespace) -> OperatorConfig:
+    """The configuration; ValueError for a namespace that is not an exact name."""
     namespaces = args.namespaces
     if not namespaces:
         raw = os.environ.get(ENV["namespaces"], "")
         namespaces = [n.strip() for n in raw.split(",") if n.strip()]
+    # Exact names only: kopf's namespace globs (team-*, !kube-system) need namespaces to be
+    # listed and watched cluster-wide, which namespaced mode's RBAC does not allow.
+    invalid = [n for n in namespaces if len(n) > 63 or not NAMESPACE_NAME.match(n)]
+    if invalid:
+        raise ValueError(f"namespaces must be exact namespace names (no patterns): {', '.join(invalid)}")
     return OperatorConfig(
         namespaces=tuple(namespaces),
         prometheus_url=args.prometheus_url or None,

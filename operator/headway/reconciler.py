@@ -1,10 +1,17 @@
 """observe -> plan -> render -> apply: the one place all layers meet.
 
 Each call reads the ModelDeployment fresh (so a stale watch event can't drive a
-decision), plans from what it read, writes the children (workloads first, the route
-after them, pruning last), then the status with the resourceVersion it read (409 if
-anything changed meanwhile: nothing is lost, the next reconcile decides again), then
-posts the Events for the decisions it wrote.
+decision) and lists its children, plans from what it read, renders the children and
+works out which of them must be written (reads only), and then writes, in this order:
+
+1. the status that records the decision (step, weights, controls handled), with the
+   resourceVersion it was decided from. A 409 means the object changed meanwhile: nothing
+   else is written and the next reconcile decides again, from the newer status, so a
+   conflict never moves traffic;
+2. the Events and log lines of the decisions, now that they are durable;
+3. the children, following the status (workloads first, the route after them, pruning
+   last). Children are a function of status and spec: an operator that dies between 1 and
+   3 is caught up by the next reconcile, which plans the same children from that status.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 import headway
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels
 from headway.api.status import AnalysisStatus, ConditionType, ExperimentDecision, ModelDeploymentStatus, Phase
-from headway.k8s.apply import Action, apply_children, patch_status, post_event
+from headway.k8s.apply import Action, LiveChildren, Writes, apply_writes, list_children, patch_status, plan_writes, post_event
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent, set_condition
 from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
@@ -147,11 +154,10 @@ def _action_events(actions: list[Action]) -> list[EventIntent]:
     return [EventIntent("Normal", a.verb.capitalize(), f"{a.kind} {a.name} {a.verb}") for a in actions if a.verb != "conflict"]
 
 
-def observe_variants(kube: Kube, owner: Owner) -> dict[str, Any]:
-    live = kube.list(DEPLOYMENT, owner.namespace, f"{LABEL_MD}={owner.name}")
+def observe_variants(live: LiveChildren, owner: Owner) -> dict[str, Any]:
     return {
         d["metadata"]["labels"][LABEL_VARIANT]: observe_deployment(d)
-        for d in live
+        for d in live.get(DEPLOYMENT.kind, {}).values()
         if LABEL_VARIANT in d["metadata"].get("labels", {}) and any(r.get("uid") == owner.uid for r in d["metadata"].get("ownerReferences", []))
     }
 
@@ -169,8 +175,33 @@ def _count(result: Plan, owner: Owner) -> None:
             telemetry.WEIGHT.labels(owner.namespace, owner.name, variant).set(weight)
 
 
+def render_children(kube: Kube, owner: Owner, result: Plan) -> tuple[list[dict[str, Any]], set[tuple[str, str]], list[str]]:
+    """The children a plan wants, the (kind, name) pairs to leave alone, and route problems."""
+    assert result.spec is not None and result.workloads is not None
+    children = build_children(owner, result.spec, result.workloads)
+    route_problems: list[str] = []
+    labels = shared_labels(owner, result.spec)
+    if result.traffic is not None:
+        routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, labels)
+        children += routes
+    if result.spec.analysis is not None and kube.serves(PODMONITOR):
+        children.append(build_podmonitor(owner, result.spec, labels))
+    keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
+    if route_problems:  # never prune the route that serves now because a new one can't be rendered
+        keep |= {(k.kind, owner.name) for k in ROUTE_KINDS}
+    return children, keep, route_problems
+
+
+class Conflict(ApiError):
+    """The ModelDeployment changed between the read and the status write: nothing was written."""
+
+
 def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None) -> Plan | None:
-    """Bring one ModelDeployment's children and status in line with its spec."""
+    """Bring one ModelDeployment's status, then its children, in line with its spec.
+
+    Returns the plan carried out, or None when the ModelDeployment is gone or being
+    deleted; raises Conflict (nothing written) when it changed while this call decided.
+    """
     with _lock(namespace, name):
         body = kube.get(MODEL_DEPLOYMENT, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -182,46 +213,104 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         previous = parse_status(body.get("status"))
         spec, _ = parse_spec(body.get("spec") or {})
         analysis_status, gate, decision = run_analysis(spec, owner, previous, now, prometheus_url)
+        managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
+        live = list_children(kube, owner, managed)
         observed = Observed(
             raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
-            previous=previous, live=observe_variants(kube, owner), gate=gate, analysis=analysis_status, decision=decision,
+            previous=previous, live=observe_variants(live, owner), gate=gate, analysis=analysis_status, decision=decision,
         )
         result = plan(owner, observed, now)
 
-        actions: list[Action] = []
+        writes = Writes([], [], [])
         if result.spec is not None and result.workloads is not None:
-            children = build_children(owner, result.spec, result.workloads)
-            route_problems: list[str] = []
-            labels = shared_labels(owner, result.spec)
-            if result.traffic is not None:
-                routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, labels)
-                children += routes
-            if result.spec.analysis is not None and kube.serves(PODMONITOR):
-                children.append(build_podmonitor(owner, result.spec, labels))
-            keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
-            if route_problems:  # never prune the route that serves now because a new one can't be rendered
-                keep |= {(k.kind, owner.name) for k in ROUTE_KINDS}
-            managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
-            actions = apply_children(kube, owner, children, managed, keep=keep)
-            conflicts = [a.detail for a in actions if a.verb == "conflict"]
-            if conflicts:
-                result = _with_apply_problems(result, previous.conditions, conflicts, "ChildConflict", now, generation)
+            children, keep, route_problems = render_children(kube, owner, result)
+            writes = plan_writes(kube, owner, children, live, keep)
+            if writes.conflicts:
+                result = _with_apply_problems(result, previous.conditions, [a.detail for a in writes.conflicts], "ChildConflict", now, generation)
             elif route_problems:
                 result = _with_apply_problems(result, previous.conditions, route_problems, "RouteNotApplied", now, generation)
 
+        # 1. The decision, with the resourceVersion it was made from.
         body.setdefault("apiVersion", MODEL_DEPLOYMENT.api_version)
         body.setdefault("kind", MODEL_DEPLOYMENT.kind)
         try:
-            patch_status(kube, MODEL_DEPLOYMENT, body, result.status.dump())
+            wrote = patch_status(kube, MODEL_DEPLOYMENT, body, result.status.dump())
         except ApiError as exc:
             if exc.status == 409:
-                log.info("%s/%s changed while reconciling; deciding again on the next event", namespace, name)
-                return None
+                log.info("%s/%s changed while reconciling: nothing written, deciding again from the newer status", namespace, name,
+                         extra=_log_fields(owner, result, "Conflict"))
+                raise Conflict(exc.status, exc.reason, exc.message) from exc
             raise
+        # 2. Its Events and log lines.
         _count(result, owner)
+        if wrote:
+            log.info("%s/%s status: %s", namespace, name, _summary(result), extra=_log_fields(owner, result, "StatusWritten"))
+        for event in result.events:
+            log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s %s: %s [%s]", namespace, name,
+                    event.reason, event.message, _summary(result), extra=_log_fields(owner, result, event.reason))
+            post_event(kube, body, event, now)
+            telemetry.EVENTS.labels(event.type, event.reason).inc()
+        # 3. The children follow the status.
+        try:
+            actions = apply_writes(kube, owner, writes)
+        except ApiError as exc:
+            failed = EventIntent("Warning", "ApplyFailed", f"could not write the children of {namespace}/{name}: {exc}")
+            log.warning("%s/%s %s", namespace, name, failed.message, extra=_log_fields(owner, result, failed.reason))
+            post_event(kube, body, failed, now)
+            raise
         for action in actions:
             telemetry.CHILD_WRITES.labels(action.kind, action.verb).inc()
-        for event in [*_action_events(actions), *result.events]:
+            log.info("%s/%s %s %s %s (%s)", namespace, name, action.verb, action.kind, action.name, action.detail,
+                     extra={**_log_fields(owner, result, action.verb.capitalize()), "child": f"{action.kind}/{action.name}"})
+        for event in _action_events(actions):
             post_event(kube, body, event, now)
             telemetry.EVENTS.labels(event.type, event.reason).inc()
         return result
+
+
+def _weights(result: Plan) -> str:
+    traffic = result.status.traffic
+    return traffic.split if traffic is not None else ""
+
+
+def _verdict(result: Plan) -> str:
+    analysis_status = result.status.analysis
+    if analysis_status is None:
+        return ""
+    parts = [f"{v.variant}/{v.slo}={v.result}" + (f"({v.value:.4g} vs {v.threshold:.4g}, n={v.samples})" if v.value is not None and v.threshold is not None else "")
+             for v in analysis_status.verdicts]
+    return f"{analysis_status.result}: " + ", ".join(parts) if parts else analysis_status.result
+
+
+def _revision(result: Plan) -> str:
+    status = result.status
+    if status.rollout is not None:
+        return status.rollout.revision
+    return status.stable.revision if status.stable is not None else ""
+
+
+def _step(result: Plan) -> str:
+    rollout = result.status.rollout
+    if rollout is None or result.spec is None or result.spec.rollout is None:
+        return ""
+    return f"{rollout.step + 1}/{len(result.spec.rollout.steps)}"
+
+
+def _summary(result: Plan) -> str:
+    """The decision context in one line: revision, phase, step, weights, verdict."""
+    phase = result.status.phase.value if result.status.phase else ""
+    fields = [("revision", _revision(result)), ("phase", phase), ("step", _step(result)), ("weights", _weights(result)),
+              ("verdict", _verdict(result))]
+    return " ".join(f"{k}={v}" if " " not in v else f'{k}="{v}"' for k, v in fields if v)
+
+
+def _log_fields(owner: Owner, result: Plan, decision: str) -> dict[str, Any]:
+    """The same context as fields, for --log-format json (kopf's formatter adds `extra`)."""
+    return {
+        "k8s_skip": True,  # never re-posted as a kopf Event: Headway posts its own
+        "k8s_ref": {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind,
+                    "namespace": owner.namespace, "name": owner.name, "uid": owner.uid},
+        "decision": decision, "revision": _revision(result),
+        "phase": result.status.phase.value if result.status.phase else None, "step": _step(result) or None,
+        "weights": _weights(result) or None, "verdict": _verdict(result) or None,
+    }

@@ -24,7 +24,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
     {"name": "Stable", "type": "string", "jsonPath": ".status.stable.bento", "description": "Bento serving production."},
     {"name": "Candidate", "type": "string", "jsonPath": ".status.candidate.bento", "description": "Bento being rolled out."},
-    {"name": "Weight", "type": "integer", "jsonPath": ".status.traffic.candidateWeight", "description": "Candidate's traffic share, percent."},
+    {"name": "Traffic", "type": "string", "jsonPath": ".status.traffic.split",
+     "description": "Live traffic share per variant, percent (stable/candidate, or an experiment's variants)."},
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready", "description": "Ready stable replicas / desired."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
@@ -56,15 +57,22 @@ def _models(root: type[BaseModel]) -> dict[str, type[ApiModel]]:
 
 def _cel(model: type[ApiModel]) -> list[dict[str, str]]:
     rules = []
-    for rule, message, field_path in model.__cel__:
-        entry = {"rule": rule, "message": message}
-        if field_path:
-            entry["fieldPath"] = field_path
+    for rule in model.__cel__:
+        entry = {"rule": rule.cel, "message": rule.message}
+        if rule.field_path:
+            entry["fieldPath"] = rule.field_path
         rules.append(entry)
     return rules
 
 
 def _structural(node: dict[str, Any], defs: dict[str, Any], models: dict[str, type[ApiModel]]) -> dict[str, Any]:
+    """One pydantic JSON-schema node as a structural OpenAPI node.
+
+    Bounds carry through as they are: pydantic's max_length becomes maxLength on strings,
+    maxItems on lists and maxProperties on dicts (and Annotated item/value constraints land on
+    ``items`` / ``additionalProperties``). ``propertyNames`` (dict key constraints) is dropped:
+    structural schemas cannot say it, so pydantic alone enforces it.
+    """
     node = dict(node)
     if "$ref" in node:
         name = node.pop("$ref").rsplit("/", 1)[-1]
@@ -72,7 +80,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], models: dict[str, ty
         if "description" in node:  # the field's own words beat the class docstring
             target["description"] = node["description"]
         target.update({k: v for k, v in node.items() if k != "description"})
-        if name in models and models[name].__cel__:
+        if models and name in models and models[name].__cel__:
             target["x-kubernetes-validations"] = _cel(models[name])
         return _structural(target, defs, models)
     if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
@@ -110,13 +118,13 @@ def _structural(node: dict[str, Any], defs: dict[str, Any], models: dict[str, ty
     return out
 
 
-def build_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The structural OpenAPI schema of one pydantic model, CEL rules included."""
+def build_schema(model: type[BaseModel], *, cel: bool = True) -> dict[str, Any]:
+    """The structural OpenAPI schema of one pydantic model, CEL rules included unless cel=False."""
     raw = model.model_json_schema(by_alias=True, mode="validation", ref_template="#/$defs/{model}")
     defs = raw.pop("$defs", {})
-    models = _models(model)
+    models = _models(model) if cel else {}
     schema = _structural(raw, defs, models)
-    if issubclass(model, ApiModel) and model.__cel__:
+    if cel and issubclass(model, ApiModel) and model.__cel__:
         schema["x-kubernetes-validations"] = _cel(model)
     return schema
 
@@ -124,7 +132,9 @@ def build_schema(model: type[BaseModel]) -> dict[str, Any]:
 def build_crd() -> dict[str, Any]:
     """The complete CustomResourceDefinition manifest."""
     spec_schema = build_schema(ModelDeploymentSpec)
-    status_schema = build_schema(ModelDeploymentStatus)
+    # No CEL under status: the operator writes it (its validity is the code's business), and
+    # each rule there (status.stableModel.env, ...) would only spend the CRD's cost budget.
+    status_schema = build_schema(ModelDeploymentStatus, cel=False)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -87,6 +87,9 @@ class TrafficStatus(ApiModel):
     """Percent of live traffic to the candidate."""
     mirror_percent: int = 0
     """Percent of traffic mirrored to the candidate (shadow)."""
+    split: str = ""
+    """Every variant's share in one line, for kubectl get: `stable=90 candidate=10`, `control=50 treatment=50`,
+    `stable=100 candidate=0 (mirror 100% to candidate)`."""
 
 
 class RolloutStatus(ApiModel):
@@ -230,6 +233,21 @@ class BakeStatus(ApiModel):
     """When the bake time ends."""
 
 
+class DeferredControl(ApiModel):
+    """A control annotation that waits for the rollout it was given for (e.g. promote before the candidate is ready)."""
+
+    control: str
+    """promote, promote-step or abort."""
+    value: str
+    """The annotation's value when it was first seen."""
+    revision: str
+    """The candidate revision it was given for: it never acts on another one."""
+    bento: str = ""
+    """That candidate's bento tag."""
+    since: str
+    """When it was first seen."""
+
+
 class ProblemStatus(ApiModel):
     """A problem with the spec that the schema could not catch."""
 
@@ -290,7 +308,9 @@ class ModelDeploymentStatus(ApiModel):
     draining: list[DrainingStatus] = Field(default_factory=list)
     """Experiment variants being drained before deletion."""
     controls: dict[str, str] = Field(default_factory=dict)
-    """The last handled value of each control annotation (headway.dev/promote, ...)."""
+    """The last handled value of each control annotation (headway.dev/promote, ...): acted upon or ignored."""
+    deferred_controls: list[DeferredControl] = Field(default_factory=list)
+    """Controls waiting for the rollout they were given for (bound to its candidate revision)."""
     ready: str | None = None
     """Ready replicas of stable over desired, e.g. 3/3 (for kubectl get)."""
     conditions: list[Condition] = Field(

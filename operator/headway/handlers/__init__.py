@@ -10,30 +10,44 @@ import kopf
 
 import headway
 from headway.config import OperatorConfig
+from headway.handlers.resync import Resync
+from headway.handlers.settings import apply_settings
 from headway.k8s.client import ApiError, Kube, make_api_client
 from headway.planning.naming import LABEL_MD, MANAGED_BY
-from headway.reconciler import reconcile
+from headway.reconciler import Conflict, reconcile
 from headway.telemetry import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
 
 
 def _run(memo: Any, namespace: str, name: str) -> None:
+    """Reconcile one ModelDeployment, and schedule its next resync while it exists."""
+    outcome = "ok"
     with RECONCILE_SECONDS.time():
         try:
-            reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url)
+            if reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url) is None:
+                memo.resync.forget(namespace, name)  # gone or being deleted
+                return
+        except Conflict:
+            outcome = "conflict"  # its own watch event decides again at once
         except ApiError as exc:
-            RECONCILES.labels("error").inc()
+            outcome = "error"
             log.warning("reconcile of %s/%s failed, retrying on the next event or resync: %s", namespace, name, exc)
-            return
         except Exception:
             RECONCILES.labels("error").inc()
+            memo.resync.touch(namespace, name)
             raise
-    RECONCILES.labels("ok").inc()
+    RECONCILES.labels(outcome).inc()
+    memo.resync.touch(namespace, name)
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Attach the handlers to a registry; the resync interval comes from the config."""
+    """Attach the handlers to a registry; the resync interval comes from the config.
+
+    Only event handlers: none of them needs a finalizer, so kopf puts none on a
+    ModelDeployment (and removes the one 0.1's timer added), and deleting one never waits
+    for the operator. The periodic resync is Headway's own (handlers/resync.py).
+    """
     md = (headway.GROUP, headway.VERSION, headway.PLURAL)
 
     @kopf.on.login(registry=registry)
@@ -52,23 +66,36 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        apply_settings(settings, config)
+        # kopf's finalizer name: 0.1 put it on every ModelDeployment (for its timer); kopf removes
+        # its own finalizer from objects whose handlers need none, so naming it lets kopf clean up.
         settings.persistence.finalizer = "headway.dev/finalizer"
         settings.posting.level = logging.WARNING  # kopf's own Events: handler failures only
         settings.watching.server_timeout = 300
         memo.kube = Kube(make_api_client(config.kubeconfig))
         memo.config = config
+        memo.resync = Resync(config.resync_seconds, lambda namespace, name: _run(memo, namespace, name))
+        memo.resync.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def cleanup(memo: Any, **_: Any) -> None:
+        memo.resync.stop()
 
     @kopf.on.event(*md, registry=registry)
     def modeldeployment_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-        if type != "DELETED" and namespace:
-            _run(memo, namespace, name)
-
-    @kopf.timer(*md, interval=config.resync_seconds, registry=registry)
-    def resync(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-        if namespace:
+        if not namespace:
+            return
+        if type == "DELETED":
+            memo.resync.forget(namespace, name)
+        else:
             _run(memo, namespace, name)
 
     @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_MD: kopf.PRESENT}, registry=registry)
     def child_event(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
-        if namespace:
+        if namespace and namespace_known(memo, namespace, labels[LABEL_MD]):
             _run(memo, namespace, labels[LABEL_MD])
+
+
+def namespace_known(memo: Any, namespace: str, name: str) -> bool:
+    """A child's event reconciles its ModelDeployment only while that one exists (not after its delete)."""
+    return (namespace, name) in memo.resync.known()

@@ -1,22 +1,36 @@
 """Apply the planned children and status to the API server, and post Events.
 
-Idempotent by construction: every child carries the hash of the object Headway rendered
-(``headway.dev/spec-hash``); a child whose hash matches is not written at all, so a
-reconcile with nothing changed writes nothing — also after an operator restart. A child
-that changed is merge-patched with the resourceVersion it was read at, so a concurrent
-writer makes the patch fail with 409 and the next reconcile starts from a fresh read.
+Children are written with server-side apply (field manager ``headway``, see
+``Kube.apply``): Headway owns exactly the fields it renders, a field it stops rendering is
+removed, and fields that other managers own are left alone. An apply is sent only when
+the child differs from what Headway renders:
 
-Known limit: a hand edit of a child (kubectl edit) that leaves the hash annotation alone
-is corrected at the next change of the ModelDeployment, not immediately.
+- the ``headway.dev/spec-hash`` annotation differs (the rendering changed: the apply also
+  removes fields no longer rendered), or
+- a field Headway renders has another value live (a hand edit: ``kubectl edit``, a
+  ``kubectl scale`` of a Deployment Headway sizes). The apply is forced, so the rendered
+  value wins at the next reconcile, not at the next spec change.
+
+So a reconcile with nothing changed writes nothing, also after an operator restart.
+Server-set defaults (``imagePullPolicy``, ``protocol: TCP``, ...) and fields written by
+others are extra fields in the live object and never count as differences; quantities are
+compared by value (the API server writes ``0.5`` CPU back as ``500m``).
+
+Upgrading from 0.1 (which wrote children with merge patches): the first apply takes over
+every rendered field; fields the old version wrote and this one no longer renders stay,
+owned by the old manager, until someone removes them (the Kubernetes docs describe this
+"client-side to server-side apply" migration).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from headway.k8s.client import EVENT, ApiError, Kind, Kube, kind_of
@@ -25,17 +39,6 @@ from headway.planning.naming import ANNOTATION_HASH, LABEL_MD, Owner, object_has
 
 log = logging.getLogger(__name__)
 
-# Subtrees Headway owns outright: keys it no longer renders are removed there. Elsewhere
-# (annotations, status, server-set fields) keys written by others are left alone.
-OWNED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "Deployment": (("metadata", "labels"), ("spec", "template", "metadata", "labels"), ("spec", "template", "spec")),
-    "Service": (("metadata", "labels"), ("spec", "selector")),
-    "PodDisruptionBudget": (("metadata", "labels"), ("spec",)),
-    "HTTPRoute": (("metadata", "labels"), ("spec",)),
-    "VirtualService": (("metadata", "labels"), ("spec",)),
-    "PodMonitor": (("metadata", "labels"), ("spec",)),
-}
-
 
 @dataclass(frozen=True)
 class Action:
@@ -43,19 +46,6 @@ class Action:
     kind: str
     name: str
     detail: str = ""
-
-
-def removals(live: Any, desired: Any) -> Any:
-    """A merge patch fragment that deletes (null) what live has and desired lacks."""
-    if not isinstance(live, dict) or not isinstance(desired, dict):
-        return desired
-    out: dict[str, Any] = {}
-    for key, value in desired.items():
-        out[key] = removals(live.get(key), value)
-    for key in live:
-        if key not in desired:
-            out[key] = None
-    return out
 
 
 def merge_patch_diff(old: Any, new: Any) -> Any:
@@ -74,29 +64,59 @@ def merge_patch_diff(old: Any, new: Any) -> Any:
     return patch
 
 
-def _get_path(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)  # type: ignore[assignment]
-    return obj
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunM]?)$")
+_SUFFIX: dict[str, int | Decimal] = {"": 1, "m": Decimal("0.001"), "u": Decimal("0.000001"), "n": Decimal("0.000000001"), "k": 10**3, "M": 10**6,
+           "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+           "Pi": 2**50, "Ei": 2**60}
 
 
-def _set_path(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        obj = obj.setdefault(part, {})
-    obj[path[-1]] = value
+def _quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity's value ("500m" == "0.5" == 0.5), or None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number + suffix)
+        return Decimal(number) * _SUFFIX[suffix]
+    except (InvalidOperation, KeyError):
+        return None
 
 
-def build_update_patch(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """The desired object as a merge patch, with removals inside the owned subtrees."""
-    patch = copy.deepcopy(desired)
-    for path in OWNED_PATHS.get(desired["kind"], ()):
-        live_sub, desired_sub = _get_path(live, path), _get_path(desired, path)
-        if isinstance(live_sub, dict) and isinstance(desired_sub, dict):
-            _set_path(patch, path, removals(live_sub, desired_sub))
-    patch["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-    return patch
+def _same_scalar(live: Any, desired: Any) -> bool:
+    if live == desired:
+        return True
+    if isinstance(live, str) != isinstance(desired, str):  # "1" (quantity) vs 1, or intstr 8080 vs "8080"
+        return str(live) == str(desired) or (_quantity(live) is not None and _quantity(live) == _quantity(desired))
+    if isinstance(live, str) and isinstance(desired, str):
+        return _quantity(live) is not None and _quantity(live) == _quantity(desired)
+    return False
+
+
+def _list_key(items: list[Any]) -> str | None:
+    """Lists of named objects (containers, env, volumes, ...) are matched by name, as apply merges them."""
+    if items and all(isinstance(i, dict) and "name" in i for i in items):
+        return "name"
+    return None
+
+
+def covers(live: Any, desired: Any) -> bool:
+    """Whether every field of ``desired`` has the same value in ``live`` (which may have more)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(covers(live.get(k), v) for k, v in desired.items() if v is not None)
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return not desired and live is None
+        key = _list_key(desired)
+        if key is not None and _list_key(live) == key:
+            by_key = {item[key]: item for item in live}
+            order = [item[key] for item in live if item[key] in {d[key] for d in desired}]
+            return order == [d[key] for d in desired] and all(covers(by_key.get(d[key]), d) for d in desired)
+        return len(live) == len(desired) and all(covers(lv, dv) for lv, dv in zip(live, desired))
+    return _same_scalar(live, desired)
 
 
 def with_hash(desired: dict[str, Any]) -> dict[str, Any]:
@@ -109,49 +129,74 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
 
 
-def apply_children(
-    kube: Kube, owner: Owner, desired: list[dict[str, Any]], managed: tuple[Kind, ...], keep: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
-) -> list[Action]:
-    """Create and update the desired children in order, then prune the owned ones that are
-    neither desired nor to keep (kind, name); returns what was written.
+def needs_apply(live: dict[str, Any], stamped: dict[str, Any]) -> str | None:
+    """Why the live child must be applied again (None: it is as rendered)."""
+    if live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:
+        return "rendering changed"
+    if not covers(live, stamped):
+        return "a rendered field was changed by another writer"
+    return None
 
-    One LIST per managed kind (by the modeldeployment label) serves both the lookups and
-    the pruning. An object of the same name without the label is not listed: creating it
-    answers 409, and it is then read to tell a foreign object from a race.
+
+LiveChildren = dict[str, dict[str, dict[str, Any]]]  # kind -> name -> object
+
+
+def list_children(kube: Kube, owner: Owner, managed: tuple[Kind, ...]) -> LiveChildren:
+    """The live children of each managed kind: one LIST per kind, by the modeldeployment label."""
+    return {kind.kind: {o["metadata"]["name"]: o for o in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}")}
+            for kind in managed}
+
+
+@dataclass
+class Writes:
+    """What bringing the children in line takes: applies, deletions, and objects not ours."""
+
+    applies: list[tuple[Kind, dict[str, Any], Action]]
+    deletes: list[tuple[Kind, dict[str, Any], Action]]
+    conflicts: list[Action]
+
+    def __bool__(self) -> bool:
+        return bool(self.applies or self.deletes)
+
+
+def plan_writes(
+    kube: Kube, owner: Owner, desired: list[dict[str, Any]], live: LiveChildren, keep: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+) -> Writes:
+    """Compare the desired children with the live ones (reads only, no writes).
+
+    A desired object that was not listed is read by name, so that an object of the same
+    name that Headway does not own (no label, another owner) is reported as a conflict and
+    never taken over. Owned children of a listed kind that are neither desired nor to keep
+    (kind, name) are pruned.
     """
-    live_by_kind = {kind.kind: {o["metadata"]["name"]: o for o in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}")}
-                    for kind in managed}
-    actions: list[Action] = []
+    writes = Writes([], [], [])
     wanted: set[tuple[str, str]] = set()
     for obj in desired:
         kind = kind_of(obj)
         name = obj["metadata"]["name"]
         wanted.add((kind.kind, name))
         stamped = with_hash(obj)
-        listed = live_by_kind.get(kind.kind)
-        live = listed.get(name) if listed is not None else kube.get(kind, owner.namespace, name)
-        if live is None:
-            try:
-                kube.create(kind, owner.namespace, stamped)
-                actions.append(Action("created", kind.kind, name))
-                continue
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
-                live = kube.get(kind, owner.namespace, name)
-                if live is None:
-                    raise
-        if not owned_by(live, owner.uid):
-            actions.append(Action("conflict", kind.kind, name, f"{kind.kind} {name} exists and is not owned by this ModelDeployment"))
-        elif live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:
-            kube.merge_patch(kind, owner.namespace, name, build_update_patch(live, stamped))
-            actions.append(Action("updated", kind.kind, name))
-    for kind in managed:
-        for name, live in live_by_kind[kind.kind].items():
-            if (kind.kind, name) not in wanted and (kind.kind, name) not in keep and owned_by(live, owner.uid):
-                kube.delete(kind, owner.namespace, name, uid=live["metadata"].get("uid"))
-                actions.append(Action("deleted", kind.kind, name))
-    return actions
+        current = live.get(kind.kind, {}).get(name) or kube.get(kind, owner.namespace, name)
+        if current is not None and not owned_by(current, owner.uid):
+            writes.conflicts.append(Action("conflict", kind.kind, name, f"{kind.kind} {name} exists and is not owned by this ModelDeployment"))
+            continue
+        why = "absent" if current is None else needs_apply(current, stamped)
+        if why is not None:
+            writes.applies.append((kind, stamped, Action("created" if current is None else "updated", kind.kind, name, why)))
+    for kind_name, objects in live.items():
+        for name, current in objects.items():
+            if (kind_name, name) not in wanted and (kind_name, name) not in keep and owned_by(current, owner.uid):
+                writes.deletes.append((kind_of(current), current, Action("deleted", kind_name, name, "no longer rendered")))
+    return writes
+
+
+def apply_writes(kube: Kube, owner: Owner, writes: Writes) -> list[Action]:
+    """Carry out the writes in order (workloads before the route, pruning last)."""
+    for kind, stamped, _ in writes.applies:
+        kube.apply(kind, owner.namespace, stamped)
+    for kind, current, _ in writes.deletes:
+        kube.delete(kind, owner.namespace, current["metadata"]["name"], uid=current["metadata"].get("uid"))
+    return [a for _, _, a in writes.applies] + [a for _, _, a in writes.deletes]
 
 
 def patch_status(kube: Kube, kind: Kind, body: dict[str, Any], status: dict[str, Any]) -> bool:

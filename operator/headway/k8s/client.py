@@ -19,6 +19,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; a JSON body is valid YAML
+FIELD_MANAGER = "headway"
 
 
 @dataclass(frozen=True)
@@ -146,13 +148,27 @@ class Kube:
         return items
 
     def create(self, kind: Kind, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", kind.path(namespace), body=body)
+        return self._call("POST", kind.path(namespace), body=body, query=[("fieldManager", FIELD_MANAGER)])
 
     def merge_patch(
         self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], subresource: str | None = None,
     ) -> dict[str, Any]:
         """RFC 7386 merge patch; put metadata.resourceVersion in it to fail with 409 on a stale read."""
-        return self._call("PATCH", kind.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH)
+        return self._call("PATCH", kind.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH,
+                          query=[("fieldManager", FIELD_MANAGER)])
+
+    def apply(self, kind: Kind, namespace: str | None, body: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        """Server-side apply of the whole desired object as field manager ``headway``.
+
+        The server merges it field by field: Headway owns exactly the fields it sends, a field
+        it sent before and no longer sends is removed (unless another manager owns it too), and
+        fields other managers own (an autoscaler's replicas, Argo CD's tracking annotation, a
+        mesh's injected fields) are left alone. ``force`` takes over fields that a hand edit
+        (kubectl edit) changed: what Headway renders wins, as a controller's apply should.
+        """
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true" if force else "false")]
+        name = body["metadata"]["name"]
+        return self._call("PATCH", kind.path(namespace, name), body=body, query=query, content_type=APPLY_PATCH)
 
     def delete(self, kind: Kind, namespace: str | None, name: str, uid: str | None = None) -> None:
         """Delete (background propagation); with uid, only that very object (409 otherwise)."""

@@ -15,6 +15,15 @@ the commands use a fresh value each time:
 
 Recording the handled value in the same status write as the decision it caused makes a
 control exactly-once across operator crashes.
+
+A control acts only on what it was given for. At first sight it is bound to the rollout
+in progress (the candidate revision is recorded in ``status.deferredControls`` while it
+waits, e.g. a promote before the candidate is ready); one that has nothing to act on
+(no rollout, or the version it names is not the one rolling out) is reported once, as a
+``ControlIgnored`` Warning Event and a history entry, and marked handled: it never acts
+on a later rollout. A value may name the version it is meant for, as a bento tag
+(``headway.dev/promote=fraud_scorer:3.2.0``) or a revision: it then acts only if that
+version is the one rolling out.
 """
 
 from __future__ import annotations
@@ -32,6 +41,18 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, s
         if value and handled.get(control) != value:
             out[control] = value
     return out
+
+
+DEFERRABLE = ("promote", "promote-step", "abort")  # retry acts at once or not at all
+
+
+def names_other_version(value: str, revision: str, bento: str) -> bool:
+    """Whether a control's value names a version (a bento tag ``name:version``) other than this one.
+
+    Values without a colon (the README's ``$(date +%s)``) name nothing and bind to the
+    rollout in progress; a value equal to the revision names it.
+    """
+    return value not in (revision, bento) and ":" in value
 
 
 def paused_by_annotation(annotations: dict[str, str]) -> bool:

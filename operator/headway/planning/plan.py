@@ -14,14 +14,14 @@ from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.status import (
-    AnalysisStatus, Condition, ConditionType, DrainingStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+    AnalysisStatus, Condition, ConditionType, DeferredControl, DrainingStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
 from headway.planning import controls as ctl
 from headway.planning.conditions import EventIntent, append_history, history_entry, parse_time, rfc3339, set_condition
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.analysis import failing_arms
 from headway.planning.observe import DeploymentState, serving_pods
-from headway.planning.rollout import Gate, PinPlan, TrafficPlan, decide, replicas_for_share
+from headway.planning.rollout import Gate, PinPlan, RolloutDecision, TrafficPlan, decide, replicas_for_share
 from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
 
 NEVER_SERVED = (None, Phase.PENDING, Phase.FAILED)
@@ -77,8 +77,9 @@ def _steady_phase(previous: ModelDeploymentStatus, state: DeploymentState, stabl
     if not state.exists or stable is None:
         return Phase.PENDING, ("False", "NotCreated", "the model server's Deployment does not exist yet"), ("True", "Creating", "creating the model server")
     if state.deadline_exceeded:
-        ready = ("True", "Available", state.message) if state.available else ("False", "ProgressDeadlineExceeded", state.message)
-        return (Phase.FAILED if never_served else Phase.DEGRADED), ready, ("False", "ProgressDeadlineExceeded", state.message)
+        why = f"{stable.bento} ({stable.image}) does not become available: {state.message or 'progress deadline exceeded'}"
+        ready = ("True", "Available", f"serving the previous pods; {why}") if state.available else ("False", "ProgressDeadlineExceeded", why)
+        return (Phase.FAILED if never_served else Phase.DEGRADED), ready, ("False", "ProgressDeadlineExceeded", why)
     if not state.available:
         return ((Phase.PENDING if never_served else Phase.DEGRADED),
                 ("False", "Unavailable", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
@@ -206,6 +207,63 @@ def _experiment(spec: ModelDeploymentSpec, obs: Observed, owner: Owner, now: dat
     return out
 
 
+def _split(variants: list[VariantStatus] | None, traffic: TrafficPlan | None) -> str:
+    """Every variant's live share in one line (kubectl get's TRAFFIC column)."""
+    if variants:
+        return " ".join(f"{v.name}={v.weight}" for v in variants)
+    if traffic is None:
+        return f"{STABLE}=100"
+    text = " ".join(f"{variant}={weight}" for variant, weight in traffic.weights.items())
+    if traffic.mirror:
+        text += f" (mirror {traffic.mirror[1]}% to {traffic.mirror[0]})"
+    return text
+
+
+def _bind_controls(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, pending: dict[str, str]
+                   ) -> tuple[dict[str, str], dict[str, str], dict[str, DeferredControl]]:
+    """Split pending controls into those that may act now and those given for another version."""
+    target = revision_of(spec.model)
+    bound = {b.control: b for b in previous.deferred_controls if pending.get(b.control) == b.value}
+    ignored: dict[str, str] = {}
+    for control, value in pending.items():
+        binding = bound.get(control)
+        if binding is not None and binding.revision != target:
+            ignored[control] = f"it was given for {binding.bento} ({binding.revision}), which is no longer rolling out"
+        elif ctl.names_other_version(value, target, spec.model.bento):
+            ignored[control] = f"it names {value}, but spec.model is {spec.model.bento} ({target})"
+    return {c: v for c, v in pending.items() if c not in ignored}, ignored, bound
+
+
+def _settle_controls(spec: ModelDeploymentSpec, d: RolloutDecision, active: dict[str, str], ignored: dict[str, str],
+                     bound: dict[str, DeferredControl], now: datetime) -> list[DeferredControl]:
+    """Controls the decision did not act on wait for the rollout in progress, or are ignored (added to ``ignored``)."""
+    target = revision_of(spec.model)
+    in_progress = d.rollout is not None and d.rollout.revision == target
+    deferred = []
+    for control, value in active.items():
+        if control in d.handled:
+            continue
+        if in_progress and control in ctl.DEFERRABLE:
+            deferred.append(bound.get(control) or DeferredControl(control=control, value=value, revision=target, bento=spec.model.bento, since=rfc3339(now)))
+        elif control == "retry":
+            ignored[control] = "nothing is rolled back"
+        elif d.rolled_back is not None and d.rolled_back.revision == target:
+            ignored[control] = f"{d.rolled_back.bento} was rolled back; set headway.dev/retry to roll it out again"
+        else:
+            ignored[control] = "no rollout is in progress"
+    return deferred
+
+
+def _note_ignored(ignored: dict[str, str], pending: dict[str, str], events: list[EventIntent], history: list[HistoryEntry],
+                  now: datetime) -> list[HistoryEntry]:
+    """One Warning Event and one history entry per ignored control (it is marked handled: never again)."""
+    for control, why in ignored.items():
+        message = f"{ctl.PREFIX}{control}={pending[control]} ignored: {why}; it will not act later"
+        events.append(EventIntent("Warning", "ControlIgnored", message))
+        history = append_history(history, history_entry(now, "ControlIgnored", message))
+    return history
+
+
 def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     previous = obs.previous
     spec, problems = parse_spec(obs.raw_spec)
@@ -222,7 +280,8 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     new_problems = [ProblemStatus(field=p.field, message=p.message) for p in problems]
     text = "; ".join(str(p) for p in problems)
     if problems and new_problems != previous.problems:
-        events.append(EventIntent("Warning", "InvalidSpec", f"spec not applied, the running model is untouched: {text}"))
+        untouched = "the running model is untouched" if previous.stable is not None else "nothing is deployed until it is fixed"
+        events.append(EventIntent("Warning", "InvalidSpec", f"spec not applied, {untouched}: {text}"))
         history = append_history(history, history_entry(now, "SpecRejected", text, evidence={"problems": [p.dump() for p in new_problems]}))
     elif not problems and previous.problems:
         events.append(EventIntent("Normal", "SpecValid", "the spec is valid again and is being applied"))
@@ -247,6 +306,10 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
                 history = append_history(history, entry)
             events += exp.events
             update.update(suspended_variants=exp.suspended, experiment_decision=exp.decision)
+            pending = ctl.pending(obs.annotations, previous.controls)
+            skipped = {c: "this ModelDeployment runs an experiment: steer it through spec.experiment" for c in pending}
+            history = _note_ignored(skipped, pending, events, history, now)
+            update.update(controls={**previous.controls, **pending}, deferred_controls=[])
             stable_model = spec.model
             if previous.stable_model is None or revision_of(previous.stable_model) != revision_of(spec.model):
                 event, words = ("Deployed", "deploying") if previous.stable_model is None else ("Updated", "control moves to")
@@ -266,10 +329,13 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             pending = ctl.pending(obs.annotations, previous.controls)
             paused = spec.paused or ctl.paused_by_annotation(obs.annotations)
             candidate_state = obs.live.get(CANDIDATE, DeploymentState(exists=False))
-            d = decide(spec, previous, stable_state, candidate_state, pending, paused, obs.gate, now)
+            active, skipped, bound = _bind_controls(spec, previous, pending)
+            d = decide(spec, previous, stable_state, candidate_state, active, paused, obs.gate, now)
             for entry in d.history:
                 history = append_history(history, entry)
             events += d.events
+            deferred = _settle_controls(spec, d, active, skipped, bound, now)
+            history = _note_ignored(skipped, pending, events, history, now)
             phase_override, message, traffic = d.phase, d.message, d.traffic
             workloads = [VariantWorkload(STABLE, d.stable_model, total)]
             candidate_status = None
@@ -292,7 +358,8 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
                 workloads.append(VariantWorkload(PREVIOUS, d.previous_model, 1))
             update.update(
                 stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
-                candidate=candidate_status, controls={**previous.controls, **d.handled}, bake=d.bake,
+                candidate=candidate_status, bake=d.bake, deferred_controls=deferred,
+                controls={**previous.controls, **d.handled, **{c: pending[c] for c in skipped}},
             )
             # An experiment removed from the spec: its variants drain like removed variants.
             draining, keep = _drain(previous, set(), owner, now)
@@ -307,6 +374,8 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     phase, ready, progressing = _steady_phase(previous, stable_state, stable_status)
     if stable_status is None and problems:
         phase = Phase.FAILED
+        ready = ("False", "InvalidSpec", "nothing is deployed: the spec is invalid")
+        progressing = ("False", "InvalidSpec", "nothing is deployed until the spec is fixed")
     if phase_override is not None and phase in (Phase.SUCCEEDED, Phase.PROGRESSING):
         phase = phase_override
         if phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
@@ -340,13 +409,14 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         events.append(EventIntent(kind, f"Phase{phase.value}", f"phase {previous.phase.value} -> {phase.value}: {message or ready[2]}"))
 
     weights = traffic.weights if traffic else {STABLE: 100}
+    split = _split(update.get("variants") if spec is not None and spec.experiment is not None else None, traffic)
     status = previous.model_copy(update={
         **update,
         "observed_generation": obs.generation,
         "phase": phase,
         "traffic": TrafficStatus(
             stable_weight=weights.get(STABLE, 100), candidate_weight=weights.get(CANDIDATE, 0),
-            mirror_percent=traffic.mirror[1] if traffic and traffic.mirror else 0,
+            mirror_percent=traffic.mirror[1] if traffic and traffic.mirror else 0, split=split,
         ) if spec is not None and not problems else previous.traffic,
         "ready": f"{stable_state.ready_replicas}/{stable_state.replicas}" if stable_state.exists else None,
         "conditions": conditions,

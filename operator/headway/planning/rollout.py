@@ -160,11 +160,10 @@ def decide(
             return baked
 
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
-    if "retry" in controls:
+    if "retry" in controls and out.rolled_back is not None:
         out.handled["retry"] = controls["retry"]
-        if out.rolled_back is not None:
-            record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
-            out.rolled_back = None
+        record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
+        out.rolled_back = None
     if out.rolled_back is not None and out.rolled_back.revision != drev:
         out.rolled_back = None
 
@@ -183,9 +182,6 @@ def decide(
         out.candidate_model, out.candidate_share = desired, 0
         out.phase = Phase.ROLLED_BACK
         out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model or retry."
-        for control in ("promote", "promote-step", "abort"):
-            if control in controls:
-                out.handled[control] = controls[control]
         return out
 
     if not steps:  # no rollout steps: the new version replaces stable directly
@@ -285,7 +281,7 @@ def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutS
             if not sized:
                 out.rollout, out.traffic = rollout, previous_traffic
                 if candidate.deadline_exceeded:
-                    out.phase, out.message = Phase.DEGRADED, f"{desired.bento} does not become available ({candidate.message}); stable serves"
+                    out.phase, out.message = Phase.DEGRADED, f"{desired.bento} ({desired.image}) does not become available ({candidate.message}); stable serves"
                 else:
                     out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods)"
                 return out

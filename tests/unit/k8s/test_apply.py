@@ -1,8 +1,12 @@
-"""Patch construction: what a changed child's update removes and keeps."""
+"""When a child is applied again: a changed rendering or a hand edit, never server defaults or others' fields."""
 
 from __future__ import annotations
 
-from headway.k8s.apply import build_update_patch, merge_patch_diff, removals, with_hash
+import copy
+
+import pytest
+
+from headway.k8s.apply import covers, merge_patch_diff, needs_apply, with_hash
 from headway.planning.naming import ANNOTATION_HASH
 
 
@@ -13,30 +17,69 @@ def test_merge_patch_diff_is_minimal_and_deletes_with_null() -> None:
     assert merge_patch_diff(new, new) == {}
 
 
-def test_removals_nulls_only_what_desired_lacks() -> None:
-    assert removals({"a": 1, "b": {"x": 1, "y": 2}}, {"b": {"x": 1}}) == {"b": {"x": 1, "y": None}, "a": None}
-
-
-def test_update_patch_removes_stale_labels_but_keeps_foreign_annotations() -> None:
-    live = {
+def _deployment(**template_spec: object) -> dict:
+    return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "x", "resourceVersion": "42", "labels": {"team": "old", "keep": "no"},
-                     "annotations": {"deployment.kubernetes.io/revision": "3"}},
-        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"team": "old"}},
-                                              "spec": {"nodeSelector": {"zone": "a"}, "containers": [{"name": "c", "image": "a"}]}}},
+        "metadata": {"name": "x", "labels": {"team": "risk"}},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"team": "risk"}}, "spec": {
+            "containers": [{"name": "model", "image": "a:1", "resources": {"requests": {"cpu": "0.5", "memory": "1Gi"}},
+                            "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 3000}]}], **template_spec}}},
     }
-    desired = with_hash({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "x", "labels": {"team": "new"}},
-        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"team": "new"}}, "spec": {"containers": [{"name": "c", "image": "b"}]}}},
-    })
-    patch = build_update_patch(live, desired)
-    assert patch["metadata"]["resourceVersion"] == "42"  # stale reads fail with 409
-    assert patch["metadata"]["labels"] == {"team": "new", "keep": None}
-    assert "deployment.kubernetes.io/revision" not in patch["metadata"]["annotations"]  # left to its owner
-    assert ANNOTATION_HASH in patch["metadata"]["annotations"]
-    assert patch["spec"]["template"]["spec"]["nodeSelector"] is None
-    assert patch["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "b"}]
+
+
+def _as_served(obj: dict) -> dict:
+    """What a real API server hands back: defaults filled in, quantities canonical, others' fields."""
+    live = copy.deepcopy(obj)
+    live["metadata"].update(resourceVersion="7", uid="u", managedFields=[{"manager": "headway"}])
+    live["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = "3"
+    live["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] = "app:apps/Deployment:ml/x"
+    pod = live["spec"]["template"]["spec"]
+    pod.update(restartPolicy="Always", dnsPolicy="ClusterFirst")
+    container = pod["containers"][0]
+    container.update(imagePullPolicy="IfNotPresent", terminationMessagePath="/dev/termination-log")
+    container["resources"]["requests"]["cpu"] = "500m"
+    container["ports"][0]["protocol"] = "TCP"
+    live["status"] = {"replicas": 2}
+    return live
+
+
+def test_a_served_child_with_defaults_and_foreign_fields_is_as_rendered() -> None:
+    desired = with_hash(_deployment())
+    assert needs_apply(_as_served(desired), desired) is None
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="a:2"), "hand-edited image"),
+    (lambda d: d["spec"].update(replicas=5), "kubectl scale"),
+    (lambda d: d["metadata"]["labels"].pop("team"), "label removed"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].clear(), "env var removed"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(cpu="2"), "cpu changed"),
+])
+def test_a_hand_edit_of_a_rendered_field_needs_an_apply(edit, why) -> None:
+    desired = with_hash(_deployment())
+    live = _as_served(desired)
+    edit(live)
+    assert needs_apply(live, desired) == "a rendered field was changed by another writer", why
+
+
+def test_a_container_added_by_someone_else_is_theirs() -> None:
+    desired = with_hash(_deployment())
+    live = _as_served(desired)
+    live["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "mesh:1"})
+    assert needs_apply(live, desired) is None
+
+
+def test_a_changed_rendering_needs_an_apply_even_when_live_covers_it() -> None:
+    """A field Headway stops rendering is still live: the hash tells, and the apply removes it."""
+    old = with_hash(_deployment(nodeSelector={"zone": "a"}))
+    assert needs_apply(_as_served(old), with_hash(_deployment())) == "rendering changed"
+
+
+def test_quantities_compare_by_value() -> None:
+    assert covers({"cpu": "500m", "memory": "1024Mi"}, {"cpu": "0.5", "memory": "1Gi"})
+    assert covers({"port": 8080}, {"port": "8080"})
+    assert not covers({"cpu": "250m"}, {"cpu": "0.5"})
+    assert not covers({"image": "a"}, {"image": "b"})
 
 
 def test_hash_changes_with_content_only() -> None:

@@ -546,8 +546,86 @@ def test_controls_do_nothing_to_a_rolled_back_revision(control: str) -> None:
     cluster, aborted = abort_at_canary()
     cluster.annotate(control, "later")
     result = cluster.reconcile(at(200))
-    assert result.status.phase == Phase.ROLLED_BACK and result.events == []
+    assert result.status.phase == Phase.ROLLED_BACK
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "ControlIgnored")]
+    assert "was rolled back; set headway.dev/retry" in result.events[0].message
+    assert result.status.history[-1].event == "ControlIgnored"
     assert result.status.controls[control] == "later"  # consumed: it will not act on a later rollout
+    assert cluster.reconcile(at(210)).events == []  # reported once
+
+
+def steady_with_stale(control: str, value: str = "1764000000") -> Cluster:
+    """Version 1 serves; a control is set while nothing rolls out; the operator sees it."""
+    cluster = running(rollout_spec("1.0.0", [canary(10, "2m"), pause(), canary(50, "1m")]))
+    cluster.annotate(control, value)
+    ignored = cluster.reconcile(at(10))
+    assert [(e.type, e.reason) for e in ignored.events] == [("Warning", "ControlIgnored")], ignored.events
+    assert f"headway.dev/{control}={value} ignored" in ignored.events[0].message
+    assert ignored.status.controls[control] == value and ignored.status.history[-1].event == "ControlIgnored"
+    assert cluster.reconcile(at(20)).events == []  # reported once
+    return cluster
+
+
+@pytest.mark.parametrize("control", ["promote", "promote-step", "abort", "retry"])
+def test_a_control_set_while_nothing_rolls_out_never_acts_on_a_later_rollout(control: str) -> None:
+    cluster = steady_with_stale(control)
+    cluster.set_model("2.0.0")  # days later, git changes spec.model
+    started = cluster.reconcile(at(86400))
+    assert non_phase(started.events) == ["RolloutStarted"]
+    assert started.status.rollout is not None and not started.status.rollout.promoting and started.status.rolled_back is None
+    canary = cluster.reconcile(at(86410))
+    assert canary.traffic.weights == {S: 90, C: 10} and canary.status.rollout.step == 0
+    gate = cluster.reconcile(at(86410 + 120))
+    assert gate.status.phase == Phase.PAUSED and gate.status.rollout.step == 1  # the manual gate holds
+
+
+def test_a_control_naming_another_version_is_ignored() -> None:
+    cluster = canary_running()
+    cluster.annotate("promote", "fraud_scorer:9.9.9")
+    result = cluster.reconcile(at(80))
+    assert [e.reason for e in result.events] == ["ControlIgnored"]
+    assert "names fraud_scorer:9.9.9, but spec.model is fraud_scorer:2.0.0" in result.events[0].message
+    assert result.status.rollout.step == 0 and not result.status.rollout.promoting
+
+
+@pytest.mark.parametrize("value", ["fraud_scorer:2.0.0", rev("2.0.0")])
+def test_a_control_naming_the_version_rolling_out_acts(value: str) -> None:
+    cluster = canary_running()
+    cluster.annotate("promote", value)
+    result = cluster.reconcile(at(80))
+    assert result.status.rollout.promoting and "PromotionStarted" in [e.reason for e in result.events]
+
+
+def test_a_deferred_promote_waits_for_its_candidate_only() -> None:
+    """A promote given while 2.0.0 is not ready is bound to 2.0.0: it never promotes 3.0.0."""
+    cluster = running(rollout_spec("2.0.0"))
+    cluster.broken = {C}
+    cluster.reconcile(at(60))
+    cluster.annotate("promote", "p")
+    deferred = cluster.reconcile(at(70))
+    assert [e.reason for e in deferred.events] == ["PromoteDeferred"]
+    assert [(d.control, d.value, d.revision) for d in deferred.status.deferred_controls] == [("promote", "p", rev("2.0.0"))]
+    cluster.set_model("3.0.0")  # 2.0.0 is replaced before it ever became ready
+    cluster.broken = set()
+    replaced = cluster.reconcile(at(80))
+    assert "ControlIgnored" in [e.reason for e in replaced.events] and replaced.status.deferred_controls == []
+    assert "which is no longer rolling out" in next(e.message for e in replaced.events if e.reason == "ControlIgnored")
+    for t in (90, 100, 110):
+        result = cluster.reconcile(at(t))
+        assert not result.status.rollout.promoting and "PromotionStarted" not in [e.reason for e in result.events]
+
+
+def test_a_deferred_promote_acts_once_its_candidate_is_ready() -> None:
+    cluster = running(rollout_spec("2.0.0"))
+    cluster.broken = {C}
+    cluster.reconcile(at(60))
+    cluster.annotate("promote", "p")
+    cluster.reconcile(at(70))
+    cluster.broken = set()
+    cluster.reconcile(at(80))  # the candidate's pods come up
+    promoted = cluster.reconcile(at(90))
+    assert promoted.status.rollout.promoting and promoted.status.deferred_controls == []
+    assert promoted.status.controls["promote"] == "p"
 
 
 def test_retry_restarts_the_rollout_from_step_zero() -> None:
