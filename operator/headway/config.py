@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
     prometheus_url: str | None = None  # default for spec.analysis.prometheus.url
+    allowed_prometheus_urls: tuple[str, ...] = ()  # more URLs a ModelDeployment may name (besides prometheus_url)
     log_format: str = "text"  # text | json
     health_addr: str = "0.0.0.0:8080"  # liveness/readiness: GET /healthz
     metrics_port: int = 9090  # the operator's own Prometheus metrics: GET /metrics (0: off)
@@ -35,6 +36,7 @@ class OperatorConfig:
 ENV = {
     "namespaces": "HEADWAY_NAMESPACES",
     "prometheus_url": "HEADWAY_PROMETHEUS_URL",
+    "allowed_prometheus_urls": "HEADWAY_ALLOWED_PROMETHEUS_URLS",
     "log_format": "HEADWAY_LOG_FORMAT",
     "health_addr": "HEADWAY_HEALTH_ADDR",
     "metrics_port": "HEADWAY_METRICS_PORT",
@@ -52,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prometheus-url", default=env(ENV["prometheus_url"]),
                         help=f"default Prometheus URL for analysis [${ENV['prometheus_url']}]")
+    parser.add_argument("--allowed-prometheus-url", dest="allowed_prometheus_urls", action="append",
+                        help="another Prometheus URL a ModelDeployment may name in spec.analysis.prometheus.url (repeatable); "
+                             "the operator calls no other (--prometheus-url is always allowed) "
+                             f"[${ENV['allowed_prometheus_urls']}, comma-separated]")
     parser.add_argument("--log-format", choices=["text", "json"], default=env(ENV["log_format"], "text"),
                         help=f"log format [${ENV['log_format']}]")
     parser.add_argument("--health-addr", default=env(ENV["health_addr"], "0.0.0.0:8080"),
@@ -77,8 +83,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
     """The configuration; ValueError for a namespace that is not an exact name."""
     namespaces = args.namespaces
     if not namespaces:
-        raw = os.environ.get(ENV["namespaces"], "")
-        namespaces = [n.strip() for n in raw.split(",") if n.strip()]
+        namespaces = _split_env(ENV["namespaces"])
     # Exact names only: kopf's namespace globs (team-*, !kube-system) need namespaces to be
     # listed and watched cluster-wide, which namespaced mode's RBAC does not allow.
     invalid = [n for n in namespaces if len(n) > 63 or not NAMESPACE_NAME.match(n)]
@@ -87,6 +92,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(
         namespaces=tuple(namespaces),
         prometheus_url=args.prometheus_url or None,
+        allowed_prometheus_urls=tuple(args.allowed_prometheus_urls or _split_env(ENV["allowed_prometheus_urls"])),
         log_format=args.log_format,
         health_addr=args.health_addr,
         metrics_port=args.metrics_port,
@@ -96,3 +102,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )
+
+
+def _split_env(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]

@@ -35,7 +35,7 @@ from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, VariantWorkl
 from headway.planning.observe import observe_deployment, parse_status
 from headway.planning.plan import Gate, Observed, Plan, plan
 from headway.planning.rollout import TrafficPlan
-from headway.planning.validation import parse_spec
+from headway.planning.validation import metrics_url_problems, normalize_url, parse_spec
 from headway.planning.verdicts import VariantData, assess
 from headway.rendering.monitoring import build_podmonitor
 from headway.rendering.workload import build_children
@@ -58,13 +58,17 @@ def metric_source(url: str) -> MetricSource:
     return _sources[url]
 
 
+def allowed_urls(default_url: str | None, allowed: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_url(u) for u in (*allowed, *([default_url] if default_url else [])))
+
+
 def run_analysis(spec: ModelDeploymentSpec | None, owner: Owner, previous: ModelDeploymentStatus, now: datetime,
-                 default_url: str | None) -> tuple[AnalysisStatus | None, Gate | None, ExperimentDecision | None]:
+                 default_url: str | None, allowed: frozenset[str]) -> tuple[AnalysisStatus | None, Gate | None, ExperimentDecision | None]:
     """Measure when the analysis is due, and turn the latest measurement into a gate."""
     req = analysis.request(spec, previous, now)
     decision = previous.experiment_decision
-    if req is None or spec is None or spec.analysis is None:
-        return previous.analysis, None, decision
+    if req is None or spec is None or spec.analysis is None or metrics_url_problems(spec, allowed):
+        return previous.analysis, None, decision  # a URL it may not call is a spec problem: never called
     status = previous.analysis
     if analysis.due(spec.analysis, status, req, now):
         cfg = spec.analysis
@@ -196,7 +200,8 @@ class Conflict(ApiError):
     """The ModelDeployment changed between the read and the status write: nothing was written."""
 
 
-def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None) -> Plan | None:
+def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None,
+              allowed_prometheus_urls: tuple[str, ...] = ()) -> Plan | None:
     """Bring one ModelDeployment's status, then its children, in line with its spec.
 
     Returns the plan carried out, or None when the ModelDeployment is gone or being
@@ -212,12 +217,14 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         generation = meta.get("generation")
         previous = parse_status(body.get("status"))
         spec, _ = parse_spec(body.get("spec") or {})
-        analysis_status, gate, decision = run_analysis(spec, owner, previous, now, prometheus_url)
+        allowed = allowed_urls(prometheus_url, allowed_prometheus_urls)
+        analysis_status, gate, decision = run_analysis(spec, owner, previous, now, prometheus_url, allowed)
         managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
         live = list_children(kube, owner, managed)
         observed = Observed(
             raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
             previous=previous, live=observe_variants(live, owner), gate=gate, analysis=analysis_status, decision=decision,
+            allowed_metrics_urls=allowed,
         )
         result = plan(owner, observed, now)
 

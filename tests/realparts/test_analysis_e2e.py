@@ -125,6 +125,8 @@ def test_good_version_is_promoted_on_evidence(emulated: Env, dataplane_factory: 
 def test_no_promotion_while_prometheus_is_down(emulated: Env, dataplane_factory: DataPlaneFactory, tmp_path: Any) -> None:
     env = emulated
     own = Prometheus(workdir=tmp_path / "prometheus").start()  # this test stops it; the session's stays up
+    env.operator.extra_args += ["--allowed-prometheus-url", own.url]  # the spec names it: the operator must allow it
+    env.operator.restart()
     try:
         plane = DataPlane(env.kube, env.namespace, BEHAVIOURS, own, workdir=tmp_path / "plane").start()
         dataplane_factory.planes.append(plane)  # stopped at teardown with the others

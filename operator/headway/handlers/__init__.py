@@ -25,7 +25,8 @@ def _run(memo: Any, namespace: str, name: str) -> None:
     outcome = "ok"
     with RECONCILE_SECONDS.time():
         try:
-            if reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url) is None:
+            if reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url,
+                         allowed_prometheus_urls=memo.config.allowed_prometheus_urls) is None:
                 memo.resync.forget(namespace, name)  # gone or being deleted
                 return
         except Conflict:

@@ -22,7 +22,7 @@ from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantW
 from headway.planning.analysis import failing_arms
 from headway.planning.observe import DeploymentState, serving_pods
 from headway.planning.rollout import Gate, PinPlan, RolloutDecision, TrafficPlan, decide, replicas_for_share
-from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
+from headway.planning.validation import Problem, check_spec, ignored_fields, metrics_url_problems, parse_spec
 
 NEVER_SERVED = (None, Phase.PENDING, Phase.FAILED)
 DRAIN = timedelta(seconds=10)  # an experiment variant keeps running this long after its weight went to 0
@@ -38,6 +38,7 @@ class Observed:
     gate: Gate | None = None
     analysis: AnalysisStatus | None = None  # the latest analysis (measured now, or the previous one)
     decision: ExperimentDecision | None = None  # the experiment's significance test, if any
+    allowed_metrics_urls: frozenset[str] | None = None  # Prometheus URLs the operator may call (None: unchecked)
 
 
 @dataclass
@@ -268,7 +269,7 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     previous = obs.previous
     spec, problems = parse_spec(obs.raw_spec)
     if spec is not None:
-        problems = check_spec(owner.name, spec)
+        problems = check_spec(owner.name, spec) + metrics_url_problems(spec, obs.allowed_metrics_urls)
     events: list[EventIntent] = []
     history = list(previous.history)
     conditions: list[Condition] = []

@@ -216,3 +216,26 @@ def ignored_fields(raw_spec: dict[str, Any]) -> list[tuple[str, str]]:
         if node not in (None, False, {}, []):
             found.append((f"spec.{path}", why))
     return found
+
+
+def normalize_url(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def metrics_url_problems(spec: ModelDeploymentSpec, allowed: frozenset[str] | None) -> list[Problem]:
+    """A Prometheus URL the operator may not call (None: no allow-list, e.g. in pure tests).
+
+    ``spec.analysis.prometheus.url`` is written by whoever may write a ModelDeployment: left
+    open, it would make the operator send requests to any address it can reach (server-side
+    request forgery). The operator calls only its own --prometheus-url and the URLs listed
+    with --allowed-prometheus-url.
+    """
+    if allowed is None or spec.analysis is None or spec.analysis.prometheus is None or not spec.analysis.prometheus.url:
+        return []
+    url = normalize_url(spec.analysis.prometheus.url)
+    if url in allowed:
+        return []
+    listed = ", ".join(sorted(allowed)) or "none"
+    return [Problem("spec.analysis.prometheus.url",
+                    f"{url} is not a Prometheus this operator may call (allowed: {listed}); omit it to use the operator's "
+                    "default, or ask the operator's admin to add it with --allowed-prometheus-url")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headway.planning.validation import check_image, check_spec, ignored_fields, parse_spec
+from headway.planning.validation import check_image, check_spec, ignored_fields, metrics_url_problems, parse_spec
 
 MODEL = {"bento": "fraud_scorer:3.2.0", "image": "registry.example.com/fraud-scorer:3.2.0"}
 
@@ -81,3 +81,36 @@ def test_fields_not_acted_on_are_reported_not_ignored() -> None:
 ])
 def test_combinations_a_provider_cannot_do_are_refused(spec: dict, field: str) -> None:
     assert field in problems_of(spec)
+
+
+ANALYSIS_AT = lambda url: {"model": MODEL, "analysis": {"prometheus": {"url": url}, "slos": [{"errorRate": {"max": 0.01}}]}}  # noqa: E731
+ALLOWED = frozenset({"http://prometheus.monitoring:9090", "http://thanos.monitoring:9090"})
+
+
+@pytest.mark.parametrize("url", ["http://prometheus.monitoring:9090", "http://thanos.monitoring:9090/"])
+def test_an_allowed_prometheus_url_passes(url: str) -> None:
+    spec, problems = parse_spec(ANALYSIS_AT(url))
+    assert spec is not None and not problems
+    assert metrics_url_problems(spec, ALLOWED) == []
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://kubernetes.default.svc", "http://prometheus.monitoring:9091"])
+def test_any_other_prometheus_url_is_refused_naming_the_field(url: str) -> None:
+    spec, _ = parse_spec(ANALYSIS_AT(url))
+    assert spec is not None
+    [problem] = metrics_url_problems(spec, ALLOWED)
+    assert problem.field == "spec.analysis.prometheus.url" and "not a Prometheus this operator may call" in problem.message
+    assert "--allowed-prometheus-url" in problem.message
+
+
+def test_the_planner_refuses_a_spec_naming_a_url_it_may_not_call() -> None:
+    from headway.planning.naming import Owner
+    from headway.planning.observe import parse_status
+    from headway.planning.plan import Observed, plan
+    from tests.unit.planning.rollout_cases import T0
+
+    observed = Observed(raw_spec=ANALYSIS_AT("http://10.0.0.1:80"), generation=1, annotations={}, previous=parse_status(None),
+                        live={}, allowed_metrics_urls=ALLOWED)
+    result = plan(Owner("fraud", "ml", "uid"), observed, T0)
+    assert result.workloads is None and result.status.phase == "Failed"
+    assert [p.field for p in result.status.problems] == ["spec.analysis.prometheus.url"]
