@@ -42,7 +42,9 @@ What is approximated (and where this differs from a real API server)
 --------------------------------------------------------------------
 * No CEL *type checking* at CRD registration and no cost budget: a rule that names a field the
   schema lacks only fails when it is evaluated, and expensive rules are not refused.
-* Transition rules (any rule mentioning ``oldSelf``) are skipped: we only validate creates.
+* Transition rules (any rule mentioning ``oldSelf``) are skipped on creates; ``review(old=...)``
+  evaluates them on updates (items correlate with old ones in ``map`` lists only, as on the server;
+  ``optionalOldSelf`` is not supported).
 * A rule using a function we do not provide (``quantity()``, ``url()``, ``ip()``, ``format()``,
   the ``.?`` optional syntax, ...) is *not* silently passed: it yields
   ``<path>: cannot evaluate CEL rule '<rule>': <reason>``.
@@ -84,6 +86,7 @@ __all__ = [
     "CelRuleStats",
     "CrdValidator",
     "FieldError",
+    "Review",
     "apply_defaults",
     "assert_structural",
     "iter_cel_rules",
@@ -394,19 +397,38 @@ _FORMATS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def go_anchors(pattern: str) -> str:
+    r"""RE2's ``$`` (no multi-line flag) matches only at the end of the text; Python's also
+    matches before a trailing newline ("a:1\n" would pass ``^[a-z:0-9]+$``). Use ``\Z``."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+        elif ch == "]" and in_class:
+            in_class = False
+        out.append("\\Z" if ch == "$" and not in_class else ch)
+        i += 1
+    return "".join(out)
+
+
 @functools.lru_cache(maxsize=4096)
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    return re.compile(go_anchors(pattern))
 
 
 # --------------------------------------------------------------------------------------
 # ObjectMeta (what the API server validates in metadata on create)
 # --------------------------------------------------------------------------------------
 
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(go_anchors(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))
+DNS1123_LABEL = re.compile(go_anchors(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+_QUALIFIED_NAME = re.compile(go_anchors(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"))
+_LABEL_VALUE = re.compile(go_anchors(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"))
 _SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
     "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
@@ -796,6 +818,18 @@ def _field_path_segments(field_path: str, schema: Schema) -> list[tuple[str, str
 # --------------------------------------------------------------------------------------
 
 
+_MISSING: Any = object()  # no correlated old value (a create, or a new list item)
+
+
+@dataclass
+class Review:
+    """``CrdValidator.review``: the object as stored, its unknown fields, its validation errors."""
+
+    obj: dict[str, Any]
+    unknown: list[FieldError]
+    errors: list[FieldError]
+
+
 class CrdValidator:
     """Validates objects against one CRD; keeps per-rule CEL statistics in ``cel_stats``."""
 
@@ -868,8 +902,23 @@ class CrdValidator:
         resolved, errs = self._resolve_version(obj, version)
         if resolved is None:
             return errs
-        schema = self.schema(resolved)
-        entry = self.version_entry(resolved) or {}
+        review = self.review(obj, resolved, subresource=subresource)
+        return errs + (review.unknown if strict else []) + review.errors
+
+    def review(
+        self,
+        obj: dict[str, Any],
+        version: str,
+        *,
+        subresource: str | None = None,
+        old: dict[str, Any] | None = None,
+    ) -> Review:
+        """What the server makes of a write of obj (a served version): the object it would store
+        (unknown fields pruned, ``metadata`` included; defaults applied), the unknown fields, and
+        the validation errors. With ``old`` (an update), CEL transition rules (``oldSelf``) are
+        evaluated against it; without, they are skipped as on a create."""
+        schema = self.schema(version)
+        entry = self.version_entry(version) or {}
         work: dict[str, Any] = _jsonify(obj)
         has_status_subresource = "status" in (entry.get("subresources") or (self.crd.get("spec") or {}).get("subresources") or {})
         if subresource is None and has_status_subresource:
@@ -877,16 +926,18 @@ class CrdValidator:
 
         unknown: list[FieldError] = []
         _prune_unknown(work, schema, (), unknown, root=True)
-        if strict:
-            errs += unknown
         apply_schema_defaults(work, schema)
 
+        errs: list[FieldError] = []
         schema_errs: list[FieldError] = []
         if "metadata" in work:
             meta_errs = _validate_metadata(work["metadata"], self.namespaced)
             unknown_meta = [e for e in meta_errs if e.type == UNKNOWN_FIELD]
-            if strict:
-                errs += unknown_meta
+            unknown += unknown_meta
+            if isinstance(work["metadata"], dict):
+                for err in unknown_meta:
+                    if err.path.count(".") == 1:  # ObjectMeta's own unknown fields are pruned too
+                        work["metadata"].pop(err.path.split(".", 1)[1], None)
             schema_errs += [e for e in meta_errs if e.type != UNKNOWN_FIELD]
         _validate_node(work, schema, (), schema_errs, root=True)
         _validate_list_types(work, schema, (), schema_errs)
@@ -902,8 +953,9 @@ class CrdValidator:
                 )
             )
         else:
-            self._validate_cel(work, schema, (), errs, root=True)
-        return errs
+            old_work = _MISSING if old is None else _jsonify(old)
+            self._validate_cel(work, schema, (), errs, root=True, old=old_work)
+        return Review(work, unknown, errs)
 
     def validate(
         self,
@@ -918,7 +970,9 @@ class CrdValidator:
 
     # -- CEL -----------------------------------------------------------------------------
 
-    def _validate_cel(self, value: Any, schema: Schema, path: tuple[Segment, ...], errs: list[FieldError], *, root: bool = False) -> None:
+    def _validate_cel(
+        self, value: Any, schema: Schema, path: tuple[Segment, ...], errs: list[FieldError], *, root: bool = False, old: Any = _MISSING
+    ) -> None:
         if value is None or not isinstance(schema, dict):
             return
         rules = schema.get("x-kubernetes-validations") or []
@@ -933,27 +987,44 @@ class CrdValidator:
                     "metadata": {"type": "object", "properties": {"name": {"type": "string"}, "generateName": {"type": "string"}}},
                 }
             self_value = _to_cel(value, cel_schema)
+            old_value = _MISSING if old is _MISSING or old is None else _to_cel(old, cel_schema)
             for rule in rules:
-                self._evaluate_rule(rule, self_value, value, schema, path, errs)
+                self._evaluate_rule(rule, self_value, value, schema, path, errs, old_value=old_value)
         if isinstance(value, dict):
             props = schema.get("properties") or {}
             extra = schema.get("additionalProperties")
+            old_map = old if isinstance(old, dict) else {}
             for key, item in value.items():
                 if key in props:
                     if not (root and key == "metadata"):
-                        self._validate_cel(item, props[key], (*path, ("f", key)), errs)
+                        self._validate_cel(item, props[key], (*path, ("f", key)), errs, old=old_map.get(key, _MISSING))
                 elif isinstance(extra, dict):
-                    self._validate_cel(item, extra, (*path, ("k", key)), errs)
+                    self._validate_cel(item, extra, (*path, ("k", key)), errs, old=old_map.get(key, _MISSING))
         elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            keys = schema.get("x-kubernetes-list-map-keys") or []
+            old_items: dict[str, Any] = {}
+            if schema.get("x-kubernetes-list-type") == "map" and keys and isinstance(old, list):
+                # Only items of map lists correlate with an old item (by their keys).
+                old_items = {_canonical([o.get(k) for k in keys]): o for o in old if isinstance(o, dict)}
             for i, item in enumerate(value):
-                self._validate_cel(item, schema["items"], (*path, ("i", i)), errs)
+                old_item = old_items.get(_canonical([item.get(k) for k in keys]), _MISSING) if old_items and isinstance(item, dict) else _MISSING
+                self._validate_cel(item, schema["items"], (*path, ("i", i)), errs, old=old_item)
 
     def _evaluate_rule(
-        self, rule: dict[str, Any], self_value: Any, raw: Any, schema: Schema, path: tuple[Segment, ...], errs: list[FieldError]
+        self,
+        rule: dict[str, Any],
+        self_value: Any,
+        raw: Any,
+        schema: Schema,
+        path: tuple[Segment, ...],
+        errs: list[FieldError],
+        *,
+        old_value: Any = _MISSING,
     ) -> None:
         source = str(rule.get("rule", "")).strip()
-        if not source or _OLD_SELF.search(source):
-            return  # empty, or a transition rule: only evaluated on updates
+        transition = bool(_OLD_SELF.search(source))
+        if not source or (transition and old_value is _MISSING):
+            return  # empty, or a transition rule without an old value (a create): not evaluated
         stats = self.cel_stats.setdefault(source, CelRuleStats())
         where = _render(path, keys_as_index=True)
         compiled = _compile(source)
@@ -965,7 +1036,8 @@ class CrdValidator:
         message = str(rule.get("message", "")).strip()
         shown = OMIT if schema.get("type") in ("object", "array") else raw
         try:
-            context = cel.Context(variables={"self": self_value}, functions=K8S_CEL_FUNCTIONS)
+            variables = {"self": self_value, **({"oldSelf": old_value} if transition else {})}
+            context = cel.Context(variables=variables, functions=K8S_CEL_FUNCTIONS)
             result = compiled.program.execute(context)
         except Exception as exc:  # noqa: BLE001 - the Rust bindings raise several types
             if _is_library_gap(exc):
