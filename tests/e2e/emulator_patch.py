@@ -19,8 +19,9 @@ PATCH bodies of the Kubernetes API emulator, by ``Content-Type``.
     - directives ``$patch: delete|replace`` and ``$deleteFromPrimitiveList/<field>`` work;
       ``$setElementOrder/…`` and ``$retainKeys`` are accepted and ignored.
   Custom resources reject it with 415, exactly as the real server does.
-* ``application/apply-patch+yaml`` (server-side apply) is NOT emulated → 415 with a message
-  saying so. Anything else → 415 as well.
+* ``application/apply-patch+yaml`` (server-side apply) is not a patch of this module: the
+  emulator routes it to ``emulator_apply.py`` (see ``is_apply``); here it is refused (415).
+  Anything else → 415 as well.
 """
 import copy
 import json
@@ -46,7 +47,13 @@ _MERGE_KEYS: dict[str, tuple[str, ...]] = {
     'conditions': ('type',),
     'ownerReferences': ('uid',),
 }
+MERGE_KEYS = _MERGE_KEYS  # also the associative-list keys of server-side apply (emulator_apply.py)
 _SET_LISTS = {'finalizers'}
+
+
+def is_apply(content_type: str) -> bool:
+    """Whether a PATCH is a server-side apply (``application/apply-patch+yaml``)."""
+    return content_type.split(';')[0].strip().lower() == APPLY_PATCH
 
 
 class PatchError(Exception):
