@@ -3,8 +3,8 @@ KubeEmulator: kmock's ``KubernetesEmulator`` made to behave like a real kube-api
 
 kmock (0.8) serves HTTP, parses requests and answers API discovery; this subclass replaces its
 object handling with an own in-memory store that follows the real API semantics an operator
-relies on. Every gap below is pinned by a test in ``test_emulator.py`` that would also pass
-against a real cluster.
+relies on. Every gap below is pinned by a test in ``test_emulator.py`` (server-side apply:
+``test_emulator_apply.py``) that would also pass against a real cluster.
 
 Gaps filled:
 
@@ -21,7 +21,7 @@ Gaps filled:
    PUT works; without a resourceVersion it is unconditional for built-ins but rejected (422)
    for custom resources, as the real server does.
 4. Patches: merge, JSON (a failed ``test`` → 422), strategic merge (approximated; 415 for custom
-   resources), apply → 415. See ``emulator_patch.py``.
+   resources). See ``emulator_patch.py``. Server-side apply: see 14.
 5. The status subresource: main-resource writes ignore ``.status``, ``/status`` writes ignore
    everything else and never bump ``generation``; create drops ``.status``.
 6. Deletion and garbage collection: finalizers keep a deleted object (``deletionTimestamp``,
@@ -49,19 +49,57 @@ Gaps filled:
     ``delay`` all pods ready — unless an image contains ``does-not-exist``. Its writes take the
     ``/status`` write path. Also API defaulting of Deployments/Services/Namespaces.
 12. Events (``v1`` and ``events.k8s.io/v1``) with ``generateName`` (kopf posts them so).
+13. Authentication and RBAC (``emulator_rbac.py``): the admin token is ``system:masters``;
+    ``token_for(user)`` issues tokens whose requests are authorised by the stored
+    Role/ClusterRole/RoleBinding/ClusterRoleBinding objects as the real RBAC authorizer does
+    (403 with the real message; discovery open to all authenticated users); unknown tokens
+    → 401. ``authorizations()`` lists every decision made. Requests without credentials act
+    as the admin (a real server: ``system:anonymous``).
+14. Server-side apply and ``metadata.managedFields`` (``emulator_apply.py``): every write
+    records its field manager (``fieldManager``, else the User-Agent's prefix) — ``Update``
+    entries for create/PUT/patches/``/status`` writes (the simulated controllers write as
+    ``kube-controller-manager``, CRD conditions and namespaces as ``kube-apiserver``), ``Apply``
+    entries for ``PATCH`` with ``application/apply-patch+yaml`` (YAML or JSON), in the real
+    FieldsV1 format. Apply creates (201), merges per the CRD schema's list/map types or the
+    built-in merge keys, removes what the applier stopped applying unless someone else owns it,
+    answers 409 with ``FieldManagerConflict`` causes unless ``force=true``, writes nothing when
+    nothing changes; 422 without ``fieldManager``, 400 for ``managedFields``/another kind/name.
+    ``kubectl apply --server-side`` (and ``--force-conflicts``) works. Table rows carry the full
+    ``metadata``, managedFields included, as the real server's do.
+15. Admission of custom resources (``emulator_admission.py``, pinned in
+    ``test_emulator_admission.py``): every client write of a CR (create, PUT, each patch type,
+    ``/status``) is pruned of fields its CRD's schema does not declare (``metadata``'s unknown
+    top-level fields too; ``x-kubernetes-preserve-unknown-fields`` keeps them) per
+    ``fieldValidation`` — ``Strict`` → 400 ``strict decoding error: unknown field "spec.foo"``,
+    ``Warn`` (the default) → a ``Warning: 299`` header, ``Ignore`` → silent — then defaulted
+    (stored objects too when their CRD changes, as on read) and validated against the version's
+    ``openAPIV3Schema`` and CEL rules (``tests/support/crdschema.py``; transition rules see the
+    stored object) → 422 Invalid with the real message and ``details.causes[]`` per field.
+    Main writes are validated without ``status``, ``/status`` writes for the status; on updates
+    errors on unchanged values are dropped (validation ratcheting). ``/openapi/v3`` (discovery
+    and per group-version documents of the CRDs, PATCH listing ``fieldValidation``) and
+    ``/openapi/v2`` (JSON) are served, so ``kubectl apply`` validates on the server (an unknown
+    field fails naming it) and ``kubectl explain`` works for custom resources.
 Also: names, label keys/values, annotation keys and owner references are validated (422).
 
 Still approximate / not emulated:
-- no schema validation of custom resources (another helper validates against the CRD schema),
-  no conversion between CRD versions (all versions share one store, ``apiVersion`` rewritten);
-- strategic merge patch uses a small table of merge keys; server-side apply is refused (415);
+- no conversion between CRD versions (all versions share one store, ``apiVersion`` rewritten);
+  admission of CRs (see ``emulator_admission.py``): internal writes (simulated controllers, GC)
+  are not validated, a CEL rule the library cannot evaluate is skipped, ratcheting compares
+  by path (list items by index), duplicate JSON keys are not detected, unknown fields under
+  ``.status`` of a main-resource write are pruned unreported, an invalid ``fieldValidation``
+  acts as ``Warn``; built-in kinds are neither schema-validated nor in
+  ``/openapi/v3`` (``kubectl explain deploy`` fails), ``/openapi/v2`` as protobuf → 406;
+- strategic merge patch and, for built-in kinds, server-side apply use small tables of merge
+  keys instead of the Go types (the rest of apply's approximations: ``emulator_apply.py``);
+  no cap of 10 ``Update`` entries, no last-applied-configuration migration;
 - no ReplicaSets/Pods, no scheduler, no Service endpoints; no ``scale`` subresource calls;
-- no admission webhooks, no RBAC/auth (any token is accepted), no ``dryRun``,
-  no ``managedFields``, no watch bookmarks;
+- no admission webhooks, no ``dryRun``, no watch bookmarks;
 - Foreground propagation behaves like Background; GC does not delete dependents created
   after their owner is gone, nor ones pointing to an owner in another namespace;
 - deleting a CRD keeps serving its resource; creating in a missing namespace creates it;
-- JSON only: kubectl can read, but its writes of built-in kinds are protobuf → 415.
+- JSON only: kubectl can read, and its patches and server-side applies are JSON, but its
+  creates of built-in kinds (``kubectl create``) are protobuf → 415.
 
 Usage — the server binds 127.0.0.1 on a random port:
 
@@ -105,7 +143,7 @@ import re
 import threading
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 import aiohttp.web
@@ -115,9 +153,12 @@ import yaml
 from kmock._internal import parsing as kmock_parsing
 from kmock._internal.rendering import Response
 
+from tests.e2e import emulator_admission as admission
+from tests.e2e import emulator_apply as applying
 from tests.e2e import emulator_builtins as builtins
 from tests.e2e import emulator_meta as meta
 from tests.e2e import emulator_patch as patching
+from tests.e2e import emulator_rbac as rbac
 
 ObjKey = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
 T = TypeVar('T')
@@ -212,6 +253,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _crds: set[tuple[str, str]] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _deployment_controller: builtins.DeploymentController | None = attrs.field(default=None, init=False)
+    _guard: rbac.Guard = attrs.field(factory=rbac.Guard, init=False)  # authn & RBAC (emulator_rbac.py)
+    _admission: admission.Admission = attrs.field(factory=admission.Admission, init=False)  # CRs' schemas, OpenAPI
 
     @_log.default
     def _default_log(self) -> collections.deque[WatchEvent]:
@@ -227,6 +270,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 del self.resources[resource]
         # Above kmock's own fallbacks (discovery), below any reaction a test adds explicitly.
         (self.fallback ** 1)[self._is_object_request] << self._serve
+        (self.fallback ** 1)[admission.Admission.is_openapi_request] << self._admission.serve_openapi
         for namespace in ('default', 'kube-system'):
             self._ensure_namespace(namespace)
 
@@ -332,19 +376,30 @@ class KubeEmulator(kmock.KubernetesEmulator):
             copy.deepcopy(obj) for key, obj in sorted(self._store.items(), key=_sort_key)
             if key[:2] == (res.group or '', res.plural) and namespace in (None, key[2])])
 
-    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = 'default') -> pathlib.Path:
-        """Write a kubeconfig pointing at this server (see the module docstring)."""
+    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = 'default',
+                         token: str = rbac.ADMIN_TOKEN) -> pathlib.Path:
+        """Write a kubeconfig pointing at this server (see the module docstring); the admin's
+        token unless another one is given (e.g. from ``token_for()``)."""
         server = str(self.url).rstrip('/')
         config = {
             'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
             'clusters': [{'name': 'emulator', 'cluster': {'server': server}}],
-            'users': [{'name': 'emulator', 'user': {'token': 'emulator-token'}}],
+            'users': [{'name': 'emulator', 'user': {'token': token}}],
             'contexts': [{'name': 'emulator', 'context': {
                 'cluster': 'emulator', 'user': 'emulator', 'namespace': namespace}}],
         }
         path = pathlib.Path(path)
         path.write_text(yaml.safe_dump(config))
         return path
+
+    def token_for(self, user: str, groups: Iterable[str] = ()) -> str:
+        """A bearer token authenticating as ``user`` (e.g. ``system:serviceaccount:NS:NAME``);
+        its requests are authorised by the stored RBAC objects (see ``emulator_rbac.py``)."""
+        return self._call(self._guard.issue, user, tuple(groups))
+
+    def authorizations(self, user: str | None = None) -> list[rbac.Decision]:
+        """Every authorization decision so far (allowed or denied), optionally of one user."""
+        return self._call(lambda: [d for d in self._guard.decisions if user in (None, d.user)])
 
     def connection_info(self) -> Any:
         """A ``kopf.ConnectionInfo`` for this server — return it from a ``@kopf.on.login()`` handler."""
@@ -426,6 +481,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return await super().__call__(raw_request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # Every request, discovery included, is authenticated and authorised first (RBAC).
+        if (denied := self._guard.check(request.method.value, request.url.path, request.params,
+                                        request.headers, self._store)) is not None:
+            return denied
         # Skip KubernetesEmulator._handle(): it records objects in kmock's own store.
         return await kmock.RawHandler._handle(self, request)
 
@@ -436,7 +495,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         route = parse_route(request.url.path)
         assert route is not None  # guaranteed by _is_object_request()
         try:
-            return self._dispatch(route, request)
+            with self._admission.request(request) as scope, \
+                    applying.writing(applying.request_writer(  # the field manager of its writes
+                        request.params, request.headers, route.api_version, route.subresource)):
+                return scope.respond(self._dispatch(route, request))
         except ApiError as e:
             return Response(status=e.code, payload=e.status())
 
@@ -465,7 +527,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         elif method == 'PUT' and route.name:
             return _ok(self._render(self._replace(route, info, _json_body(request)), route, info))
         elif method == 'PATCH' and route.name:
-            return _ok(self._render(self._patch(route, info, request), route, info))
+            existed = self._key(route) in self._store  # server-side apply creates (201)
+            return _ok(self._render(self._patch(route, info, request), route, info), 200 if existed else 201)
         elif method == 'DELETE' and route.name and not route.subresource:
             options = {**params, **(_json_body(request) if request.body.strip() else {})}
             return _ok(self._render(self._delete(self._key(route), options), route, info))
@@ -666,6 +729,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if 'status' in info.subresources:
             obj.pop('status', None)  # create cannot set the status
         builtins.apply_defaults(route.group, route.plural, obj, None)
+        obj = self._admission.admit(obj, None)  # custom resources: prune, default, validate
+        self._track_fields(key, None, body, obj, status_only=False, has_status='status' in info.subresources)
         if route.namespace:
             self._ensure_namespace(route.namespace)
         self._commit(key, obj, None)
@@ -697,6 +762,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return self._update(route, info, self._get(route), body)
 
     def _patch(self, route: Route, info: kmock.ResourceInfo, request: kmock.Request) -> dict[str, Any]:
+        is_apply = patching.is_apply(request.headers.get('Content-Type', ''))
+        try:
+            applying.validate_patch_options(is_apply, request.params)
+        except applying.ApplyError as e:
+            raise ApiError(e.code, e.reason, e.message, e.details)
+        if is_apply:
+            return self._apply(route, info, request)
         old = self._get(route)
         try:
             new = patching.apply_patch(request.headers.get('Content-Type', ''), old, request.body,
@@ -704,6 +776,58 @@ class KubeEmulator(kmock.KubernetesEmulator):
         except patching.PatchError as e:
             raise ApiError(e.status, e.reason, e.message)
         return self._update(route, info, old, new)
+
+    def _apply(self, route: Route, info: kmock.ResourceInfo, request: kmock.Request) -> dict[str, Any]:
+        """Server-side apply (``emulator_apply.py``): create or merge, then the usual write path."""
+        old = self._store.get(self._key(route))
+        if old is None and route.subresource:
+            raise self._not_found(route)
+        writer = applying.current_writer()
+        assert writer is not None  # set for every request in _serve()
+        has_status = 'status' in info.subresources
+        try:
+            config = applying.parse_apply_body(request.body)
+            new, writer = applying.server_side_apply(
+                self._field_types(self._key(route), route.version), old, config, writer=writer,
+                force=str(request.params.get('force', '')).lower() == 'true', kind=str(info.kind),
+                name=route.name or '', namespace=route.namespace, status_only=route.subresource == 'status',
+                has_status=has_status, now=_now())
+        except applying.ApplyError as e:
+            raise ApiError(e.code, e.reason, e.message, e.details)
+        with applying.writing(writer):  # carries the managedFields the apply computed
+            if old is None:
+                return self._create(route, info, new)
+            return self._update(route, info, old, new)
+
+    def _field_types(self, key: ObjKey, version: str | None = None) -> applying.Types:
+        """How the fields of a resource merge: its CRD's schema, or the built-in tables."""
+        if (key[0], key[1]) not in self._crds:
+            return applying.Types(key[0], key[1])
+        crd = self._store.get((*CRDS, None, f'{key[1]}.{key[0]}')) or {}
+        versions = (crd.get('spec') or {}).get('versions') or []
+        entry = next((v for v in versions if v.get('name') == version), None) or \
+            next((v for v in versions if v.get('storage')), None) or {}
+        schema = (entry.get('schema') or {}).get('openAPIV3Schema')
+        return applying.Types(key[0], key[1], schema, custom=True)
+
+    def _track_fields(self, key: ObjKey, old: dict[str, Any] | None, new: Mapping[str, Any],
+                      result: dict[str, Any], *, status_only: bool, has_status: bool) -> None:
+        """Set ``result``'s managedFields: an apply's as computed, else an ``Update`` entry for the
+        request's field manager (or the simulated controller's)."""
+        writer = applying.current_writer() or applying.Writer(
+            'kube-apiserver' if key[:2] in (CRDS, NAMESPACES) else 'kube-controller-manager',
+            str(result.get('apiVersion') or ''), 'status' if status_only else '')
+        if writer.managed_fields is not None:
+            entries = [copy.deepcopy(e) for e in writer.managed_fields]
+        else:
+            entries = applying.track_update(
+                self._field_types(key, str(result.get('apiVersion', '')).rpartition('/')[2]), old,
+                (new.get('metadata') or {}).get('managedFields'), result, writer, now=_now(),
+                status_only=status_only, has_status=has_status)
+        if entries:
+            result['metadata']['managedFields'] = entries
+        else:
+            result['metadata'].pop('managedFields', None)
 
     def _update(self, route: Route, info: kmock.ResourceInfo, old: dict[str, Any],
                 new: dict[str, Any]) -> dict[str, Any]:
@@ -745,6 +869,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             builtins.apply_defaults(key[0], key[1], result, old)
         result['apiVersion'], result['kind'] = old['apiVersion'], old['kind']
         result['metadata']['resourceVersion'] = old['metadata']['resourceVersion']
+        result = self._admission.admit(result, old, status_only=status_only)  # client writes of CRs
+        self._track_fields(key, old, new, result, status_only=status_only, has_status=has_status)
         if result == old:
             return old  # a no-op: no new resourceVersion, no event
         if not status_only and _spec_of(result, has_status) != _spec_of(old, has_status):
@@ -764,13 +890,15 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def _write_status(self, key: ObjKey, status: dict[str, Any]) -> None:
         """Write the status as a client's ``/status`` write would (for simulated controllers)."""
         if (old := self._store.get(key)) is not None:
-            self._write(key, old, {'status': status}, status_only=True, has_status=True)
+            with applying.writing(None):  # a simulated controller: kube-controller-manager / kube-apiserver
+                self._write(key, old, {'status': status}, status_only=True, has_status=True)
 
     def _ensure_namespace(self, name: str) -> None:
         key = ('', 'namespaces', None, name)
         if key not in self._store:
             route = Route('', 'v1', 'namespaces', None, None, None)
-            self._create(route, self.resources[route.resource], {'metadata': {'name': name}})
+            with applying.writing(None):  # by kube-apiserver
+                self._create(route, self.resources[route.resource], {'metadata': {'name': name}})
 
     # --- Deletion & garbage collection ---------------------------------------------------------------
 
@@ -816,7 +944,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         new['metadata']['ownerReferences'] = refs
         if not refs:
             del new['metadata']['ownerReferences']
-        self._write(key, obj, new, status_only=False, has_status=self._has_status(key))
+        with applying.writing(None):  # by the garbage collector (kube-controller-manager)
+            self._write(key, obj, new, status_only=False, has_status=self._has_status(key))
 
     def _collect_garbage(self, owner_key: ObjKey, owner: dict[str, Any]) -> None:
         """What kube-controller-manager's garbage collector does once an object is gone."""
@@ -869,7 +998,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             for c in custom:
                 value = _json_path(obj, c['jsonPath'])
                 cells.append(_age(value) if c.get('type') == 'date' and value else value)
-            meta = {k: v for k, v in obj['metadata'].items() if k != 'managedFields'}
+            meta = obj['metadata']  # all of it, managedFields too: AsPartialObjectMetadata copies the ObjectMeta
             rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1', 'metadata': meta}})
         return {'kind': 'Table', 'apiVersion': 'meta.k8s.io/v1', 'metadata': {'resourceVersion': resource_version},
                 'columnDefinitions': columns, 'rows': rows}
@@ -890,6 +1019,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     subresources=[name for name in ('status', 'scale') if name in subresources],
                     verbs=ALL_VERBS)
         self._crds.add((group, names['plural']))
+        self._admission.register(crd, self._store)  # validation & defaults of its resources
 
     def _establish_crd(self, key: ObjKey) -> None:
         crd = self._store[key]

@@ -83,6 +83,7 @@ class OperatorProcess:
     log_dir: Path
     resync_seconds: float = 1.0
     extra_args: list[str] = field(default_factory=list)
+    clusterwide: bool = False  # watch every namespace (no --namespace), as the chart's cluster mode
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     health_port: int = 0
@@ -98,11 +99,13 @@ class OperatorProcess:
         self.health_port, self.metrics_port = free_port(), free_port()
         args = [
             sys.executable, "-m", "headway.cli", "operator", "--kubeconfig", str(self.kubeconfig),
-            "--namespace", self.namespace, "--health-addr", f"127.0.0.1:{self.health_port}",
+            *([] if self.clusterwide else ["--namespace", self.namespace]),
+            "--health-addr", f"127.0.0.1:{self.health_port}",
             "--metrics-port", str(self.metrics_port), "--resync-seconds", str(self.resync_seconds), "--verbose",
             *self.extra_args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("HEADWAY_NAMESPACES", None)  # the namespaces are the flags above
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for("the operator's /healthz", self._healthy)

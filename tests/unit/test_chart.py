@@ -39,6 +39,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "everything": {
         **HA,
         "prometheusUrl": "http://prometheus-operated.monitoring:9090",
+        "allowedPrometheusUrls": ["http://thanos-query.monitoring:9090", "https://prometheus.team-a.example.com"],
         "logFormat": "text",
         "resyncSeconds": 30,
         "image": {"repository": "registry.example.com/headway", "tag": "0.2.0", "pullPolicy": "Always"},
@@ -74,15 +75,15 @@ KNOWN_KINDS: dict[tuple[str, str], type[BaseModel] | None] = {
     ("kopf.dev/v1", "KopfPeering"): None,
 }
 
-CHILD_VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
+# What the operator's requests use, in both modes: tests/e2e/test_rbac.py runs the operator with
+# the chart's RBAC against an API server that enforces it and checks that the chart grants exactly
+# what the requests used. Children are written with server-side apply (patch), pruned with delete.
+CHILD_VERBS = {"get", "list", "patch", "delete"}
 CHILDREN = [
-    ("apps", "deployments"),
     ("", "services"),
     ("policy", "poddisruptionbudgets"),
-    ("autoscaling", "horizontalpodautoscalers"),
     ("gateway.networking.k8s.io", "httproutes"),
     ("networking.istio.io", "virtualservices"),
-    ("keda.sh", "scaledobjects"),
     ("monitoring.coreos.com", "podmonitors"),
 ]
 
@@ -95,22 +96,19 @@ def triples(
 
 NAMESPACED_RULES = triples(
     [
-        (GROUP, PLURAL, ["get", "list", "watch", "patch"]),
-        (GROUP, f"{PLURAL}/status", ["get", "patch", "update"]),
+        (GROUP, PLURAL, ["get", "list", "watch", "patch"]),  # patch: kopf drops 0.1's finalizer
+        (GROUP, f"{PLURAL}/status", ["patch"]),
         # children carry blockOwnerDeletion: OwnerReferencesPermissionEnforcement checks this
         (GROUP, f"{PLURAL}/finalizers", ["update"]),
+        ("apps", "deployments", CHILD_VERBS | {"watch"}),  # watched for status changes
         *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
-        ("", "events", ["create", "patch"]),
-        ("events.k8s.io", "events", ["create", "patch"]),
+        ("", "events", ["create"]),
     ]
 )
-CLUSTER_ONLY_RULES = triples(
-    [
-        ("", "namespaces", ["get", "list", "watch"]),
-        ("apiextensions.k8s.io", "customresourcedefinitions", ["get", "list", "watch"]),
-    ]
-)
-PEERING_VERBS = ["get", "list", "watch", "patch"]
+# kopf runs with scanning disabled (operator/headway/handlers/settings.py): no namespaces or
+# CRDs to list and watch, so cluster mode needs nothing beyond the same rules, cluster-wide.
+CLUSTER_ONLY_RULES: set[tuple[str, str, str]] = set()
+PEERING_VERBS = ["list", "watch", "patch"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,11 +215,13 @@ def test_deployment_env_defaults(defaults: list[dict[str, Any]]) -> None:
     assert "HEADWAY_NAMESPACES" not in env(defaults)
     assert "HEADWAY_PEERING" not in env(defaults)
     assert "HEADWAY_PROMETHEUS_URL" not in env(defaults)
+    assert "HEADWAY_ALLOWED_PROMETHEUS_URLS" not in env(defaults)  # only the operator's own URL
 
 
 def test_deployment_env_from_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
     e = env(rendered["everything"])
     assert e["HEADWAY_PROMETHEUS_URL"] == "http://prometheus-operated.monitoring:9090"
+    assert e["HEADWAY_ALLOWED_PROMETHEUS_URLS"] == "http://thanos-query.monitoring:9090,https://prometheus.team-a.example.com"
     assert e["HEADWAY_LOG_FORMAT"] == "text"
     assert e["HEADWAY_RESYNC_SECONDS"] == "30"
     assert e["HEADWAY_PEERING"] == "headway"
@@ -432,9 +432,14 @@ def test_no_wildcards_in_any_rbac(rendered: dict[str, list[dict[str, Any]]]) -> 
                 for key in ("apiGroups", "resources", "verbs"):
                     assert "*" not in rule[key], (name, rule)
                 assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-            # Least privilege: the operator never touches Secrets, Pods or ConfigMaps.
-            resources = {t[1] for t in rule_triples(role)}
-            assert not resources & {"secrets", "pods", "configmaps"}, name
+            # Least privilege: the operator never touches Secrets, Pods or ConfigMaps, never
+            # replaces objects (update: server-side apply patches), never lists cluster-scoped
+            # kinds (kopf's scanning is off), and has no autoscalers to manage.
+            granted = rule_triples(role)
+            assert not {t[1] for t in granted} & {"secrets", "pods", "configmaps", "namespaces",
+                                                    "customresourcedefinitions", "horizontalpodautoscalers",
+                                                    "scaledobjects"}, name
+            assert {t for t in granted if t[2] == "update"} <= {(GROUP, f"{PLURAL}/finalizers", "update")}, name
 
 
 def test_rbac_toggle() -> None:
@@ -535,6 +540,8 @@ def test_peering_crds_toggle() -> None:
         ({"ports": {"metrics": 70000}}, "/ports/metrics"),
         ({"resyncSeconds": 0}, "/resyncSeconds"),
         ({"prometheusUrl": "prometheus:9090"}, "/prometheusUrl"),
+        ({"allowedPrometheusUrls": ["prometheus:9090"]}, "/allowedPrometheusUrls/0"),
+        ({"allowedPrometheusUrls": "http://a:9090"}, "/allowedPrometheusUrls"),
         ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
         ({"serviceMonitor": {"enable": True}}, "enable"),  # a typo is not silently ignored
         ({"replicas": 2}, "replicas"),

@@ -83,59 +83,55 @@ standalone kopf operators would both act on every object).
 {{- end }}
 
 {{/*
-RBAC rules, least privilege: exactly the API calls the operator makes. Used by the ClusterRole
-(cluster mode) and by the Role in each watched namespace (namespaced mode); the cluster-only
-rules are added by the caller. Keep in sync with operator/headway (reconciler and k8s adapters).
+RBAC rules, least privilege: exactly the API calls the operator makes, the same in both modes.
+Used by the ClusterRole (cluster mode) and by the Role in each watched namespace (namespaced
+mode); nothing else is cluster-scoped, as kopf runs with scanning disabled (no CRD/namespace
+list or watch; see operator/headway/handlers/settings.py). tests/e2e/test_rbac.py runs the
+operator with these rules against an API server that enforces RBAC and checks that every
+permission here is used, and nothing else.
 */}}
 {{- define "headway.rbacRules" -}}
-# The ModelDeployment resource: watched and reconciled; the operator patches its own
-# annotations/finalizers (kopf) but never writes spec.
+# The ModelDeployment resource: watched (kopf) and read fresh by each reconcile. patch: kopf
+# removes the finalizer Headway 0.1 put on every ModelDeployment (else they could never be
+# deleted after an upgrade); the operator never writes spec.
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments"]
   verbs: ["get", "list", "watch", "patch"]
-# Its status subresource: the operator's only output on the resource.
+# Its status subresource: the operator's only output on the resource (merge patch).
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 # Children are created with ownerReferences.blockOwnerDeletion: where the
 # OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift), that needs
 # update on the owner's finalizers subresource.
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
-# Children of each ModelDeployment: workloads, Services, disruption budgets, autoscalers.
+# Children, written with server-side apply (PATCH), pruned with DELETE. Deployments are also
+# watched: their status changes trigger a reconcile.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: ["autoscaling"]
-  resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "patch", "delete"]
 # Traffic providers: Gateway API HTTPRoute or Istio VirtualService.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "patch", "delete"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# KEDA autoscaling (requests per second, scale to zero).
-- apiGroups: ["keda.sh"]
-  resources: ["scaledobjects"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "patch", "delete"]
 # Scraping the model servers through prometheus-operator.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Events about rollouts, verdicts and rollbacks (core and events.k8s.io APIs; kopf uses both).
+  verbs: ["get", "list", "patch", "delete"]
+# Events about rollouts, verdicts and rollbacks: core/v1 Events, posted by the operator and
+# by kopf (handler failures); always new ones (create), never patched.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
