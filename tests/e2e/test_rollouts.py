@@ -51,11 +51,11 @@ def test_shadow_then_canary_then_promotion(env: Env) -> None:
 
     # Shadow: all live traffic on stable, half of it mirrored to the candidate.
     wait_for("the shadow step", lambda: env.route_split("fraud") == ({"fraud-stable": 100, "fraud-candidate": 0}, 50))
-    # The route is written before the status that records it: wait for the status too.
-    status = wait_for("status of the shadow step", lambda: (s := env.status("fraud")).get("traffic", {}).get("mirrorPercent") == 50 and s)
+    status = env.status("fraud")  # written before the route that follows it
     assert status["phase"] == "Progressing" and status["rollout"]["step"] == 0
     assert status["candidate"]["bento"] == "fraud_scorer:3.3.0" and status["stable"]["bento"] == "fraud_scorer:3.2.0"
-    assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 50}
+    assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 50,
+                                 "split": "stable=100 candidate=0 (mirror 50% to candidate)"}
     assert candidate_replicas(env, "fraud") == 2  # sized for 50% of stable's 4 replicas
 
     wait_for("canary 25%", lambda: env.route_split("fraud") == ({"fraud-stable": 75, "fraud-candidate": 25}, None))
@@ -108,7 +108,7 @@ def test_abort_then_retry(env: Env) -> None:
     body = env.wait_phase("fraud", "RolledBack")
     assert body["status"]["rolledBack"]["reason"] == "Aborted"
     assert body["status"]["rolledBack"]["bento"] == "fraud_scorer:3.3.0"
-    assert env.route_split("fraud")[0] == {"fraud-stable": 100}
+    wait_for("all traffic on stable", lambda: env.route_split("fraud")[0] == {"fraud-stable": 100})  # the route follows the status
     wait_for("the candidate scaled to zero", lambda: candidate_replicas(env, "fraud") == 0)
     assert env.condition("fraud", "Degraded")["reason"] == "RolledBack"
     assert env.condition("fraud", "Ready")["status"] == "True"  # stable still serves
@@ -117,7 +117,7 @@ def test_abort_then_retry(env: Env) -> None:
 
     env.annotate("fraud", "headway.dev/retry", "1")
     wait_for("canary 20% again", lambda: env.route_split("fraud")[0] == {"fraud-stable": 80, "fraud-candidate": 20})
-    status = env.wait_history("fraud", "StepStarted", count=2)  # the route is written before the status recording it
+    status = env.wait_history("fraud", "StepStarted", count=2)
     assert status["phase"] == "Progressing" and status.get("rolledBack") is None
     history = env.history("fraud")
     assert history[history.index("Aborted"):] == ["Aborted", "Retried", "RolloutStarted", "StepStarted"]
@@ -168,7 +168,7 @@ def test_candidate_failing_mid_rollout_sends_traffic_back_to_stable(env: Env) ->
         "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "pods crash"}],
     }}, subresource="status")
     body = env.wait_phase("fraud", "Degraded")
-    assert env.route_split("fraud")[0] == {"fraud-stable": 100}
+    wait_for("all traffic on stable", lambda: env.route_split("fraud")[0] == {"fraud-stable": 100})
     assert body["status"]["rollout"]["holdReason"] == "CandidateUnavailable"
     assert "CandidateUnavailable" in env.history("fraud")
 
@@ -186,10 +186,18 @@ def test_experiment_weights_pins_and_drain(env: Env) -> None:
     wait_for("all three variants in the route", lambda: env.route_split("ab")[0] == {"ab-stable": 50, "ab-treatment": 30, "ab-wild": 20})
     route = env.route("ab")
     assert route["spec"]["rules"][0]["matches"][0]["headers"] == [{"type": "Exact", "name": "x-cohort", "value": "treatment"}]
-    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "ab-treatment", "port": 3000}]
+    # group, kind and weight are the HTTPRoute CRD's defaults, filled in by the API server
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "ab-treatment", "port": 3000, "group": "", "kind": "Service", "weight": 1}]
     variants = {v["name"]: v for v in env.wait_phase("ab", "Succeeded")["status"]["variants"]}
     assert {n: v["weight"] for n, v in variants.items()} == {"control": 50, "treatment": 30, "wild": 20}
     assert all(v["available"] for v in variants.values())
+    if shutil.which("kubectl"):  # what `kubectl get md` shows of an experiment: every variant's share
+        table = subprocess.run(["kubectl", "--kubeconfig", str(env.kubeconfig), "-n", env.namespace, "get", "md", "ab"],
+                               capture_output=True, text=True, timeout=30)
+        assert table.returncode == 0, table.stderr
+        header, row = table.stdout.splitlines()
+        assert header.split() == ["NAME", "PHASE", "STABLE", "CANDIDATE", "TRAFFIC", "READY", "AGE"]
+        assert "control=50 treatment=30 wild=20" in row and row.split()[1] == "Succeeded"
 
     experiment["variants"][0]["weight"], experiment["variants"][1]["weight"] = 30, 50
     env.patch_spec("ab", {"experiment": experiment})

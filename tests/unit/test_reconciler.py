@@ -226,3 +226,25 @@ def test_a_hand_edit_of_a_rendered_field_is_put_back(kube: FakeKube) -> None:
     reconcile(kube, NS, NAME, at(2))
     assert kube.child_writes()[before:] == [("apply", "Deployment", "fraud-stable")]
     assert kube.objects[("Deployment", "fraud-stable")]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/fraud:1.0.0"
+
+
+def test_each_decision_and_write_is_one_log_line_with_its_context(kube: FakeKube, caplog: pytest.LogCaptureFixture) -> None:
+    at_the_canary(kube)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="headway.reconciler"):
+        set_spec(kube, rollout={"steps": [{"canary": {"weight": 10, "duration": "1m"}}, {"canary": {"weight": 30, "duration": "1m"}}]})
+        reconcile(kube, NS, NAME, at(20))
+        caplog.clear()
+        reconcile(kube, NS, NAME, at(80))
+    lines = {r.decision: r for r in caplog.records}
+    assert {"StatusWritten", "StepCompleted", "StepStarted", "Updated"} <= set(lines), [r.getMessage() for r in caplog.records]
+    started = lines["StepStarted"]
+    assert started.getMessage().startswith("ml/fraud StepStarted: fraud_scorer:2.0.0 step 2/2: canary 30%")
+    assert 'phase=Progressing step=2/2 weights="stable=70 candidate=30"' in started.getMessage()
+    assert (started.phase, started.step, started.weights) == ("Progressing", "2/2", "stable=70 candidate=30")
+    assert started.k8s_ref["namespace"] == NS and started.k8s_ref["name"] == NAME and started.k8s_skip
+    assert lines["Updated"].child == "HTTPRoute/fraud"
+    caplog.clear()
+    with caplog.at_level("INFO", logger="headway.reconciler"):
+        reconcile(kube, NS, NAME, at(81))  # nothing changed: nothing to say
+    assert caplog.records == []

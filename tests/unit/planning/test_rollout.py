@@ -488,12 +488,17 @@ def test_promote_skips_every_remaining_step() -> None:
     assert cluster.reconcile(at(100)).events == []  # the same value never acts again
 
 
-def test_a_deferred_promote_is_announced_once() -> None:
+def promote_before_ready() -> tuple[Cluster, Any]:
+    """A promote given while the candidate 2.0.0 has no pod ready: it waits."""
     cluster = running(rollout_spec("2.0.0"))
     cluster.broken = {C}
     cluster.reconcile(at(60))
     cluster.annotate("promote", "p")
-    first = cluster.reconcile(at(70))
+    return cluster, cluster.reconcile(at(70))
+
+
+def test_a_deferred_promote_is_announced_once() -> None:
+    cluster, first = promote_before_ready()
     assert [e.reason for e in first.events] == ["PromoteDeferred"]
     assert cluster.reconcile(at(70)).events == []
 
@@ -598,11 +603,7 @@ def test_a_control_naming_the_version_rolling_out_acts(value: str) -> None:
 
 def test_a_deferred_promote_waits_for_its_candidate_only() -> None:
     """A promote given while 2.0.0 is not ready is bound to 2.0.0: it never promotes 3.0.0."""
-    cluster = running(rollout_spec("2.0.0"))
-    cluster.broken = {C}
-    cluster.reconcile(at(60))
-    cluster.annotate("promote", "p")
-    deferred = cluster.reconcile(at(70))
+    cluster, deferred = promote_before_ready()
     assert [e.reason for e in deferred.events] == ["PromoteDeferred"]
     assert [(d.control, d.value, d.revision) for d in deferred.status.deferred_controls] == [("promote", "p", rev("2.0.0"))]
     cluster.set_model("3.0.0")  # 2.0.0 is replaced before it ever became ready
@@ -616,11 +617,7 @@ def test_a_deferred_promote_waits_for_its_candidate_only() -> None:
 
 
 def test_a_deferred_promote_acts_once_its_candidate_is_ready() -> None:
-    cluster = running(rollout_spec("2.0.0"))
-    cluster.broken = {C}
-    cluster.reconcile(at(60))
-    cluster.annotate("promote", "p")
-    cluster.reconcile(at(70))
+    cluster, _ = promote_before_ready()
     cluster.broken = set()
     cluster.reconcile(at(80))  # the candidate's pods come up
     promoted = cluster.reconcile(at(90))
