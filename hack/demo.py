@@ -64,7 +64,6 @@ def main() -> int:
         if httproutes.exists():
             emulator.install_crd(yaml.safe_load(httproutes.read_text()))
         print(f"API server emulator at {emulator.url} (kubeconfig: {kubeconfig})")
-        print("note: the emulator serves no OpenAPI document, so `kubectl apply` needs --validate=false here")
 
         log = open(work / "operator.log", "wb")
         operator = subprocess.Popen(
@@ -75,7 +74,7 @@ def main() -> int:
         try:
             first = work / "first-model.yaml"
             first.write_text((ROOT / "examples" / "first-model.yaml").read_text())
-            kubectl(kubeconfig, "apply", "--validate=false", "-f", str(first))
+            kubectl(kubeconfig, "apply", "-f", str(first))
             kubectl(kubeconfig, "-n", "ml", "wait", "--for=condition=Ready", "md/fraud-scorer", "--timeout=60s")
             kubectl(kubeconfig, "-n", "ml", "get", "md")
             kubectl(kubeconfig, "-n", "ml", "get", "deployments,services,poddisruptionbudgets", "-l", "headway.dev/modeldeployment=fraud-scorer")
@@ -88,7 +87,7 @@ def main() -> int:
             ]
             second = work / "canary.yaml"
             second.write_text(yaml.safe_dump(canary, sort_keys=False))
-            kubectl(kubeconfig, "apply", "--validate=false", "-f", str(second))
+            kubectl(kubeconfig, "apply", "-f", str(second))
             for _ in range(3):
                 time.sleep(2)
                 kubectl(kubeconfig, "-n", "ml", "get", "md")

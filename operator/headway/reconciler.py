@@ -25,7 +25,9 @@ from typing import Any
 import headway
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels
 from headway.api.status import AnalysisStatus, ConditionType, ExperimentDecision, ModelDeploymentStatus, Phase
-from headway.k8s.apply import Action, LiveChildren, Writes, apply_writes, list_children, patch_status, plan_writes, post_event
+from headway.k8s.apply import (
+    Action, LiveChildren, Writes, apply_writes, confirm_fresh, list_children, patch_status, plan_writes, post_event,
+)
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent, set_condition
 from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
@@ -106,6 +108,12 @@ def _lock(namespace: str, name: str) -> threading.Lock:
     """Serialise reconciles of one object within this process (watch events and timers overlap)."""
     with _locks_guard:
         return _locks[(namespace, name)]
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop the lock of a ModelDeployment that is gone."""
+    with _locks_guard:
+        _locks.pop((namespace, name), None)
 
 
 def build_route_intent(owner: Owner, labels: dict[str, str], workloads: list[VariantWorkload], traffic: TrafficPlan) -> RouteIntent:
@@ -242,6 +250,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         body.setdefault("kind", MODEL_DEPLOYMENT.kind)
         try:
             wrote = patch_status(kube, MODEL_DEPLOYMENT, body, result.status.dump())
+            if not wrote and writes:
+                confirm_fresh(kube, MODEL_DEPLOYMENT, body)  # the status we act on is still the latest
         except ApiError as exc:
             if exc.status == 409:
                 log.info("%s/%s changed while reconciling: nothing written, deciding again from the newer status", namespace, name,

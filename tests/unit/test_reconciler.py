@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 import headway
+from headway.k8s.apply import _applied as applied
 from headway.k8s.client import ApiError, Kind
 from headway.reconciler import MODEL_DEPLOYMENT, Conflict, reconcile
 
@@ -98,7 +100,7 @@ class FakeKube:
             if patch["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", "the object has been modified; please apply your changes to the latest version")
             self.writes.append(("status", kind.kind, name))
-            obj["status"] = _merge(obj.get("status") or {}, patch["status"])
+            obj["status"] = _merge(obj.get("status") or {}, patch.get("status", {}))
         else:
             self.writes.append(("patch", kind.kind, name))
             obj["metadata"] = _merge(obj["metadata"], patch.get("metadata", {}))
@@ -134,14 +136,16 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 @pytest.fixture
-def kube() -> FakeKube:
+def kube() -> Iterator[FakeKube]:
+    applied.clear()  # Headway's memory of its own applies is per process: each test is a new one
     kube = FakeKube()
     kube.create(MODEL_DEPLOYMENT, NS, {
         "apiVersion": MODEL_DEPLOYMENT.api_version, "kind": headway.KIND, "metadata": {"name": NAME, "namespace": NS},
         "spec": {"model": model("1.0.0"), "replicas": 2, "traffic": GATEWAY,
                  "rollout": {"steps": [{"canary": {"weight": 10, "duration": "1m"}}, {"pause": {}}, {"canary": {"weight": 50, "duration": "1m"}}]}},
     })
-    return kube
+    yield kube
+    applied.clear()
 
 
 def at(seconds: float) -> datetime:
@@ -222,6 +226,7 @@ def test_a_hand_edit_of_a_rendered_field_is_put_back(kube: FakeKube) -> None:
         reconcile(kube, NS, NAME, at(t))
     deployment = kube.objects[("Deployment", "fraud-stable")]
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/fraud:hacked"
+    deployment["metadata"]["resourceVersion"] = str(next(kube.rv))  # every write moves the resourceVersion
     before = len(kube.child_writes())
     reconcile(kube, NS, NAME, at(2))
     assert kube.child_writes()[before:] == [("apply", "Deployment", "fraud-stable")]
@@ -248,3 +253,15 @@ def test_each_decision_and_write_is_one_log_line_with_its_context(kube: FakeKube
     with caplog.at_level("INFO", logger="headway.reconciler"):
         reconcile(kube, NS, NAME, at(81))  # nothing changed: nothing to say
     assert caplog.records == []
+
+
+def test_children_are_not_written_from_a_read_another_process_has_overtaken(kube: FakeKube) -> None:
+    """Two operator processes at once (a paused peer): the one that read an older object writes nothing."""
+    at_the_canary(kube)
+    kube.objects[("HTTPRoute", NAME)]["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 100  # makes a route write due
+    kube.objects[("HTTPRoute", NAME)]["metadata"]["resourceVersion"] = str(next(kube.rv))
+    before = len(kube.child_writes())
+    kube.before_status_write = lambda: annotate(kube, "example.com/touched", "1")  # the other process moved on
+    with pytest.raises(Conflict):
+        reconcile(kube, NS, NAME, at(20))
+    assert kube.child_writes()[before:] == []

@@ -14,7 +14,7 @@ from headway.handlers.resync import Resync
 from headway.handlers.settings import apply_settings
 from headway.k8s.client import ApiError, Kube, make_api_client
 from headway.planning.naming import LABEL_MD, MANAGED_BY
-from headway.reconciler import Conflict, reconcile
+from headway.reconciler import Conflict, forget, reconcile
 from headway.telemetry import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
@@ -28,6 +28,7 @@ def _run(memo: Any, namespace: str, name: str) -> None:
             if reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url,
                          allowed_prometheus_urls=memo.config.allowed_prometheus_urls) is None:
                 memo.resync.forget(namespace, name)  # gone or being deleted
+                forget(namespace, name)
                 return
         except Conflict:
             outcome = "conflict"  # its own watch event decides again at once
@@ -80,7 +81,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
     @kopf.on.cleanup(registry=registry)
     def cleanup(memo: Any, **_: Any) -> None:
-        memo.resync.stop()
+        if getattr(memo, "resync", None) is not None:  # startup may have failed before it existed
+            memo.resync.stop()
 
     @kopf.on.event(*md, registry=registry)
     def modeldeployment_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
@@ -88,6 +90,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             return
         if type == "DELETED":
             memo.resync.forget(namespace, name)
+            forget(namespace, name)
         else:
             _run(memo, namespace, name)
 
@@ -99,4 +102,4 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 
 def namespace_known(memo: Any, namespace: str, name: str) -> bool:
     """A child's event reconciles its ModelDeployment only while that one exists (not after its delete)."""
-    return (namespace, name) in memo.resync.known()
+    return bool(memo.resync.knows(namespace, name))

@@ -62,9 +62,9 @@ class Resync:
         with self._cond:
             self._due.pop((namespace, name), None)
 
-    def known(self) -> set[Key]:
+    def knows(self, namespace: str, name: str) -> bool:
         with self._cond:
-            return set(self._due)
+            return (namespace, name) in self._due
 
     def next_due(self, namespace: str, name: str) -> float | None:
         with self._cond:

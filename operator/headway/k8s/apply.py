@@ -16,10 +16,17 @@ Server-set defaults (``imagePullPolicy``, ``protocol: TCP``, ...) and fields wri
 others are extra fields in the live object and never count as differences; quantities are
 compared by value (the API server writes ``0.5`` CPU back as ``500m``).
 
-Upgrading from 0.1 (which wrote children with merge patches): the first apply takes over
-every rendered field; fields the old version wrote and this one no longer renders stay,
-owned by the old manager, until someone removes them (the Kubernetes docs describe this
-"client-side to server-side apply" migration).
+Two refinements keep this from looping on a real cluster:
+
+- Headway remembers (in memory) the resourceVersion its own last apply of each child
+  returned. While the child still has it, nobody wrote it since, so a difference is the
+  server's own doing (a mutating admission webhook, a field an older CRD prunes) and
+  applying again would change nothing: it is not re-applied.
+- Upgrading from 0.1, which wrote children with create and merge patches and no field
+  manager (the API server named it after the client's User-Agent, ``OpenAPI-Generator``):
+  before its first apply, that manager's entry in ``managedFields`` is handed over to
+  ``headway``'s apply (as client-go's ``csaupgrade`` does), so that a field 0.1 wrote and
+  this version no longer renders is removed, not left co-owned forever.
 """
 
 from __future__ import annotations
@@ -28,12 +35,12 @@ import copy
 import logging
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from headway.k8s.client import EVENT, ApiError, Kind, Kube, kind_of
+from headway.k8s.client import EVENT, FIELD_MANAGER, ApiError, Kind, Kube, kind_of
 from headway.planning.conditions import EventIntent, rfc3339
 from headway.planning.naming import ANNOTATION_HASH, LABEL_MD, Owner, object_hash
 
@@ -86,37 +93,50 @@ def _quantity(value: Any) -> Decimal | None:
         return None
 
 
-def _same_scalar(live: Any, desired: Any) -> bool:
-    if live == desired:
+def _same_scalar(live: Any, desired: Any, quantities: bool) -> bool:
+    if live == desired and type(live) is type(desired):
         return True
-    if isinstance(live, str) != isinstance(desired, str):  # "1" (quantity) vs 1, or intstr 8080 vs "8080"
-        return str(live) == str(desired) or (_quantity(live) is not None and _quantity(live) == _quantity(desired))
-    if isinstance(live, str) and isinstance(desired, str):
-        return _quantity(live) is not None and _quantity(live) == _quantity(desired)
-    return False
+    if isinstance(live, bool) or isinstance(desired, bool):
+        return False
+    if isinstance(live, (int, str)) and isinstance(desired, (int, str)) and str(live) == str(desired):
+        return True  # an int-or-string port (8080 vs "8080")
+    return quantities and _quantity(live) is not None and _quantity(live) == _quantity(desired)
 
 
 def _list_key(items: list[Any]) -> str | None:
-    """Lists of named objects (containers, env, volumes, ...) are matched by name, as apply merges them."""
-    if items and all(isinstance(i, dict) and "name" in i for i in items):
+    """Lists of uniquely named objects (containers, env, volumes, ...) are matched by name, as
+    apply merges them; any other list (HTTPRoute parentRefs naming one Gateway twice, for two
+    listeners) is compared item by item."""
+    if items and all(isinstance(i, dict) and "name" in i for i in items) and len({i["name"] for i in items}) == len(items):
         return "name"
     return None
 
 
-def covers(live: Any, desired: Any) -> bool:
-    """Whether every field of ``desired`` has the same value in ``live`` (which may have more)."""
+def _empty(value: Any) -> bool:
+    return value in ("", [], {})
+
+
+def covers(live: Any, desired: Any, quantities: bool = False) -> bool:
+    """Whether every field of ``desired`` has the same value in ``live`` (which may have more).
+
+    The API server drops empty strings and lists of ``omitempty`` fields, so an empty desired
+    value is covered by an absent one; quantities (under ``requests``/``limits``) compare by value.
+    """
+    if live is None and _empty(desired):
+        return True
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(covers(live.get(k), v) for k, v in desired.items() if v is not None)
+        return isinstance(live, dict) and all(covers(live.get(k), v, quantities or k in ("requests", "limits"))
+                                              for k, v in desired.items() if v is not None)
     if isinstance(desired, list):
         if not isinstance(live, list):
-            return not desired and live is None
+            return False
         key = _list_key(desired)
         if key is not None and _list_key(live) == key:
             by_key = {item[key]: item for item in live}
             order = [item[key] for item in live if item[key] in {d[key] for d in desired}]
-            return order == [d[key] for d in desired] and all(covers(by_key.get(d[key]), d) for d in desired)
-        return len(live) == len(desired) and all(covers(lv, dv) for lv, dv in zip(live, desired))
-    return _same_scalar(live, desired)
+            return order == [d[key] for d in desired] and all(covers(by_key.get(d[key]), d, quantities) for d in desired)
+        return len(live) == len(desired) and all(covers(lv, dv, quantities) for lv, dv in zip(live, desired))
+    return _same_scalar(live, desired, quantities)
 
 
 def with_hash(desired: dict[str, Any]) -> dict[str, Any]:
@@ -129,13 +149,33 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
 
 
+LEGACY_MANAGERS = ("OpenAPI-Generator",)  # how the API server named Headway 0.1's writes (no fieldManager)
+_applied: dict[str, str] = {}  # child uid -> the resourceVersion Headway's own last apply returned
+
+
 def needs_apply(live: dict[str, Any], stamped: dict[str, Any]) -> str | None:
     """Why the live child must be applied again (None: it is as rendered)."""
     if live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:
         return "rendering changed"
+    if _applied.get(live["metadata"].get("uid", "")) == live["metadata"].get("resourceVersion"):
+        return None  # nobody wrote it since our apply: what differs is the server's doing
     if not covers(live, stamped):
         return "a rendered field was changed by another writer"
     return None
+
+
+def upgraded_managed_fields(live: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """0.1's field ownership handed over to Headway's apply; None when there is nothing to hand over."""
+    entries = live["metadata"].get("managedFields") or []
+    if any(e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" for e in entries):
+        return None
+    legacy = [i for i, e in enumerate(entries)
+              if e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" and not e.get("subresource")]
+    if not legacy:
+        return None
+    upgraded = [copy.deepcopy(e) for i, e in enumerate(entries) if i not in legacy[1:]]
+    upgraded[legacy[0]].update(manager=FIELD_MANAGER, operation="Apply")
+    return upgraded
 
 
 LiveChildren = dict[str, dict[str, dict[str, Any]]]  # kind -> name -> object
@@ -154,6 +194,7 @@ class Writes:
     applies: list[tuple[Kind, dict[str, Any], Action]]
     deletes: list[tuple[Kind, dict[str, Any], Action]]
     conflicts: list[Action]
+    upgrades: list[tuple[Kind, dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)  # (kind, live, managedFields)
 
     def __bool__(self) -> bool:
         return bool(self.applies or self.deletes)
@@ -181,6 +222,10 @@ def plan_writes(
             writes.conflicts.append(Action("conflict", kind.kind, name, f"{kind.kind} {name} exists and is not owned by this ModelDeployment"))
             continue
         why = "absent" if current is None else needs_apply(current, stamped)
+        upgraded = upgraded_managed_fields(current) if current is not None else None
+        if upgraded is not None:
+            writes.upgrades.append((kind, current, upgraded))  # type: ignore[arg-type]
+            why = "taking over the fields Headway 0.1 wrote"
         if why is not None:
             writes.applies.append((kind, stamped, Action("created" if current is None else "updated", kind.kind, name, why)))
     for kind_name, objects in live.items():
@@ -192,10 +237,19 @@ def plan_writes(
 
 def apply_writes(kube: Kube, owner: Owner, writes: Writes) -> list[Action]:
     """Carry out the writes in order (workloads before the route, pruning last)."""
+    for kind, current, upgraded in writes.upgrades:
+        meta = current["metadata"]
+        kube.json_patch(kind, owner.namespace, meta["name"], [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "replace", "path": "/metadata/managedFields", "value": upgraded},
+        ])
     for kind, stamped, _ in writes.applies:
-        kube.apply(kind, owner.namespace, stamped)
+        result = kube.apply(kind, owner.namespace, stamped)
+        if result.get("metadata", {}).get("uid"):
+            _applied[result["metadata"]["uid"]] = result["metadata"].get("resourceVersion", "")
     for kind, current, _ in writes.deletes:
         kube.delete(kind, owner.namespace, current["metadata"]["name"], uid=current["metadata"].get("uid"))
+        _applied.pop(current["metadata"].get("uid", ""), None)
     return [a for _, _, a in writes.applies] + [a for _, _, a in writes.deletes]
 
 
@@ -210,8 +264,45 @@ def patch_status(kube: Kube, kind: Kind, body: dict[str, Any], status: dict[str,
         return False
     meta = body["metadata"]
     patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": merge_patch_diff(old, status)}
-    kube.merge_patch(kind, meta["namespace"], meta["name"], patch, subresource="status")
+    stored = kube.merge_patch(kind, meta["namespace"], meta["name"], patch, subresource="status").get("status") or {}
+    _warn_if_pruned(kind, status, stored)
     return True
+
+
+def confirm_fresh(kube: Kube, kind: Kind, body: dict[str, Any]) -> None:
+    """409 unless the object is still at the resourceVersion that was read (writes nothing).
+
+    Used before children are written from a status that did not change: another process
+    (a second replica, a peer that was paused) may have decided and acted meanwhile.
+    """
+    meta = body["metadata"]
+    kube.merge_patch(kind, meta["namespace"], meta["name"], {"metadata": {"resourceVersion": meta["resourceVersion"]}},
+                     subresource="status")
+
+
+_pruned_warned: set[str] = set()
+
+
+def _missing(sent: Any, stored: Any, path: str = "status") -> list[str]:
+    if not isinstance(sent, dict) or not isinstance(stored, dict):
+        return []
+    out = []
+    for key, value in sent.items():
+        if key not in stored:
+            out.append(f"{path}.{key}")
+        elif isinstance(value, dict):
+            out += _missing(value, stored[key], f"{path}.{key}")
+    return out
+
+
+def _warn_if_pruned(kind: Kind, sent: dict[str, Any], stored: dict[str, Any]) -> None:
+    """A status field the server dropped means its CRD is older than this operator (Helm does
+    not upgrade CRDs): every reconcile would then rewrite status. Say so, once per field."""
+    pruned = [p for p in _missing(sent, stored) if p not in _pruned_warned]
+    if pruned:
+        _pruned_warned.update(pruned)
+        log.error("the API server dropped %s from the %s status: its CRD is older than this operator; apply crds/ "
+                  "(helm upgrade does not update CRDs)", ", ".join(pruned), kind.kind)
 
 
 _INSTANCE = socket.gethostname()

@@ -19,6 +19,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+JsonPatch = list[dict[str, Any]]  # RFC 6902 operations
 APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; a JSON body is valid YAML
 FIELD_MANAGER = "headway"
 
@@ -157,12 +159,17 @@ class Kube:
         return self._call("PATCH", kind.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH,
                           query=[("fieldManager", FIELD_MANAGER)])
 
+    def json_patch(self, kind: Kind, namespace: str | None, name: str, ops: JsonPatch) -> dict[str, Any]:
+        """RFC 6902 JSON patch (a ``test`` op that fails answers 422, a stale resourceVersion 409)."""
+        return self._call("PATCH", kind.path(namespace, name), body=ops, content_type=JSON_PATCH,
+                          query=[("fieldManager", FIELD_MANAGER)])
+
     def apply(self, kind: Kind, namespace: str | None, body: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply of the whole desired object as field manager ``headway``.
 
         The server merges it field by field: Headway owns exactly the fields it sends, a field
         it sent before and no longer sends is removed (unless another manager owns it too), and
-        fields other managers own (an autoscaler's replicas, Argo CD's tracking annotation, a
+        fields it does not send that other managers own (Argo CD's tracking annotation, a
         mesh's injected fields) are left alone. ``force`` takes over fields that a hand edit
         (kubectl edit) changed: what Headway renders wins, as a controller's apply should.
         """

@@ -28,6 +28,8 @@ version is the one rolling out.
 
 from __future__ import annotations
 
+import re
+
 PREFIX = "headway.dev/"
 ONE_SHOT = ("promote", "promote-step", "abort", "retry")
 PAUSED = PREFIX + "paused"
@@ -46,13 +48,23 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, s
 DEFERRABLE = ("promote", "promote-step", "abort")  # retry acts at once or not at all
 
 
-def names_other_version(value: str, revision: str, bento: str) -> bool:
-    """Whether a control's value names a version (a bento tag ``name:version``) other than this one.
+_BENTO_TAG = re.compile(r"^([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)$")
 
-    Values without a colon (the README's ``$(date +%s)``) name nothing and bind to the
-    rollout in progress; a value equal to the revision names it.
+
+def names_other_version(value: str, revision: str, bento: str, known_revisions: set[str]) -> bool:
+    """Whether a control's value names a version other than this one (revision, bento).
+
+    A value names a version when it is a bento tag of the same bento (``fraud_scorer:3.1.0``
+    for ``fraud_scorer:3.2.0``) or a revision this ModelDeployment has had; anything else (the
+    README's ``$(date +%s)``, ``$(date -Iseconds)``) names nothing and binds to the rollout
+    in progress.
     """
-    return value not in (revision, bento) and ":" in value
+    if value in (revision, bento):
+        return False
+    if value in known_revisions:
+        return True
+    tag = _BENTO_TAG.match(value)
+    return tag is not None and tag.group(1) == bento.partition(":")[0]
 
 
 def paused_by_annotation(annotations: dict[str, str]) -> bool:

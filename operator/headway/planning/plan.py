@@ -225,12 +225,15 @@ def _bind_controls(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, p
     """Split pending controls into those that may act now and those given for another version."""
     target = revision_of(spec.model)
     bound = {b.control: b for b in previous.deferred_controls if pending.get(b.control) == b.value}
+    known = {v.revision for v in (previous.stable, previous.candidate) if v is not None}
+    known |= {revision_of(m) for m in (previous.stable_model, previous.previous_model) if m is not None}
+    known |= {r.revision for r in (previous.rollout, previous.rolled_back) if r is not None}
     ignored: dict[str, str] = {}
     for control, value in pending.items():
         binding = bound.get(control)
         if binding is not None and binding.revision != target:
             ignored[control] = f"it was given for {binding.bento} ({binding.revision}), which is no longer rolling out"
-        elif ctl.names_other_version(value, target, spec.model.bento):
+        elif ctl.names_other_version(value, target, spec.model.bento, known):
             ignored[control] = f"it names {value}, but spec.model is {spec.model.bento} ({target})"
     return {c: v for c, v in pending.items() if c not in ignored}, ignored, bound
 
@@ -370,6 +373,12 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         update["stable"] = stable_status
     else:
         stable_status = previous.stable
+        # Nothing acts on an invalid spec; a control left pending would act on whatever the fixed spec rolls out.
+        pending = ctl.pending(obs.annotations, previous.controls)
+        skipped = {c: "the spec is invalid; nothing acts until it is fixed" for c in pending}
+        history = _note_ignored(skipped, pending, events, history, now)
+        if pending:
+            update.update(controls={**previous.controls, **pending}, deferred_controls=[])
 
     # Phase and conditions.
     phase, ready, progressing = _steady_phase(previous, stable_state, stable_status)

@@ -30,14 +30,16 @@ def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]
 
 
 def _env(model: ModelSpec) -> list[dict[str, Any]]:
+    own = {var.name for var in model.env}
     env: list[dict[str, Any]] = [
         {"name": "BENTOML_HOME", "value": BENTOML_HOME},
         {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
         {"name": "BENTOML_PORT", "value": str(model.port)},
         # The root filesystem is read-only: libraries that cache under $HOME (Hugging Face,
-        # torch, numba, ...) write to the /tmp emptyDir instead.
-        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
-        {"name": "HF_HOME", "value": "/tmp/.cache/huggingface"},
+        # torch, numba, ...) write to the /tmp emptyDir instead, unless the model sets them
+        # (one entry per name: server-side apply refuses a list-map key given twice).
+        *({"name": name, "value": value} for name, value in (("XDG_CACHE_HOME", "/tmp/.cache"), ("HF_HOME", "/tmp/.cache/huggingface"))
+          if name not in own),
     ]
     for var in model.env:
         env.append(var.dump())

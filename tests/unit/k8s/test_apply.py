@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from headway.k8s.apply import covers, merge_patch_diff, needs_apply, with_hash
+from headway.k8s.apply import _applied, covers, merge_patch_diff, needs_apply, upgraded_managed_fields, with_hash
 from headway.planning.naming import ANNOTATION_HASH
 
 
@@ -75,11 +75,57 @@ def test_a_changed_rendering_needs_an_apply_even_when_live_covers_it() -> None:
     assert needs_apply(_as_served(old), with_hash(_deployment())) == "rendering changed"
 
 
-def test_quantities_compare_by_value() -> None:
-    assert covers({"cpu": "500m", "memory": "1024Mi"}, {"cpu": "0.5", "memory": "1Gi"})
+def test_quantities_compare_by_value_under_requests_and_limits_only() -> None:
+    assert covers({"requests": {"cpu": "500m", "memory": "1024Mi"}}, {"requests": {"cpu": "0.5", "memory": "1Gi"}})
+    assert covers({"limits": {"nvidia.com/gpu": "1"}}, {"limits": {"nvidia.com/gpu": 1}})
     assert covers({"port": 8080}, {"port": "8080"})
-    assert not covers({"cpu": "250m"}, {"cpu": "0.5"})
+    assert not covers({"requests": {"cpu": "250m"}}, {"requests": {"cpu": "0.5"}})
     assert not covers({"image": "a"}, {"image": "b"})
+    assert not covers({"value": "1.0"}, {"value": "1"}), "an env value is a string, not a quantity"
+    assert not covers({"enabled": 0}, {"enabled": False})
+
+
+def test_empty_values_the_server_drops_are_covered() -> None:
+    assert covers({"name": "A"}, {"name": "A", "value": ""})
+    assert covers({"containers": [{"name": "c"}]}, {"containers": [{"name": "c", "args": []}]})
+    assert not covers({"name": "A", "value": "x"}, {"name": "A", "value": ""})
+
+
+def test_a_list_naming_one_object_twice_is_compared_item_by_item() -> None:
+    """Two parentRefs to one Gateway, for its http and https listeners."""
+    refs = [{"name": "gw", "sectionName": "http"}, {"name": "gw", "sectionName": "https"}]
+    assert covers({"parentRefs": [{**r, "group": "gateway.networking.k8s.io"} for r in refs]}, {"parentRefs": refs})
+    assert not covers({"parentRefs": refs[:1]}, {"parentRefs": refs})
+
+
+def test_what_the_server_changed_after_our_own_apply_is_not_applied_again() -> None:
+    """A mutating webhook rewrote a rendered field: applying again would change nothing, and loop."""
+    desired = with_hash(_deployment())
+    live = _as_served(desired)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "mirror.example.com/a:1"  # the webhook's rewrite
+    assert needs_apply(live, desired) == "a rendered field was changed by another writer"
+    _applied[live["metadata"]["uid"]] = live["metadata"]["resourceVersion"]  # what our apply returned
+    try:
+        assert needs_apply(live, desired) is None
+        live["metadata"]["resourceVersion"] = "8"  # someone wrote it since
+        assert needs_apply(live, desired) == "a rendered field was changed by another writer"
+    finally:
+        _applied.clear()
+
+
+def test_the_fields_0_1_wrote_are_handed_over_to_headways_apply() -> None:
+    live = _as_served(with_hash(_deployment()))
+    live["metadata"]["managedFields"] = [
+        {"manager": "OpenAPI-Generator", "operation": "Update", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+        {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1", "subresource": "status",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+    ]
+    upgraded = upgraded_managed_fields(live)
+    assert upgraded is not None
+    assert [(e["manager"], e["operation"]) for e in upgraded] == [("headway", "Apply"), ("kube-controller-manager", "Update")]
+    assert upgraded[0]["fieldsV1"] == {"f:spec": {}}
+    live["metadata"]["managedFields"] = upgraded
+    assert upgraded_managed_fields(live) is None  # once
 
 
 def test_hash_changes_with_content_only() -> None:

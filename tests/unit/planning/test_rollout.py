@@ -25,7 +25,7 @@ from headway.planning.rollout import Gate, replicas_for_share
 
 from tests.unit.planning.rollout_cases import (
     CANDIDATE, STABLE, Cluster, assert_routes_only_to_ready, at, canary, deployment_state, labels,
-    new_entries, pause, replicas_of, rev, rollout_spec, running, shadow, ts, workload_of,
+    model, new_entries, pause, replicas_of, rev, rollout_spec, running, shadow, ts, workload_of,
 )
 
 S, C = STABLE, CANDIDATE
@@ -591,6 +591,33 @@ def test_a_control_naming_another_version_is_ignored() -> None:
     assert [e.reason for e in result.events] == ["ControlIgnored"]
     assert "names fraud_scorer:9.9.9, but spec.model is fraud_scorer:2.0.0" in result.events[0].message
     assert result.status.rollout.step == 0 and not result.status.rollout.promoting
+
+
+def test_a_control_naming_an_earlier_revision_is_ignored() -> None:
+    cluster = canary_running()
+    cluster.annotate("abort", rev("1.0.0"))  # the stable's revision, not the candidate's
+    result = cluster.reconcile(at(80))
+    assert [e.reason for e in result.events] == ["ControlIgnored"] and result.status.rollout is not None
+
+
+@pytest.mark.parametrize("value", ["2026-11-29T04:58:12+00:00", "Sun Nov 29 04:58:12 UTC 2026", "1764392292"])
+def test_a_timestamp_with_colons_names_no_version(value: str) -> None:
+    cluster = canary_running()
+    cluster.annotate("promote", value)
+    assert cluster.reconcile(at(80)).status.rollout.promoting
+
+
+def test_a_control_set_while_the_spec_is_invalid_never_acts_on_the_fixed_one() -> None:
+    cluster = running(rollout_spec("1.0.0", [canary(10, "2m"), pause(), canary(50, "1m")]))
+    cluster.spec = {**cluster.spec, "replicas": -1}
+    cluster.annotate("promote", "p")
+    invalid = cluster.reconcile(at(10))
+    assert {"ControlIgnored", "InvalidSpec"} <= {e.reason for e in invalid.events}
+    assert "the spec is invalid" in next(e.message for e in invalid.events if e.reason == "ControlIgnored")
+    cluster.spec = {**cluster.spec, "replicas": 4, "model": model("2.0.0")}  # fixed, with a new version
+    cluster.reconcile(at(20))
+    result = cluster.reconcile(at(30))
+    assert result.status.rollout is not None and not result.status.rollout.promoting and result.traffic.weights == {S: 90, C: 10}
 
 
 @pytest.mark.parametrize("value", ["fraud_scorer:2.0.0", rev("2.0.0")])

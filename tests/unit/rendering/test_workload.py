@@ -105,3 +105,12 @@ def test_with_a_router_the_umbrella_service_selects_stable_pods_only() -> None:
     assert umbrella["spec"]["selector"] == {"headway.dev/modeldeployment": OWNER.name, "headway.dev/variant": "stable"}
     plain = [o for o in children(MINIMAL) if o["kind"] == "Service" and o["metadata"]["name"] == OWNER.name][0]
     assert plain["spec"]["selector"] == {"headway.dev/modeldeployment": OWNER.name}  # provider none: the replica ratio
+
+
+def test_a_cache_directory_the_model_sets_replaces_the_default_once() -> None:
+    """Server-side apply refuses an env list naming a variable twice."""
+    spec = ModelDeploymentSpec.model_validate({"model": {**MINIMAL["model"], "env": [{"name": "HF_HOME", "value": "/models/hf"}]}})
+    [deployment] = [c for c in build_children(OWNER, spec, [VariantWorkload(STABLE, spec.model, 1)]) if c["kind"] == "Deployment"]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == "HF_HOME"] == ["/models/hf"]
+    assert [e["value"] for e in env if e["name"] == "XDG_CACHE_HOME"] == ["/tmp/.cache"]
