@@ -24,50 +24,31 @@ import pytest_asyncio
 import yaml
 
 from tests.e2e.emulator import KubeEmulator
+from tests.e2e.gadgets import GADGETS_PATH, gadget_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 MD_CRD: dict[str, Any] = yaml.safe_load((ROOT / 'crds' / 'modeldeployments.serving.headway.dev.yaml').read_text())
 CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
 NS = 'team-a'
 MDS = f'/apis/serving.headway.dev/v1alpha1/namespaces/{NS}/modeldeployments'
-GADGETS = f'/apis/example.headway.dev/v1/namespaces/{NS}/gadgets'
+GADGETS = GADGETS_PATH.format(namespace=NS)
 MERGE = 'application/merge-patch+json'
 JSON_PATCH = 'application/json-patch+json'
 
-GADGET_CRD: dict[str, Any] = {
-    'apiVersion': 'apiextensions.k8s.io/v1',
-    'kind': 'CustomResourceDefinition',
-    'metadata': {'name': 'gadgets.example.headway.dev'},
-    'spec': {
-        'group': 'example.headway.dev',
-        'scope': 'Namespaced',
-        'names': {'plural': 'gadgets', 'singular': 'gadget', 'kind': 'Gadget'},
-        'versions': [{
-            'name': 'v1', 'served': True, 'storage': True,
-            'subresources': {'status': {}},
-            'schema': {'openAPIV3Schema': {
-                'type': 'object',
-                'properties': {
-                    'spec': {
-                        'type': 'object',
-                        'required': ['size'],
-                        'properties': {
-                            'size': {'type': 'integer', 'minimum': 0, 'maximum': 10},
-                            'colour': {'type': 'string', 'default': 'blue'},
-                            'serial': {'type': 'string', 'x-kubernetes-validations': [
-                                {'rule': 'self == oldSelf', 'message': 'serial is immutable'}]},
-                            'extra': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True},
-                        },
-                    },
-                    'status': {
-                        'type': 'object',
-                        'properties': {'count': {'type': 'integer', 'minimum': 0}},
-                    },
-                },
-            }},
-        }],
+GADGET_CRD = gadget_crd(
+    spec={
+        'type': 'object',
+        'required': ['size'],
+        'properties': {
+            'size': {'type': 'integer', 'minimum': 0, 'maximum': 10},
+            'colour': {'type': 'string', 'default': 'blue'},
+            'serial': {'type': 'string', 'x-kubernetes-validations': [
+                {'rule': 'self == oldSelf', 'message': 'serial is immutable'}]},
+            'extra': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True},
+        },
     },
-}
+    status={'type': 'object', 'properties': {'count': {'type': 'integer', 'minimum': 0}}},
+)
 
 
 class Api:

@@ -19,47 +19,34 @@ import pytest
 import yaml
 
 from tests.e2e.emulator import KubeEmulator
+from tests.e2e.gadgets import GADGETS_PATH, gadget_crd
 from tests.e2e.test_emulator import CONFIGMAPS, DEPLOYMENTS, MERGE, NS, STRATEGIC, Api, api  # noqa: F401
 
 APPLY = 'application/apply-patch+yaml'
 SERVICES = f'/api/v1/namespaces/{NS}/services'
-GADGETS = f'/apis/example.headway.dev/v1/namespaces/{NS}/gadgets'
+GADGETS = GADGETS_PATH.format(namespace=NS)
 KUBECTL_UA = 'kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07'
 
-GADGET_CRD: dict[str, Any] = {
-    'apiVersion': 'apiextensions.k8s.io/v1',
-    'kind': 'CustomResourceDefinition',
-    'metadata': {'name': 'gadgets.example.headway.dev'},
-    'spec': {
-        'group': 'example.headway.dev',
-        'scope': 'Namespaced',
-        'names': {'plural': 'gadgets', 'singular': 'gadget', 'kind': 'Gadget'},
-        'versions': [{
-            'name': 'v1', 'served': True, 'storage': True,
-            'subresources': {'status': {}},
-            'schema': {'openAPIV3Schema': {'type': 'object', 'properties': {
-                'spec': {'type': 'object', 'properties': {
-                    'backends': {'type': 'array', 'x-kubernetes-list-type': 'map',
-                                 'x-kubernetes-list-map-keys': ['name'],
-                                 'items': {'type': 'object', 'required': ['name'], 'properties': {
-                                     'name': {'type': 'string'}, 'weight': {'type': 'integer'}}}},
-                    'tags': {'type': 'array', 'x-kubernetes-list-type': 'set', 'items': {'type': 'string'}},
-                    'hosts': {'type': 'array', 'items': {'type': 'string'}},  # atomic by default
-                    'selector': {'type': 'object', 'x-kubernetes-map-type': 'atomic',
-                                 'additionalProperties': {'type': 'string'}},
-                    'replicas': {'type': 'integer'},
-                }},
-                'status': {'type': 'object', 'properties': {
-                    'phase': {'type': 'string'},
-                    'conditions': {'type': 'array', 'x-kubernetes-list-type': 'map',
-                                   'x-kubernetes-list-map-keys': ['type'],
-                                   'items': {'type': 'object', 'properties': {
-                                       'type': {'type': 'string'}, 'status': {'type': 'string'}}}},
-                }},
-            }}},
-        }],
-    },
-}
+GADGET_CRD = gadget_crd(
+    spec={'type': 'object', 'properties': {
+        'backends': {'type': 'array', 'x-kubernetes-list-type': 'map',
+                     'x-kubernetes-list-map-keys': ['name'],
+                     'items': {'type': 'object', 'required': ['name'], 'properties': {
+                         'name': {'type': 'string'}, 'weight': {'type': 'integer'}}}},
+        'tags': {'type': 'array', 'x-kubernetes-list-type': 'set', 'items': {'type': 'string'}},
+        'hosts': {'type': 'array', 'items': {'type': 'string'}},  # atomic by default
+        'selector': {'type': 'object', 'x-kubernetes-map-type': 'atomic',
+                     'additionalProperties': {'type': 'string'}},
+        'replicas': {'type': 'integer'},
+    }},
+    status={'type': 'object', 'properties': {
+        'phase': {'type': 'string'},
+        'conditions': {'type': 'array', 'x-kubernetes-list-type': 'map',
+                       'x-kubernetes-list-map-keys': ['type'],
+                       'items': {'type': 'object', 'properties': {
+                           'type': {'type': 'string'}, 'status': {'type': 'string'}}}},
+    }},
+)
 
 
 def web(image: str = 'registry.example/model:1', *, labels: dict[str, str] | None = None,
