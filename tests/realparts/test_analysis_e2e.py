@@ -79,7 +79,7 @@ def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory
     assert error_rate["pValue"] is not None and error_rate["pValue"] < 0.05
     assert error_rate["baselineValue"] is not None and error_rate["baselineValue"] < 0.02  # stable was fine meanwhile
     assert entry["evidence"]["weights"] == {"stable": 100}
-    assert env.route_split("fraud")[0] == {"fraud-stable": 100}
+    wait_for("all traffic on stable", lambda: env.route_split("fraud")[0] == {"fraud-stable": 100})  # the route follows the status
     wait_for("the candidate scaled to zero", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate")) and d["spec"]["replicas"] == 0)
     assert "RolledBack" in env.event_reasons("fraud")
     assert env.condition("fraud", "Ready")["status"] == "True"
