@@ -23,6 +23,8 @@ def run_operator(config: cfg.OperatorConfig) -> None:
         verbose=config.verbose,
         log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not config.verbose:  # Headway logs each decision and write itself; kopf's "Handler ... succeeded" is noise
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if config.metrics_port:
         from prometheus_client import start_http_server
 

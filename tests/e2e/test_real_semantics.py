@@ -48,7 +48,8 @@ def test_a_hand_edit_is_put_back_and_other_writers_fields_are_kept(env: Env) -> 
                      and container(d)["image"] == V1["image"] and d["spec"]["replicas"] == 2 and d)
     assert fixed["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] == "app:apps/Deployment:x"
     assert fixed["metadata"]["labels"]["team-owner"] == "risk"
-    assert "updated Deployment fraud-stable (a rendered field was changed by another writer)" in env.operator.logs()
+    assert "updated Deployment fraud-stable (a rendered field was changed by another writer: spec.replicas, spec.template.spec.containers)" \
+        in env.operator.logs()
     generation, writes = fixed["metadata"]["generation"], env.operator.logs().count("updated Deployment fraud-stable")
     time.sleep(3 * env.operator.resync_seconds)  # several resyncs (the controller writes only status meanwhile)
     again = env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable")

@@ -139,6 +139,21 @@ def covers(live: Any, desired: Any, quantities: bool = False) -> bool:
     return _same_scalar(live, desired, quantities)
 
 
+def uncovered(live: Any, desired: Any, path: str = "", quantities: bool = False) -> list[str]:
+    """The paths of ``desired`` that ``live`` does not cover (for log lines: what an apply changes)."""
+    if covers(live, desired, quantities):
+        return []
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return [p for k, v in desired.items() if v is not None
+                for p in uncovered(live.get(k), v, f"{path}.{k}" if path else k, quantities or k in ("requests", "limits"))]
+    return [path or "."]
+
+
+def _changes(live: dict[str, Any], stamped: dict[str, Any]) -> str:
+    paths = [p for p in uncovered(live, stamped) if p != f"metadata.annotations.{ANNOTATION_HASH}"]
+    return ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "") if paths else "fields removed"
+
+
 def with_hash(desired: dict[str, Any]) -> dict[str, Any]:
     stamped = copy.deepcopy(desired)
     stamped["metadata"].setdefault("annotations", {})[ANNOTATION_HASH] = object_hash(desired)
@@ -156,11 +171,11 @@ _applied: dict[str, str] = {}  # child uid -> the resourceVersion Headway's own 
 def needs_apply(live: dict[str, Any], stamped: dict[str, Any]) -> str | None:
     """Why the live child must be applied again (None: it is as rendered)."""
     if live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:
-        return "rendering changed"
+        return f"rendering changed: {_changes(live, stamped)}"
     if _applied.get(live["metadata"].get("uid", "")) == live["metadata"].get("resourceVersion"):
         return None  # nobody wrote it since our apply: what differs is the server's doing
     if not covers(live, stamped):
-        return "a rendered field was changed by another writer"
+        return f"a rendered field was changed by another writer: {_changes(live, stamped)}"
     return None
 
 

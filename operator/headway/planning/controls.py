@@ -28,6 +28,7 @@ version is the one rolling out.
 
 from __future__ import annotations
 
+import difflib
 import re
 
 PREFIX = "headway.dev/"
@@ -46,6 +47,23 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, s
 
 
 DEFERRABLE = ("promote", "promote-step", "abort")  # retry acts at once or not at all
+KNOWN = (*ONE_SHOT, "paused")
+
+
+def unknown(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, str]:
+    """``headway.dev/`` annotations that are no control (a typo: ``promote_step``), not reported yet."""
+    out = {}
+    for key, value in annotations.items():
+        name = key[len(PREFIX):] if key.startswith(PREFIX) else None
+        if name is not None and name not in KNOWN and handled.get(name) != value:
+            out[name] = value
+    return out
+
+
+def unknown_message(name: str, value: str) -> str:
+    close = difflib.get_close_matches(name, KNOWN, n=1)
+    hint = f" (did you mean {PREFIX}{close[0]}?)" if close else f" (controls: {', '.join(PREFIX + k for k in KNOWN)})"
+    return f"{PREFIX}{name}={value} ignored: not a Headway control{hint}"
 
 
 _BENTO_TAG = re.compile(r"^([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)$")

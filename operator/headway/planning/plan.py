@@ -373,6 +373,11 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         update["stable"] = stable_status
     else:
         stable_status = previous.stable
+        if previous.rollout is not None and previous.rollout.paused_at is None and not previous.rollout.promoting:
+            # Frozen while the spec is invalid: the step's clock stops, as when paused (decide() resumes it).
+            update["rollout"] = previous.rollout.model_copy(update={"paused_at": rfc3339(now)})
+        elif previous.rollout is not None:
+            update["rollout"] = previous.rollout
         # Nothing acts on an invalid spec; a control left pending would act on whatever the fixed spec rolls out.
         pending = ctl.pending(obs.annotations, previous.controls)
         skipped = {c: "the spec is invalid; nothing acts until it is fixed" for c in pending}
@@ -394,6 +399,13 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
             progressing = ("False", "RolledBack", message)
     if problems and stable_status is not None and phase not in (Phase.FAILED,):
         phase = Phase.DEGRADED
+        message = f"the spec is invalid, nothing changes until it is fixed: {text}"
+        frozen = update.get("rollout")
+        if frozen is not None:  # a rollout stands where it was: say so, not "complete"
+            where = f"step {frozen.step + 1}" if not frozen.promoting else "promotion"
+            split = previous.traffic.split if previous.traffic is not None else ""
+            progressing = ("True", "InvalidSpec", f"rollout of {frozen.bento} frozen at {where}" + (f" ({split})" if split else "")
+                           + " until the spec is fixed; the step's clock is stopped")
     cond(ConditionType.READY, *ready)  # type: ignore[arg-type]
     cond(ConditionType.PROGRESSING, *progressing)  # type: ignore[arg-type]
     if problems:
@@ -420,6 +432,12 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
 
     weights = traffic.weights if traffic else {STABLE: 100}
     split = _split(update.get("variants") if spec is not None and spec.experiment is not None else None, traffic)
+    typos = ctl.unknown(obs.annotations, previous.controls)
+    for name, value in typos.items():
+        events.append(EventIntent("Warning", "ControlIgnored", ctl.unknown_message(name, value)))
+        history = append_history(history, history_entry(now, "ControlIgnored", ctl.unknown_message(name, value)))
+    if typos:
+        update["controls"] = {**update.get("controls", previous.controls), **typos}
     status = previous.model_copy(update={
         **update,
         "observed_generation": obs.generation,

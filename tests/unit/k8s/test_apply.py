@@ -48,18 +48,18 @@ def test_a_served_child_with_defaults_and_foreign_fields_is_as_rendered() -> Non
     assert needs_apply(_as_served(desired), desired) is None
 
 
-@pytest.mark.parametrize("edit, why", [
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="a:2"), "hand-edited image"),
-    (lambda d: d["spec"].update(replicas=5), "kubectl scale"),
-    (lambda d: d["metadata"]["labels"].pop("team"), "label removed"),
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].clear(), "env var removed"),
-    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(cpu="2"), "cpu changed"),
+@pytest.mark.parametrize("edit, path", [
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="a:2"), "spec.template.spec.containers"),
+    (lambda d: d["spec"].update(replicas=5), "spec.replicas"),
+    (lambda d: d["metadata"]["labels"].pop("team"), "metadata.labels.team"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].clear(), "spec.template.spec.containers"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(cpu="2"), "spec.template.spec.containers"),
 ])
-def test_a_hand_edit_of_a_rendered_field_needs_an_apply(edit, why) -> None:
+def test_a_hand_edit_of_a_rendered_field_needs_an_apply(edit, path) -> None:
     desired = with_hash(_deployment())
     live = _as_served(desired)
     edit(live)
-    assert needs_apply(live, desired) == "a rendered field was changed by another writer", why
+    assert needs_apply(live, desired) == f"a rendered field was changed by another writer: {path}"
 
 
 def test_a_container_added_by_someone_else_is_theirs() -> None:
@@ -72,7 +72,9 @@ def test_a_container_added_by_someone_else_is_theirs() -> None:
 def test_a_changed_rendering_needs_an_apply_even_when_live_covers_it() -> None:
     """A field Headway stops rendering is still live: the hash tells, and the apply removes it."""
     old = with_hash(_deployment(nodeSelector={"zone": "a"}))
-    assert needs_apply(_as_served(old), with_hash(_deployment())) == "rendering changed"
+    assert needs_apply(_as_served(old), with_hash(_deployment())) == "rendering changed: fields removed"
+    bigger = with_hash({**_deployment(), "spec": {**_deployment()["spec"], "replicas": 3}})
+    assert needs_apply(_as_served(old), bigger) == "rendering changed: spec.replicas"
 
 
 def test_quantities_compare_by_value_under_requests_and_limits_only() -> None:
@@ -103,12 +105,12 @@ def test_what_the_server_changed_after_our_own_apply_is_not_applied_again() -> N
     desired = with_hash(_deployment())
     live = _as_served(desired)
     live["spec"]["template"]["spec"]["containers"][0]["image"] = "mirror.example.com/a:1"  # the webhook's rewrite
-    assert needs_apply(live, desired) == "a rendered field was changed by another writer"
+    assert needs_apply(live, desired) == "a rendered field was changed by another writer: spec.template.spec.containers"
     _applied[live["metadata"]["uid"]] = live["metadata"]["resourceVersion"]  # what our apply returned
     try:
         assert needs_apply(live, desired) is None
         live["metadata"]["resourceVersion"] = "8"  # someone wrote it since
-        assert needs_apply(live, desired) == "a rendered field was changed by another writer"
+        assert needs_apply(live, desired) == "a rendered field was changed by another writer: spec.template.spec.containers"
     finally:
         _applied.clear()
 

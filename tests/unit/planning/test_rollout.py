@@ -938,3 +938,30 @@ def test_history_stays_bounded_through_many_rollouts() -> None:
 def test_the_specs_used_here_are_valid_and_fully_acted_on(spec: dict[str, Any]) -> None:
     result = Cluster(spec=spec).reconcile(at(0))
     assert result.status.problems == [] and result.status.ignored_fields == [] and result.workloads is not None
+
+
+def test_an_invalid_spec_freezes_the_rollout_and_its_clock() -> None:
+    cluster = canary_running()  # canary 10% for 2m, started at t=70
+    good = cluster.spec
+    cluster.spec = {**good, "replicas": -1}
+    frozen = cluster.reconcile(at(100))
+    progressing = next(c for c in frozen.status.conditions if c.type == "Progressing")
+    assert frozen.status.phase == Phase.DEGRADED and frozen.workloads is None  # nothing touched
+    assert progressing.reason == "InvalidSpec" and "frozen at step 1 (stable=90 candidate=10)" in progressing.message
+    phase_event = next(e for e in frozen.events if e.reason == "PhaseDegraded")
+    assert "the spec is invalid" in phase_event.message and "spec.replicas" in phase_event.message
+    cluster.reconcile(at(500))
+    cluster.spec = good  # fixed 400 s later: 90 s of the step are left
+    assert cluster.reconcile(at(600)).status.rollout.step == 0
+    assert cluster.reconcile(at(680)).status.rollout.step == 0
+    assert cluster.reconcile(at(700)).status.rollout.step == 1
+
+
+def test_a_misspelt_control_is_reported_once() -> None:
+    cluster = at_the_gate()
+    cluster.annotate("promote_step", "1")
+    result = cluster.reconcile(at(1010))
+    [event] = [e for e in result.events if e.reason == "ControlIgnored"]
+    assert event.message == "headway.dev/promote_step=1 ignored: not a Headway control (did you mean headway.dev/promote-step?)"
+    assert result.status.phase == Phase.PAUSED  # the gate holds
+    assert cluster.reconcile(at(1020)).events == []
