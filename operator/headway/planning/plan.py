@@ -268,6 +268,13 @@ def _note_ignored(ignored: dict[str, str], pending: dict[str, str], events: list
     return history
 
 
+def _ignore_pending(obs: Observed, why: str, events: list[EventIntent], history: list[HistoryEntry],
+                    now: datetime) -> tuple[list[HistoryEntry], dict[str, str]]:
+    """Every pending control reported as ignored for one reason; returns the history and what was ignored."""
+    pending = ctl.pending(obs.annotations, obs.previous.controls)
+    return _note_ignored({c: why for c in pending}, pending, events, history, now), pending
+
+
 def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     previous = obs.previous
     spec, problems = parse_spec(obs.raw_spec)
@@ -310,10 +317,9 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
                 history = append_history(history, entry)
             events += exp.events
             update.update(suspended_variants=exp.suspended, experiment_decision=exp.decision)
-            pending = ctl.pending(obs.annotations, previous.controls)
-            skipped = {c: "this ModelDeployment runs an experiment: steer it through spec.experiment" for c in pending}
-            history = _note_ignored(skipped, pending, events, history, now)
-            update.update(controls={**previous.controls, **pending}, deferred_controls=[])
+            history, ignored_now = _ignore_pending(obs, "this ModelDeployment runs an experiment: steer it through spec.experiment",
+                                                   events, history, now)
+            update.update(controls={**previous.controls, **ignored_now}, deferred_controls=[])
             stable_model = spec.model
             if previous.stable_model is None or revision_of(previous.stable_model) != revision_of(spec.model):
                 event, words = ("Deployed", "deploying") if previous.stable_model is None else ("Updated", "control moves to")
@@ -379,11 +385,9 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
         elif previous.rollout is not None:
             update["rollout"] = previous.rollout
         # Nothing acts on an invalid spec; a control left pending would act on whatever the fixed spec rolls out.
-        pending = ctl.pending(obs.annotations, previous.controls)
-        skipped = {c: "the spec is invalid; nothing acts until it is fixed" for c in pending}
-        history = _note_ignored(skipped, pending, events, history, now)
-        if pending:
-            update.update(controls={**previous.controls, **pending}, deferred_controls=[])
+        history, ignored_now = _ignore_pending(obs, "the spec is invalid; nothing acts until it is fixed", events, history, now)
+        if ignored_now:
+            update.update(controls={**previous.controls, **ignored_now}, deferred_controls=[])
 
     # Phase and conditions.
     phase, ready, progressing = _steady_phase(previous, stable_state, stable_status)
@@ -434,8 +438,9 @@ def plan(owner: Owner, obs: Observed, now: datetime) -> Plan:
     split = _split(update.get("variants") if spec is not None and spec.experiment is not None else None, traffic)
     typos = ctl.unknown(obs.annotations, previous.controls)
     for name, value in typos.items():
-        events.append(EventIntent("Warning", "ControlIgnored", ctl.unknown_message(name, value)))
-        history = append_history(history, history_entry(now, "ControlIgnored", ctl.unknown_message(name, value)))
+        typo = ctl.unknown_message(name, value)
+        events.append(EventIntent("Warning", "ControlIgnored", typo))
+        history = append_history(history, history_entry(now, "ControlIgnored", typo))
     if typos:
         update["controls"] = {**update.get("controls", previous.controls), **typos}
     status = previous.model_copy(update={
