@@ -336,6 +336,7 @@ def test_dataplane_follows_deployments_and_traffic_follows_the_route(
     while plane.pods("fraud-candidate"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    load.wait_for(2 * load.workers)  # requests in flight to the stopped server finish first (one once answered 200 here)
     gone = load.wait_for(40)
     assert gone.primary["candidate"][NO_SERVER] == gone.total("candidate") > 0
     assert [labels["variant"] for _, labels in plane.targets()] == ["stable"]
