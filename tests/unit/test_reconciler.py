@@ -20,6 +20,7 @@ import headway
 from headway.k8s.apply import _applied as applied
 from headway.k8s.client import ApiError, Kind
 from headway.reconciler import MODEL_DEPLOYMENT, Conflict, reconcile
+from tests.e2e.emulator_patch import merge_patch
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 NS, NAME = "ml", "fraud"
@@ -100,11 +101,11 @@ class FakeKube:
             if patch["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", "the object has been modified; please apply your changes to the latest version")
             self.writes.append(("status", kind.kind, name))
-            obj["status"] = _merge(obj.get("status") or {}, patch.get("status", {}))
+            obj["status"] = merge_patch(obj.get("status") or {}, patch.get("status", {}))
         else:
             self.writes.append(("patch", kind.kind, name))
-            obj["metadata"] = _merge(obj["metadata"], patch.get("metadata", {}))
-            obj["spec"] = _merge(obj["spec"], patch.get("spec", {}))
+            obj["metadata"] = merge_patch(obj["metadata"], patch.get("metadata", {}))
+            obj["spec"] = merge_patch(obj["spec"], patch.get("spec", {}))
         obj["metadata"]["resourceVersion"] = str(next(self.rv))
         return copy.deepcopy(obj)
 
@@ -121,18 +122,6 @@ class FakeKube:
 
     def child_writes(self) -> list[tuple[str, str, str]]:
         return [w for w in self.writes if w[0] in ("apply", "create", "delete") and w[1] != headway.KIND]
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict) or not isinstance(target, dict):
-        return copy.deepcopy(patch)
-    out = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
 
 
 @pytest.fixture
