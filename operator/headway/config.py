@@ -23,7 +23,8 @@ class OperatorConfig:
     metrics_port: int = 9090  # the operator's own Prometheus metrics: GET /metrics (0: off)
     peering: str | None = None  # kopf peering name; None: standalone (one replica)
     priority: int = 0  # peering priority of this replica
-    resync_seconds: float = 10.0  # how often every ModelDeployment is reconciled at least
+    resync_seconds: float = 600.0  # safety resync: every ModelDeployment is looked at again (from the caches) within this
+    measure_timeout_seconds: float = 30.0  # a metric measurement still unanswered after this is an error (Inconclusive)
     kubeconfig: str | None = None  # else $KUBECONFIG, ~/.kube/config or in-cluster
     verbose: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -43,6 +44,7 @@ ENV = {
     "peering": "HEADWAY_PEERING",
     "priority": "HEADWAY_PRIORITY",
     "resync_seconds": "HEADWAY_RESYNC_SECONDS",
+    "measure_timeout_seconds": "HEADWAY_MEASURE_TIMEOUT_SECONDS",
 }
 
 
@@ -70,8 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, default=int(priority) if priority else None,
                         help=f"peering priority of this replica; random when unset, so that replicas of one "
                              f"Deployment differ (kopf pauses all peers of equal priority) [${ENV['priority']}]")
-    parser.add_argument("--resync-seconds", type=float, default=float(env(ENV["resync_seconds"], "10")),
-                        help=f"reconcile every ModelDeployment at least this often [${ENV['resync_seconds']}]")
+    parser.add_argument("--resync-seconds", type=float, default=float(env(ENV["resync_seconds"], "600")),
+                        help="safety resync: look at every ModelDeployment again at least this often (spread over half to all "
+                             "of it; reads only the watch caches). Rollout steps, analyses and bakes wake a ModelDeployment "
+                             f"exactly when they are due, whatever this is [${ENV['resync_seconds']}]")
+    parser.add_argument("--measure-timeout-seconds", type=float, default=float(env(ENV["measure_timeout_seconds"], "30")),
+                        help="a metric measurement without an answer after this long counts as failed (Inconclusive, never a "
+                             f"Pass); it never delays other decisions [${ENV['measure_timeout_seconds']}]")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -99,6 +106,7 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         peering=args.peering or None,
         priority=args.priority if args.priority is not None else random.randint(0, 32767),
         resync_seconds=args.resync_seconds,
+        measure_timeout_seconds=args.measure_timeout_seconds,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
     )

@@ -1,17 +1,23 @@
 """observe -> plan -> render -> apply: the one place all layers meet.
 
-Each call reads the ModelDeployment fresh (so a stale watch event can't drive a
-decision) and lists its children, plans from what it read, renders the children and
-works out which of them must be written (reads only), and then writes, in this order:
+Each call reads the ModelDeployment and its children from a ``Reader`` (the operator's watch
+caches; a ``LiveReader`` of the API server for tools and in-process tests) and which optional
+kinds the cluster serves, takes the latest measurement (the runtime's ``Measurer``, or a
+synchronous fetch when there is none), plans, renders the children and works out which of
+them must be written, and derives the status once from all of that, before any write. Then
+it writes, in this order:
 
 1. the status that records the decision (step, weights, controls handled), with the
-   resourceVersion it was decided from. A 409 means the object changed meanwhile: nothing
-   else is written and the next reconcile decides again, from the newer status, so a
-   conflict never moves traffic;
+   resourceVersion it was decided from. A 409 means the object changed meanwhile (or the
+   cache was behind): nothing else is written and the next reconcile decides again, from the
+   newer status, so a conflict never moves traffic;
 2. the Events and log lines of the decisions, now that they are durable;
 3. the children, following the status (workloads first, the route after them, pruning
    last). Children are a function of status and spec: an operator that dies between 1 and
    3 is caught up by the next reconcile, which plans the same children from that status.
+
+What the API server answers to 1 and 3 is stored in the cache at once, so the next reconcile
+does not decide from the state before its own writes. A steady reconcile sends no request.
 """
 
 from __future__ import annotations
@@ -19,39 +25,48 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
+from collections.abc import Callable
 
 import headway
-from headway.api.spec import ModelDeploymentSpec, SeriesLabels
-from headway.api.status import AnalysisStatus, ConditionType, ExperimentDecision, ModelDeploymentStatus, Phase
-from headway.k8s.apply import (
-    Action, LiveChildren, Writes, apply_writes, confirm_fresh, list_children, patch_status, plan_writes, post_event,
-)
+from headway.api.spec import ModelDeploymentSpec
+from headway.api.status import ModelDeploymentStatus
+from headway.k8s.apply import Action, Writes, apply_writes, confirm_fresh, patch_status, plan_writes, post_event
+from headway.k8s.cache import LiveChildren, LiveReader, Reader
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
-from headway.planning.conditions import EventIntent, set_condition
+from headway.planning.conditions import EventIntent
 from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
+from headway.metrics.measurer import Measurer
 from headway.metrics.prometheus import PrometheusSource
-from headway.planning import analysis
-from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, VariantWorkload, shared_labels
-from headway.planning.observe import observe_deployment, parse_status
-from headway.planning.plan import Gate, Observed, Plan, plan
-from headway.planning.rollout import TrafficPlan
-from headway.planning.validation import metrics_url_problems, normalize_url, parse_spec
-from headway.planning.verdicts import VariantData, assess
+from headway.planning import capabilities
+from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, shared_labels
+from headway.planning.measure import NO_URL, Measurement, MeasureRequest
+from headway.planning.observe import Observation, observe_deployment, parse_status
+from headway.planning.plan import Plan, RenderProblem, finish, plan
+from headway.planning.validation import normalize_url, parse_spec
+from headway.planning.verdicts import VariantData
 from headway.rendering.monitoring import build_podmonitor
 from headway.rendering.workload import build_children
 from headway import telemetry
-from headway.traffic.base import Backend, Mirror, Pin, RouteIntent
-from headway.traffic.registry import ALL_KINDS, provider_for
+from headway.traffic import registry
 
 log = logging.getLogger(__name__)
 
 MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PLURAL, headway.KIND))
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
-ROUTE_KINDS = tuple(register_kind(Kind(k.group, k.version, k.plural, k.kind)) for k in ALL_KINDS)
-PODMONITOR = register_kind(Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"))
+# The optional kinds of the capability table ("group/Kind"), with what the API client needs.
+CRD_KINDS: dict[str, Kind] = {f"{k.group}/{k.kind}": register_kind(k) for k in (
+    Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
+    Kind("networking.istio.io", "v1", "virtualservices", "VirtualService"),
+    Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"),
+)}
+ROUTE_KINDS = tuple(CRD_KINDS[k] for k in capabilities.ROUTE_KINDS)
+PODMONITOR = CRD_KINDS[capabilities.PODMONITOR]
+CHILD_KINDS = WORKLOAD_KINDS + tuple(CRD_KINDS.values())  # every kind the watch caches hold
 _sources: dict[str, MetricSource] = {}
+Sources = Callable[[str], MetricSource]
 
 
 def metric_source(url: str) -> MetricSource:
@@ -64,41 +79,29 @@ def allowed_urls(default_url: str | None, allowed: tuple[str, ...]) -> frozenset
     return frozenset(normalize_url(u) for u in (*allowed, *([default_url] if default_url else [])))
 
 
-def run_analysis(spec: ModelDeploymentSpec | None, owner: Owner, previous: ModelDeploymentStatus, now: datetime,
-                 default_url: str | None, allowed: frozenset[str]) -> tuple[AnalysisStatus | None, Gate | None, ExperimentDecision | None]:
-    """Measure when the analysis is due, and turn the latest measurement into a gate."""
-    req = analysis.request(spec, previous, now)
-    decision = previous.experiment_decision
-    if req is None or spec is None or spec.analysis is None or metrics_url_problems(spec, allowed):
-        return previous.analysis, None, decision  # a URL it may not call is a spec problem: never called
-    status = previous.analysis
-    if analysis.due(spec.analysis, status, req, now):
-        cfg = spec.analysis
-        url = (cfg.prometheus.url if cfg.prometheus else None) or default_url
-        data: dict[str, VariantData | None] = {}
-        error = None if url else "no Prometheus URL: set spec.analysis.prometheus.url or the operator's --prometheus-url"
-        labels = cfg.series_labels or SeriesLabels()
-        for variant in {v for pair in req.targets for v in pair if v}:
-            if error is None:
-                try:
-                    data[variant] = metric_source(url).fetch(SeriesQuery(  # type: ignore[arg-type]
-                        owner.namespace, owner.name, variant, req.window_start, now, tuple(cfg.slos), labels, cfg.interval))
-                except MetricsError as exc:
-                    error = str(exc)
-        verdicts = [
-            (variant, verdict)
-            for variant, baseline in req.targets
-            for verdict in assess(cfg.slos, data.get(variant) if error is None else None,
-                                  data.get(baseline) if baseline and error is None else None, cfg.min_requests)
-        ]
-        status = analysis.record(cfg, status, req, verdicts, error, now)
-        if req.purpose == "experiment" and error is None:
-            decision = analysis.decide_experiment(spec, decision, data, now)
-        for variant, verdict in verdicts:
-            telemetry.VERDICT.labels(owner.namespace, owner.name, variant, verdict.slo).set({"Pass": 1, "Fail": -1}.get(verdict.result, 0))
-            if verdict.value is not None:
-                telemetry.SLO_VALUE.labels(owner.namespace, owner.name, variant, verdict.slo).set(verdict.value)
-    return status, analysis.gate(spec.analysis, status, req), decision
+def fetch_measurement(req: MeasureRequest, source: MetricSource | None, now: datetime | None = None) -> Measurement:
+    """Answer a MeasureRequest: each variant's series over [window_start, now] (I/O; ``source``
+    None when no Prometheus URL is configured). The first error ends the measurement."""
+    now = now or datetime.now(timezone.utc)
+    data: dict[str, VariantData | None] = {}
+    error = None if source is not None and req.url else NO_URL
+    for variant in req.variants:
+        if error is not None or source is None:
+            break
+        try:
+            data[variant] = source.fetch(SeriesQuery(req.namespace, req.name, variant, req.window_start, now, req.slos, req.labels, req.interval))
+        except MetricsError as exc:
+            error = str(exc)
+    return Measurement(req, data, error, now)
+
+
+def _record_verdicts(owner: Owner, result: Plan) -> None:
+    """The verdicts a plan recorded, as gauges."""
+    for variant, verdict in result.verdicts:
+        telemetry.VERDICT.labels(owner.namespace, owner.name, variant, verdict.slo).set({"Pass": 1, "Fail": -1}.get(verdict.result, 0))
+        if verdict.value is not None:
+            telemetry.SLO_VALUE.labels(owner.namespace, owner.name, variant, verdict.slo).set(verdict.value)
+
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -116,50 +119,18 @@ def forget(namespace: str, name: str) -> None:
         _locks.pop((namespace, name), None)
 
 
-def build_route_intent(owner: Owner, labels: dict[str, str], workloads: list[VariantWorkload], traffic: TrafficPlan) -> RouteIntent:
-    """Translate the planned split into a provider's terms: Services, ports, weights."""
-    by_variant = {w.variant: w for w in workloads}
+def served_kinds(reader: Reader, spec: ModelDeploymentSpec | None = None) -> frozenset[str]:
+    """The optional kinds ("group/Kind") this cluster serves, as the reader knows them.
 
-    def service(variant: str) -> tuple[str, int]:
-        return owner.variant_name(variant), by_variant[variant].model.port
-
-    backends = tuple(Backend(v, *service(v), weight) for v, weight in traffic.weights.items() if v in by_variant)
-    mirror = None
-    if traffic.mirror and traffic.mirror[0] in by_variant:
-        mirror = Mirror(traffic.mirror[0], *service(traffic.mirror[0]), traffic.mirror[1])
-    pins = tuple(Pin(p.kind, p.name, p.value, p.variant) for p in traffic.pins if p.variant in by_variant)
-    return RouteIntent(name=owner.name, namespace=owner.namespace, labels=labels, owner=owner.reference(),
-                       backends=backends, mirror=mirror, pins=pins)
-
-
-def render_route(kube: Kube, owner: Owner, spec: ModelDeploymentSpec, workloads: list[VariantWorkload], traffic: TrafficPlan,
-                 labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The route objects, or why there are none (a provider limit, a CRD not installed)."""
-    provider = provider_for(spec.traffic)
-    intent = build_route_intent(owner, labels, workloads, traffic)
-    problems = provider.check(intent, spec.traffic)
-    if problems:
-        return [], [f"{p.field}: {p.message}" for p in problems]
-    missing = [k for k in provider.kinds if not kube.serves(Kind(k.group, k.version, k.plural, k.kind))]
-    if missing:
-        kube.forget_discovery()  # look again next time: the CRD may be installed meanwhile
-        return [], [f"spec.traffic.provider: {provider.name} needs the {k.kind} CRD ({k.group}), which this cluster does not serve" for k in missing]
-    return provider.render(intent, spec.traffic), []
-
-
-def _with_apply_problems(result: Plan, previous_conditions: list[Any], messages: list[str], reason: str, now: datetime,
-                         generation: int | None) -> Plan:
-    """What could not be applied makes the ModelDeployment Degraded, naming why (one Event per change)."""
-    message = "; ".join(messages)
-    degraded = set_condition(result.status.conditions, ConditionType.DEGRADED, "True", reason, message, now, generation)
-    conditions = [degraded if c.type == ConditionType.DEGRADED else c for c in result.status.conditions]
-    phase = result.status.phase if result.status.phase in (Phase.ROLLED_BACK, Phase.FAILED) else Phase.DEGRADED
-    status = result.status.model_copy(update={"conditions": conditions, "phase": phase})
-    old = next((c for c in previous_conditions if c.type == ConditionType.DEGRADED), None)
-    events = list(result.events)
-    if old is None or old.reason != reason or old.message != message:
-        events.append(EventIntent("Warning", reason, message))
-    return Plan(result.spec, result.workloads, result.traffic, status, events, result.keep)
+    A kind that ``spec`` needs (its provider's route, the PodMonitor of an analysis) and that is
+    not served is looked for again (rate limited): its CRD may have been installed meanwhile.
+    """
+    served = frozenset(name for name, kind in CRD_KINDS.items() if reader.serves(kind))
+    if spec is not None:
+        needed = set(capabilities.capabilities_of(spec.traffic).kinds) | ({capabilities.PODMONITOR} if spec.analysis else set())
+        for name in needed - served:
+            reader.need(CRD_KINDS[name])
+    return served
 
 
 def _action_events(actions: list[Action]) -> list[EventIntent]:
@@ -187,21 +158,77 @@ def _count(result: Plan, owner: Owner) -> None:
             telemetry.WEIGHT.labels(owner.namespace, owner.name, variant).set(weight)
 
 
-def render_children(kube: Kube, owner: Owner, result: Plan) -> tuple[list[dict[str, Any]], set[tuple[str, str]], list[str]]:
-    """The children a plan wants, the (kind, name) pairs to leave alone, and route problems."""
+def render_children(owner: Owner, result: Plan, served: frozenset[str]) -> tuple[list[dict[str, Any]], set[tuple[str, str]], list[str]]:
+    """The children a plan wants, the (kind, name) pairs to leave alone, and route problems.
+
+    Pure: ``served`` holds the optional kinds ("group/Kind") the cluster serves. The route is
+    rendered only when ``registry.route_problems`` finds nothing; the PodMonitor only when served.
+    """
     assert result.spec is not None and result.workloads is not None
-    children = build_children(owner, result.spec, result.workloads)
-    route_problems: list[str] = []
-    labels = shared_labels(owner, result.spec)
+    spec = result.spec
+    children = build_children(owner, spec, result.workloads)
+    problems: list[str] = []
+    labels = shared_labels(owner, spec)
     if result.traffic is not None:
-        routes, route_problems = render_route(kube, owner, result.spec, result.workloads, result.traffic, labels)
-        children += routes
-    if result.spec.analysis is not None and kube.serves(PODMONITOR):
-        children.append(build_podmonitor(owner, result.spec, labels))
+        services = registry.services_for(owner, result.workloads)
+        problems = [str(p) for p in registry.route_problems(spec, result.traffic, services, served)]
+        if not problems:
+            children += registry.render_route(owner, spec, result.traffic, services, labels)
+    if spec.analysis is not None and capabilities.PODMONITOR in served:
+        children.append(build_podmonitor(owner, spec, labels))
     keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
-    if route_problems:  # never prune the route that serves now because a new one can't be rendered
-        keep |= {(k.kind, owner.name) for k in ROUTE_KINDS}
-    return children, keep, route_problems
+    if problems:  # never prune the route that serves now because a new one can't be rendered
+        keep |= {(capabilities.kind_name(k), owner.name) for k in capabilities.ROUTE_KINDS}
+    return children, keep, problems
+
+
+def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, prometheus_url: str | None,
+             allowed: tuple[str, ...], measurer: Measurer[Measurement] | None) -> tuple[Observation, LiveChildren]:
+    """Everything a plan depends on, read once, before planning."""
+    spec, _ = parse_spec(body.get("spec") or {})
+    served = served_kinds(reader, spec)
+    managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if f"{k.group}/{k.kind}" in served)
+    live = reader.children(owner, managed)
+    observation = Observation(
+        raw_spec=body.get("spec") or {}, generation=body["metadata"].get("generation"), annotations=body["metadata"].get("annotations") or {},
+        previous=previous, live=observe_variants(live, owner), served=served,
+        measurement=measurer.latest(owner.key) if measurer is not None else None,
+        allowed_metrics_urls=allowed_urls(prometheus_url, allowed), default_metrics_url=prometheus_url,
+    )
+    return observation, live
+
+
+def _measure(owner: Owner, observed: Observation, result: Plan, now: datetime, measurer: Measurer[Measurement] | None,
+             sources: Sources) -> Plan:
+    """A measurement the plan needs now: asked of the Measurer (its answer wakes this object and
+    feeds a later plan), or, without one, fetched here and planned again."""
+    req = result.measure
+    if req is None or req.due_at > now:
+        return result
+    source = sources(req.url) if req.url else None
+    if measurer is not None:
+        timeout = measurer.timeout
+        measurer.want(owner.key, req, lambda: fetch_measurement(req, source),
+                      lambda: Measurement(req, {}, f"Prometheus gave no answer within {timeout:.0f}s", datetime.now(timezone.utc)))
+        return result
+    return plan(owner, replace(observed, measurement=fetch_measurement(req, source, now)), now)
+
+
+def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, now: datetime,
+                     prometheus_url: str | None, allowed: tuple[str, ...], measurer: Measurer[Measurement] | None,
+                     sources: Sources) -> tuple[Plan, Writes]:
+    """observe -> decide -> render -> derive status: the plan and the child writes, before any write."""
+    observed, live = _observe(reader, owner, body, previous, prometheus_url, allowed, measurer)
+    result = _measure(owner, observed, plan(owner, observed, now), now, measurer, sources)
+    _record_verdicts(owner, result)
+    writes = Writes([], [], [])
+    if result.spec is not None and result.workloads is not None:
+        children, keep, route_problems = render_children(owner, result, observed.served)
+        writes = plan_writes(kube, owner, children, live, keep)
+        problems = [RenderProblem("ChildConflict", a.detail) for a in writes.conflicts]
+        problems += [RenderProblem("RouteNotApplied", p) for p in route_problems]
+        result = finish(result, observed, problems, now)
+    return result, writes
 
 
 class Conflict(ApiError):
@@ -209,48 +236,34 @@ class Conflict(ApiError):
 
 
 def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None,
-              allowed_prometheus_urls: tuple[str, ...] = ()) -> Plan | None:
+              allowed_prometheus_urls: tuple[str, ...] = (), *, reader: Reader | None = None,
+              measurer: Measurer[Measurement] | None = None, sources: Sources | None = None) -> Plan | None:
     """Bring one ModelDeployment's status, then its children, in line with its spec.
 
-    Returns the plan carried out, or None when the ModelDeployment is gone or being
-    deleted; raises Conflict (nothing written) when it changed while this call decided.
+    ``reader`` is where it reads (default: the API server itself), ``measurer`` runs metric
+    queries off this call (default: none, fetch synchronously when due), ``sources`` gives the
+    MetricSource for a URL (default: Prometheus) and ``now`` is the clock: tests inject all four.
+    Returns the plan carried out (its ``wake_at`` says when to look again), or None when the
+    ModelDeployment is gone or being deleted; raises Conflict (nothing written) when it
+    changed while this call decided.
     """
+    reader = reader or LiveReader(kube, MODEL_DEPLOYMENT)
     with _lock(namespace, name):
-        body = kube.get(MODEL_DEPLOYMENT, namespace, name)
+        body = reader.model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None  # gone or going: garbage collection removes the children
         now = now or datetime.now(timezone.utc)
-        meta = body["metadata"]
-        owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
-        generation = meta.get("generation")
+        owner = Owner(name=name, namespace=namespace, uid=body["metadata"]["uid"])
         previous = parse_status(body.get("status"))
-        spec, _ = parse_spec(body.get("spec") or {})
-        allowed = allowed_urls(prometheus_url, allowed_prometheus_urls)
-        analysis_status, gate, decision = run_analysis(spec, owner, previous, now, prometheus_url, allowed)
-        managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if kube.serves(k))
-        live = list_children(kube, owner, managed)
-        observed = Observed(
-            raw_spec=body.get("spec") or {}, generation=generation, annotations=meta.get("annotations") or {},
-            previous=previous, live=observe_variants(live, owner), gate=gate, analysis=analysis_status, decision=decision,
-            allowed_metrics_urls=allowed,
-        )
-        result = plan(owner, observed, now)
-
-        writes = Writes([], [], [])
-        if result.spec is not None and result.workloads is not None:
-            children, keep, route_problems = render_children(kube, owner, result)
-            writes = plan_writes(kube, owner, children, live, keep)
-            if writes.conflicts:
-                result = _with_apply_problems(result, previous.conditions, [a.detail for a in writes.conflicts], "ChildConflict", now, generation)
-            elif route_problems:
-                result = _with_apply_problems(result, previous.conditions, route_problems, "RouteNotApplied", now, generation)
+        result, writes = _plan_and_render(kube, reader, owner, body, previous, now, prometheus_url, allowed_prometheus_urls,
+                                          measurer, sources or metric_source)
 
         # 1. The decision, with the resourceVersion it was made from.
-        body.setdefault("apiVersion", MODEL_DEPLOYMENT.api_version)
-        body.setdefault("kind", MODEL_DEPLOYMENT.kind)
         try:
-            wrote = patch_status(kube, MODEL_DEPLOYMENT, body, result.status.dump())
-            if not wrote and writes:
+            stored = patch_status(kube, MODEL_DEPLOYMENT, body, result.status.dump())
+            if stored is not None:
+                reader.put_model(stored)
+            elif writes:
                 confirm_fresh(kube, MODEL_DEPLOYMENT, body)  # the status we act on is still the latest
         except ApiError as exc:
             if exc.status == 409:
@@ -260,7 +273,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
             raise
         # 2. Its Events and log lines.
         _count(result, owner)
-        if wrote:
+        if stored is not None:
             log.info("%s/%s status: %s", namespace, name, _summary(result), extra=_log_fields(owner, result, "StatusWritten"))
         for event in result.events:
             log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s %s: %s [%s]", namespace, name,
@@ -269,7 +282,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
             telemetry.EVENTS.labels(event.type, event.reason).inc()
         # 3. The children follow the status.
         try:
-            actions = apply_writes(kube, owner, writes)
+            actions = apply_writes(kube, owner, writes, reader)
         except ApiError as exc:
             failed = EventIntent("Warning", "ApplyFailed", f"could not write the children of {namespace}/{name}: {exc}")
             log.warning("%s/%s %s", namespace, name, failed.message, extra=_log_fields(owner, result, failed.reason))

@@ -15,3 +15,8 @@ ROLLBACKS = Counter("headway_rollbacks_total", "Rollbacks, by reason.", ["reason
 WEIGHT = Gauge("headway_traffic_weight_percent", "Current share of live traffic per variant.", ["namespace", "name", "variant"])
 VERDICT = Gauge("headway_slo_verdict", "Last verdict per SLO: 1 Pass, 0 Inconclusive, -1 Fail.", ["namespace", "name", "variant", "slo"])
 SLO_VALUE = Gauge("headway_slo_value", "Last measured value per SLO.", ["namespace", "name", "variant", "slo"])
+API_REQUESTS = Counter("headway_api_requests_total",
+                       "Requests the operator sent to the Kubernetes API server, by verb (a watch counts once, when opened).",
+                       ["verb"])
+CACHE_OBJECTS = Gauge("headway_cache_objects", "Objects held in the operator's watch caches, by kind.", ["kind"])
+MEASUREMENTS = Counter("headway_measurements_total", "Metric measurements run off the reconcile path, by outcome.", ["outcome"])

@@ -81,7 +81,7 @@ class OperatorProcess:
     kubeconfig: Path
     namespace: str
     log_dir: Path
-    resync_seconds: float = 1.0
+    resync_seconds: float = 600.0  # the default: wake-ups come from watch events and plans, not a period
     extra_args: list[str] = field(default_factory=list)
     clusterwide: bool = False  # watch every namespace (no --namespace), as the chart's cluster mode
     proc: subprocess.Popen[bytes] | None = None

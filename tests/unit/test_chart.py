@@ -77,8 +77,9 @@ KNOWN_KINDS: dict[tuple[str, str], type[BaseModel] | None] = {
 
 # What the operator's requests use, in both modes: tests/e2e/test_rbac.py runs the operator with
 # the chart's RBAC against an API server that enforces it and checks that the chart grants exactly
-# what the requests used. Children are written with server-side apply (patch), pruned with delete.
-CHILD_VERBS = {"get", "list", "patch", "delete"}
+# what the requests used. Children are written with server-side apply (patch), pruned with delete,
+# listed and watched into the operator's watch caches, and read by name before a create.
+CHILD_VERBS = {"get", "list", "watch", "patch", "delete"}
 CHILDREN = [
     ("", "services"),
     ("policy", "poddisruptionbudgets"),
@@ -100,7 +101,7 @@ NAMESPACED_RULES = triples(
         (GROUP, f"{PLURAL}/status", ["patch"]),
         # children carry blockOwnerDeletion: OwnerReferencesPermissionEnforcement checks this
         (GROUP, f"{PLURAL}/finalizers", ["update"]),
-        ("apps", "deployments", CHILD_VERBS | {"watch"}),  # watched for status changes
+        ("apps", "deployments", CHILD_VERBS),
         *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
         ("", "events", ["create"]),
     ]
@@ -207,7 +208,8 @@ def test_deployment_env_defaults(defaults: list[dict[str, Any]]) -> None:
         "HEADWAY_LOG_FORMAT": "json",
         "HEADWAY_HEALTH_ADDR": "0.0.0.0:8080",
         "HEADWAY_METRICS_PORT": "9090",
-        "HEADWAY_RESYNC_SECONDS": "10",
+        "HEADWAY_RESYNC_SECONDS": "600",
+        "HEADWAY_MEASURE_TIMEOUT_SECONDS": "30",
         # kopf's peer identity is the pod name.
         "POD_ID": {"fieldRef": {"fieldPath": "metadata.name"}},
     }

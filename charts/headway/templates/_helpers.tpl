@@ -91,7 +91,7 @@ operator with these rules against an API server that enforces RBAC and checks th
 permission here is used, and nothing else.
 */}}
 {{- define "headway.rbacRules" -}}
-# The ModelDeployment resource: watched (kopf) and read fresh by each reconcile. patch: kopf
+# The ModelDeployment resource: watched (kopf); reconciles read the watch cache. patch: kopf
 # removes the finalizer Headway 0.1 put on every ModelDeployment (else they could never be
 # deleted after an upgrade); the operator never writes spec.
 - apiGroups: ["serving.headway.dev"]
@@ -107,28 +107,30 @@ permission here is used, and nothing else.
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
-# Children, written with server-side apply (PATCH), pruned with DELETE. Deployments are also
-# watched: their status changes trigger a reconcile.
+# Children, written with server-side apply (PATCH), pruned with DELETE. Every child kind is
+# listed and watched (label selector app.kubernetes.io/managed-by=headway) into the operator's
+# watch caches, which reconciles read; get: a child about to be created is first looked up by
+# name, so that an object Headway does not own is never taken over.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Traffic providers: Gateway API HTTPRoute or Istio VirtualService.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Scraping the model servers through prometheus-operator.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Events about rollouts, verdicts and rollbacks: core/v1 Events, posted by the operator and
 # by kopf (handler failures); always new ones (create), never patched.
 - apiGroups: [""]

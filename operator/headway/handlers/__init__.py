@@ -1,55 +1,32 @@
-"""kopf handlers: thin decorators that call the reconciler. Registered by ``register()``."""
+"""kopf handlers: thin decorators around the runtime (handlers/runtime.py). Registered by ``register()``.
+
+kopf logs in, runs startup and cleanup, serves the liveness probe, optionally takes part in
+peering, and watches the ModelDeployments; their events feed Headway's cache and work queue.
+The children are watched by Headway's own informers (k8s/informer.py), with a server-side
+label selector, so that unrelated Deployments in a namespace cost nothing.
+
+No handler needs a finalizer, so kopf puts none on a ModelDeployment (and removes the one 0.1's
+timer added): deleting one never waits for the operator.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 import headway
 from headway.config import OperatorConfig
-from headway.handlers.resync import Resync
+from headway.handlers.runtime import Runtime
 from headway.handlers.settings import apply_settings
-from headway.k8s.client import ApiError, Kube, make_api_client
-from headway.planning.naming import LABEL_MD, MANAGED_BY
-from headway.reconciler import Conflict, forget, reconcile
-from headway.telemetry import RECONCILE_SECONDS, RECONCILES
+from headway.k8s.client import Kube, make_api_client
 
 log = logging.getLogger("headway")
 
 
-def _run(memo: Any, namespace: str, name: str) -> None:
-    """Reconcile one ModelDeployment, and schedule its next resync while it exists."""
-    outcome = "ok"
-    with RECONCILE_SECONDS.time():
-        try:
-            if reconcile(memo.kube, namespace, name, prometheus_url=memo.config.prometheus_url,
-                         allowed_prometheus_urls=memo.config.allowed_prometheus_urls) is None:
-                memo.resync.forget(namespace, name)  # gone or being deleted
-                forget(namespace, name)
-                return
-        except Conflict:
-            outcome = "conflict"  # its own watch event decides again at once
-        except ApiError as exc:
-            outcome = "error"
-            log.warning("reconcile of %s/%s failed, retrying on the next event or resync: %s", namespace, name, exc)
-        except Exception:
-            RECONCILES.labels("error").inc()
-            memo.resync.touch(namespace, name)
-            raise
-    RECONCILES.labels(outcome).inc()
-    memo.resync.touch(namespace, name)
-
-
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Attach the handlers to a registry; the resync interval comes from the config.
-
-    Only event handlers: none of them needs a finalizer, so kopf puts none on a
-    ModelDeployment (and removes the one 0.1's timer added), and deleting one never waits
-    for the operator. The periodic resync is Headway's own (handlers/resync.py).
-    """
+    """Attach the handlers to a registry."""
     md = (headway.GROUP, headway.VERSION, headway.PLURAL)
 
     @kopf.on.login(registry=registry)
@@ -73,33 +50,15 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         # its own finalizer from objects whose handlers need none, so naming it lets kopf clean up.
         settings.persistence.finalizer = "headway.dev/finalizer"
         settings.posting.level = logging.WARNING  # kopf's own Events: handler failures only
-        settings.watching.server_timeout = 300
-        memo.kube = Kube(make_api_client(config.kubeconfig))
-        memo.config = config
-        memo.resync = Resync(config.resync_seconds, lambda namespace, name: _run(memo, namespace, name))
-        memo.resync.start()
+        memo.runtime = Runtime(Kube(make_api_client(config.kubeconfig)), config)
+        memo.runtime.start()
 
     @kopf.on.cleanup(registry=registry)
     def cleanup(memo: Any, **_: Any) -> None:
-        if getattr(memo, "resync", None) is not None:  # startup may have failed before it existed
-            memo.resync.stop()
+        if getattr(memo, "runtime", None) is not None:  # startup may have failed before it existed
+            memo.runtime.stop()
 
     @kopf.on.event(*md, registry=registry)
-    def modeldeployment_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-        if not namespace:
-            return
-        if type == "DELETED":
-            memo.resync.forget(namespace, name)
-            forget(namespace, name)
-        else:
-            _run(memo, namespace, name)
-
-    @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_MD: kopf.PRESENT}, registry=registry)
-    def child_event(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
-        if namespace and namespace_known(memo, namespace, labels[LABEL_MD]):
-            _run(memo, namespace, labels[LABEL_MD])
-
-
-def namespace_known(memo: Any, namespace: str, name: str) -> bool:
-    """A child's event reconciles its ModelDeployment only while that one exists (not after its delete)."""
-    return bool(memo.resync.knows(namespace, name))
+    async def modeldeployment_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+        """Runs in kopf's event loop: only a cache update and a queue add, never a reconcile."""
+        memo.runtime.model_event(event.get("type") or "", dict(event.get("object") or {}))

@@ -23,11 +23,15 @@ mode (and does not need in cluster mode either):
   ``kopf.operator(clusterwide=...)``; it is set here as well so the mode always matches the RBAC
   the chart renders (a ClusterRole for clusterkopfpeerings, or a Role per namespace for
   kopfpeerings), whatever the call site passes.
+- **Watch timeouts**: the server ends a watch after ``server_timeout``; 30-60 minutes (spread)
+  keeps an idle operator's requests near zero.
 - **Events** kopf posts (``settings.posting``) are core/v1 Events, created in the object's
   namespace: covered by the chart's ``events: create``.
 """
 
 from __future__ import annotations
+
+import random
 
 import kopf
 
@@ -38,3 +42,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     """Configure kopf so that it needs no permission beyond the chart's RBAC (see the module doc)."""
     settings.scanning.disabled = True
     settings.peering.clusterwide = config.clusterwide
+    # The ModelDeployment watch is ended by the server after this long and reopened from where it
+    # was: spread over 30-60 minutes, so an idle operator sends (almost) no requests.
+    settings.watching.server_timeout = random.randint(1800, 3600)
+    settings.watching.client_timeout = settings.watching.server_timeout + 60

@@ -38,7 +38,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from headway.k8s.client import EVENT, FIELD_MANAGER, ApiError, Kind, Kube, kind_of
 from headway.planning.conditions import EventIntent, rfc3339
@@ -250,7 +250,15 @@ def plan_writes(
     return writes
 
 
-def apply_writes(kube: Kube, owner: Owner, writes: Writes) -> list[Action]:
+class Written(Protocol):
+    """Told about each write's outcome (the watch cache stores it before the watch event arrives)."""
+
+    def put(self, kind: Kind, obj: dict[str, Any]) -> None: ...
+
+    def remove(self, kind: Kind, namespace: str, name: str) -> None: ...
+
+
+def apply_writes(kube: Kube, owner: Owner, writes: Writes, written: Written | None = None) -> list[Action]:
     """Carry out the writes in order (workloads before the route, pruning last)."""
     for kind, current, upgraded in writes.upgrades:
         meta = current["metadata"]
@@ -262,26 +270,31 @@ def apply_writes(kube: Kube, owner: Owner, writes: Writes) -> list[Action]:
         result = kube.apply(kind, owner.namespace, stamped)
         if result.get("metadata", {}).get("uid"):
             _applied[result["metadata"]["uid"]] = result["metadata"].get("resourceVersion", "")
+            if written is not None:
+                written.put(kind, result)
     for kind, current, _ in writes.deletes:
         kube.delete(kind, owner.namespace, current["metadata"]["name"], uid=current["metadata"].get("uid"))
         _applied.pop(current["metadata"].get("uid", ""), None)
+        if written is not None:
+            written.remove(kind, owner.namespace, current["metadata"]["name"])
     return [a for _, _, a in writes.applies] + [a for _, _, a in writes.deletes]
 
 
-def patch_status(kube: Kube, kind: Kind, body: dict[str, Any], status: dict[str, Any]) -> bool:
-    """Write status through the status subresource if it changed; False when unchanged.
+def patch_status(kube: Kube, kind: Kind, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+    """Write status through the status subresource if it changed: the object as stored, or
+    None when unchanged (nothing sent).
 
     The patch carries the resourceVersion the decision was made from: if the object
     changed meanwhile, the API server answers 409 and nothing is written.
     """
     old = body.get("status") or {}
     if old == status:
-        return False
+        return None
     meta = body["metadata"]
     patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": merge_patch_diff(old, status)}
-    stored = kube.merge_patch(kind, meta["namespace"], meta["name"], patch, subresource="status").get("status") or {}
-    _warn_if_pruned(kind, status, stored)
-    return True
+    stored = kube.merge_patch(kind, meta["namespace"], meta["name"], patch, subresource="status")
+    _warn_if_pruned(kind, status, stored.get("status") or {})
+    return stored
 
 
 def confirm_fresh(kube: Kube, kind: Kind, body: dict[str, Any]) -> None:

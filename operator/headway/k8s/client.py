@@ -11,12 +11,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+
+from headway.telemetry import API_REQUESTS
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -113,6 +116,7 @@ class Kube:
             method=method, resource_path=path, query_params=query or [], header_params=headers, body=body,
             auth_settings=["BearerToken"],
         )
+        API_REQUESTS.labels(method.lower()).inc()
         try:
             response = self._api.call_api(*params, _request_timeout=30)
             response.read()
@@ -127,6 +131,36 @@ class Kube:
             raise ApiError(response.status, payload.get("reason", ""), payload.get("message", text[:500]))
         return json.loads(text) if text else {}
 
+    def watch(self, kind: Kind, namespace: str | None, label_selector: str | None, resource_version: str,
+              timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """Watch events (``{"type": ..., "object": ...}``) from ``resource_version`` on, with bookmarks,
+        until the server ends the watch (after ``timeout_seconds``) or the connection drops."""
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        params = self._api.param_serialize(method="GET", resource_path=kind.path(namespace), query_params=query,
+                                           header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        API_REQUESTS.labels("watch").inc()
+        try:
+            response = self._api.call_api(*params, _request_timeout=(30, timeout_seconds + 60))
+        except ApiException as exc:
+            raise ApiError(exc.status or 0, str(exc.reason), str(exc.body or exc)) from exc
+        raw = response.response
+        try:
+            if not 200 <= response.status <= 299:
+                text = raw.data.decode() if raw.data else ""
+                try:
+                    payload = json.loads(text)
+                except ValueError:
+                    payload = {}
+                raise ApiError(response.status, payload.get("reason", ""), payload.get("message", text[:500]))
+            for line in raw:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            raw.release_conn()
+
     def get(self, kind: Kind, namespace: str | None, name: str, subresource: str | None = None) -> dict[str, Any] | None:
         try:
             return self._call("GET", kind.path(namespace, name, subresource))
@@ -134,6 +168,11 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    def list_raw(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> dict[str, Any]:
+        """The list response itself (items and the list's resourceVersion, to watch from)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self._call("GET", kind.path(namespace), query=query)
 
     def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []

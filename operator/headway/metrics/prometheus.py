@@ -17,8 +17,6 @@ import math
 import time
 from typing import Any
 
-from prometheus_api_client import PrometheusConnect
-
 from headway.api.spec import SeriesLabels
 from headway.metrics.base import MetricsError, SeriesQuery
 from headway.planning.verdicts import Histogram, RequestCounts, VariantData
@@ -48,7 +46,10 @@ class PrometheusSource:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
         # A client-side timeout: a silent network must not hang a reconcile (the "timeout"
-        # query parameter only bounds evaluation on the server). TLS is verified.
+        # query parameter only bounds evaluation on the server). TLS is verified. Imported
+        # here: only operators whose ModelDeployments run an analysis need the client.
+        from prometheus_api_client import PrometheusConnect
+
         self._client = PrometheusConnect(url=url, timeout=(3, timeout))  # type: ignore[arg-type]
         self._timeout = timeout
 

@@ -3,7 +3,8 @@
 The analysis of a rollout step judges the candidate against stable over the window
 since the step's traffic was applied (a weight change starts a new window, so counts
 from a different split never mix); the bake after a promotion judges the new stable
-alone since the promotion. Counts are cumulative over the window, so each measurement
+alone since the promotion. Which steps are analysed is the step table's ``analysed``
+column (steps.py). Counts are cumulative over the window, so each measurement
 stands on all the evidence so far and the verdicts stay valid however often one looks
 (see planning/verdicts.py). What must survive a restart lives in ``status.analysis``:
 the window, when it was last measured, and the consecutive failure/inconclusive counts.
@@ -15,15 +16,25 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from headway.api.spec import Analysis, ModelDeploymentSpec
 from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus, SloVerdict
 from headway.api.types import parse_duration
 from headway.planning.conditions import parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, STABLE, revision_of
-from headway.planning.rollout import Gate
+from headway.planning.steps import analysed
 from headway.planning.verdicts import VariantData, Verdict, compare_variants, experiment_metric, overall
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The analysis verdict for the current step (None when no analysis is configured)."""
+
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    message: str
+    rollback: bool = False  # failureLimit reached (or inconclusive limit with onInconclusive: rollback)
+    evidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,26 +76,30 @@ def request(spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, n
     rollout = previous.rollout
     steps = spec.rollout.steps if spec.rollout else []
     if (rollout is not None and not rollout.promoting and rollout.step_started_at and rollout.paused_at is None
-            and rollout.step < len(steps) and steps[rollout.step].pause is None and previous.rolled_back is None):
+            and rollout.step < len(steps) and analysed(steps[rollout.step]) and previous.rolled_back is None):
         return AnalysisRequest("step", rollout.revision, parse_time(rollout.step_started_at), ((CANDIDATE, STABLE),))
     return None
 
 
-def _same_window(status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
+def same_window(status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
     return (status is not None and status.revision == req.revision and status.purpose == req.purpose
             and status.window_start == rfc3339(req.window_start))
 
 
-def due(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest, now: datetime) -> bool:
-    """Measure every analysis.interval, the first time one interval into the window: a
-    window younger than that holds too few scrapes for increase() to see anything, and a
-    certain Inconclusive would only count against inconclusiveLimit."""
+def due_at(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest) -> datetime:
+    """When the next measurement of ``req`` is due: every analysis.interval, the first time one
+    interval into the window (a window younger than that holds too few scrapes for increase()
+    to see anything, and a certain Inconclusive would only count against inconclusiveLimit)."""
     interval = parse_duration(analysis.interval)
-    if now - req.window_start < interval:
-        return False
-    if status is None or not _same_window(status, req):
-        return True
-    return now - parse_time(status.last_run) >= interval
+    first = req.window_start + interval
+    if status is None or not same_window(status, req):
+        return first
+    return max(first, parse_time(status.last_run) + interval)
+
+
+def due(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest, now: datetime) -> bool:
+    """Whether a measurement of ``req`` is due at ``now`` (see ``due_at``)."""
+    return now >= due_at(analysis, status, req)
 
 
 def record(
@@ -93,7 +108,7 @@ def record(
 ) -> AnalysisStatus:
     """The analysis status after one measurement: verdicts, and the consecutive counters."""
     result = overall([v for _, v in verdicts])
-    same = _same_window(previous, req)
+    same = same_window(previous, req)
     # Counters run across the windows of one revision (a step's Fail blocks the next step,
     # so failures cannot straddle a weight change unnoticed); a new revision starts at zero.
     carry = previous is not None and previous.revision == req.revision and previous.purpose == req.purpose
@@ -123,7 +138,7 @@ def _verdict_status(variant: str, v: Verdict) -> SloVerdict:
 
 def gate(analysis: Analysis, status: AnalysisStatus | None, req: AnalysisRequest) -> Gate:
     """What the verdicts allow: advance (Pass), wait, or roll back."""
-    if status is None or not _same_window(status, req):
+    if status is None or not same_window(status, req):
         return Gate("Inconclusive", "not measured yet in this window")
     summary = "; ".join(f"{v.variant} {v.slo}: {v.result} ({v.reason})" for v in status.verdicts) or status.error or ""
     if status.error:

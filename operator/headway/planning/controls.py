@@ -31,6 +31,9 @@ from __future__ import annotations
 import difflib
 import re
 
+from headway.api.status import DeferredControl, ModelDeploymentStatus, RolledBackStatus
+from headway.planning.naming import revision_of
+
 PREFIX = "headway.dev/"
 ONE_SHOT = ("promote", "promote-step", "abort", "retry")
 PAUSED = PREFIX + "paused"
@@ -87,3 +90,47 @@ def names_other_version(value: str, revision: str, bento: str, known_revisions: 
 
 def paused_by_annotation(annotations: dict[str, str]) -> bool:
     return annotations.get(PAUSED, "").strip().lower() in ("true", "1", "yes")
+
+
+def bind(pending_controls: dict[str, str], previous: ModelDeploymentStatus, target: str, bento: str
+         ) -> tuple[dict[str, str], dict[str, str], dict[str, DeferredControl]]:
+    """Split pending controls into those that may act now and those given for another version.
+
+    Returns (active, ignored with why, the deferred bindings still standing).
+    """
+    bound = {b.control: b for b in previous.deferred_controls if pending_controls.get(b.control) == b.value}
+    known = {v.revision for v in (previous.stable, previous.candidate) if v is not None}
+    known |= {revision_of(m) for m in (previous.stable_model, previous.previous_model) if m is not None}
+    known |= {r.revision for r in (previous.rollout, previous.rolled_back) if r is not None}
+    ignored: dict[str, str] = {}
+    for control, value in pending_controls.items():
+        binding = bound.get(control)
+        if binding is not None and binding.revision != target:
+            ignored[control] = f"it was given for {binding.bento} ({binding.revision}), which is no longer rolling out"
+        elif names_other_version(value, target, bento, known):
+            ignored[control] = f"it names {value}, but spec.model is {bento} ({target})"
+    return {c: v for c, v in pending_controls.items() if c not in ignored}, ignored, bound
+
+
+def settle(active: dict[str, str], handled: dict[str, str], ignored: dict[str, str], bound: dict[str, DeferredControl],
+           target: str, bento: str, in_progress: bool, rolled_back: RolledBackStatus | None, now: str) -> list[DeferredControl]:
+    """Controls the decision did not act on wait for the rollout in progress (returned), or are
+    ignored (added to ``ignored``)."""
+    deferred = []
+    for control, value in active.items():
+        if control in handled:
+            continue
+        if in_progress and control in DEFERRABLE:
+            deferred.append(bound.get(control) or DeferredControl(control=control, value=value, revision=target, bento=bento, since=now))
+        elif control == "retry":
+            ignored[control] = "nothing is rolled back"
+        elif rolled_back is not None and rolled_back.revision == target:
+            ignored[control] = f"{rolled_back.bento} was rolled back; set headway.dev/retry to roll it out again"
+        else:
+            ignored[control] = "no rollout is in progress"
+    return deferred
+
+
+def ignored_notes(ignored: dict[str, str], pending_controls: dict[str, str]) -> list[str]:
+    """The message of each ignored control (one Warning Event and one history entry each: it never acts later)."""
+    return [f"{PREFIX}{control}={pending_controls[control]} ignored: {why}; it will not act later" for control, why in ignored.items()]

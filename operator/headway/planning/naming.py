@@ -57,6 +57,11 @@ class Owner:
     namespace: str
     uid: str
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name): how the work queue and the measurer know it."""
+        return self.namespace, self.name
+
     def reference(self) -> dict[str, Any]:
         return {
             "apiVersion": f"{headway.GROUP}/{headway.VERSION}",

@@ -1,11 +1,20 @@
-"""Interpret what was observed: a live Deployment's rollout state, the previous status."""
+"""What planning sees: one typed ``Observation``, built before planning, and how to read it.
+
+The reconciler builds the observation once (from the object, its children and the latest
+measurement) and planning never looks anywhere else: nothing discovered after planning
+may rewrite the plan. Gates, analysis status and experiment decisions are not observed:
+planning derives them from the measurement and the previous status.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from headway.api.status import ModelDeploymentStatus
+
+if TYPE_CHECKING:
+    from headway.planning.measure import Measurement
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,21 @@ def parse_status(raw: dict[str, Any] | None) -> ModelDeploymentStatus:
         return ModelDeploymentStatus()
 
 
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one plan depends on, besides ``now``."""
+
+    raw_spec: dict[str, Any]
+    generation: int | None
+    annotations: dict[str, str]  # kubectl controls
+    previous: ModelDeploymentStatus
+    live: dict[str, DeploymentState]  # by variant
+    served: frozenset[str] = field(default_factory=frozenset)  # optional kinds the cluster serves, "group/Kind"
+    measurement: Measurement | None = None  # the latest metrics measurement, if any arrived
+    allowed_metrics_urls: frozenset[str] | None = None  # Prometheus URLs the operator may call (None: unchecked)
+    default_metrics_url: str | None = None  # the operator's own Prometheus (--prometheus-url)
+
+
+Observed = Observation  # the name it had before

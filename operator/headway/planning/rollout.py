@@ -5,7 +5,9 @@ candidate Deployments report, the pending kubectl controls, the analysis gate an
 ``now``. Its whole state is ``status.stableModel``, ``status.previousModel``,
 ``status.rollout`` and ``status.rolledBack``, so a process that dies at any line is
 replaced by one that makes the same decision from the same status: a step is never
-skipped or repeated and a promotion never happens twice (see docs/rollouts.md).
+skipped or repeated and a promotion never happens twice (see docs/rollouts.md). What a
+step does (traffic, analysis, how it ends) is the step table's (steps.py); how many pods
+a share needs is capacity's (capacity.py).
 
 Life of a candidate (spec.model differs from status.stableModel):
 
@@ -19,9 +21,8 @@ Life of a candidate (spec.model differs from status.stableModel):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
@@ -29,42 +30,15 @@ from headway.api.status import (
     BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus,
 )
 from headway.api.types import parse_duration
+from headway.planning.analysis import Gate
+from headway.planning.capacity import replicas_for_share, total_replicas
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
-from headway.planning.naming import CANDIDATE, STABLE, revision_of
+from headway.planning.naming import revision_of
 from headway.planning.observe import DeploymentState, serving_pods
+from headway.planning.steps import analysed, describe, duration, step_share, step_traffic
+from headway.planning.traffic_plan import STABLE_ONLY, PinPlan, TrafficPlan
 
-
-# PinPlan and TrafficPlan say *what* traffic should do, in planning's terms (variants); the
-# reconciler translates them into traffic.base's Pin/Backend/Mirror (Services and ports). The
-# likeness is deliberate: the planning layer may not import the traffic layer above it.
-@dataclass(frozen=True)
-class PinPlan:
-    kind: Literal["header", "cookie"]
-    name: str
-    value: str
-    variant: str
-
-
-@dataclass(frozen=True)
-class TrafficPlan:
-    """What live traffic should do: weights per variant (sum 100), mirroring, pins."""
-
-    weights: dict[str, int]
-    mirror: tuple[str, int] | None = None  # (variant, percent)
-    pins: tuple[PinPlan, ...] = ()
-
-
-STABLE_ONLY = TrafficPlan(weights={STABLE: 100})
-
-
-@dataclass(frozen=True)
-class Gate:
-    """The analysis verdict for the current step (None when no analysis is configured)."""
-
-    result: Literal["Pass", "Fail", "Inconclusive"]
-    message: str
-    rollback: bool = False  # failureLimit reached (or inconclusive limit with onInconclusive: rollback)
-    evidence: dict[str, Any] | None = None
+step_duration = duration  # the name the step table's clock had before
 
 
 @dataclass
@@ -84,246 +58,238 @@ class RolloutDecision:
     events: list[EventIntent] = field(default_factory=list)
 
 
-def step_traffic(steps: list[RolloutStep], k: int) -> TrafficPlan:
-    """Traffic while step k runs; a pause keeps the traffic of the step before it."""
-    for step in reversed(steps[: k + 1]):
-        if step.canary is not None:
-            w = step.canary.weight
-            return TrafficPlan(weights={STABLE: 100 - w, CANDIDATE: w})
-        if step.shadow is not None:
-            return TrafficPlan(weights={STABLE: 100, CANDIDATE: 0}, mirror=(CANDIDATE, step.shadow.percent))
-    return TrafficPlan(weights={STABLE: 100, CANDIDATE: 0})
+@dataclass
+class _Run:
+    """One decision in the making: its inputs, and the decision it builds."""
+
+    out: RolloutDecision
+    desired: ModelSpec
+    steps: list[RolloutStep]
+    controls: dict[str, str]
+    gate: Gate | None
+    total: int
+    now: datetime
+
+    @property
+    def drev(self) -> str:
+        return revision_of(self.desired)
+
+    def record(self, event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None,
+               rev: str | None = None, bento: str | None = None) -> None:
+        self.out.history.append(history_entry(self.now, event, message, rev or self.drev, bento or self.desired.bento, evidence))
+        self.out.events.append(EventIntent(kind, event, message))
+
+    def where(self, k: int) -> str:
+        return describe(self.steps[k], k, len(self.steps))
+
+    def handle(self, control: str) -> None:
+        self.out.handled[control] = self.controls[control]
 
 
-def step_share(steps: list[RolloutStep], k: int) -> int:
-    """Share of traffic (live or mirrored) the candidate must be sized for at step k."""
-    plan = step_traffic(steps, min(k, len(steps) - 1)) if steps else STABLE_ONLY
-    return max(plan.weights.get(CANDIDATE, 0), plan.mirror[1] if plan.mirror else 0)
+def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, now: datetime) -> RolloutDecision:
+    """No rollout in progress: stable runs spec.model (the first version is deployed here)."""
+    out = RolloutDecision(stable_model=previous.stable_model or spec.model, previous_model=previous.previous_model, rollout=None,
+                          rolled_back=None, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None)
+    if previous.stable_model is None:
+        _Run(out, spec.model, [], {}, None, 0, now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
+    return out
 
 
-def step_duration(step: RolloutStep) -> timedelta | None:
-    part = step.shadow or step.canary or step.pause
-    duration = getattr(part, "duration", None)
-    return parse_duration(duration) if duration else None
+def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> bool:
+    """Nothing in flight: a first version, or spec.model is stable with no rollout, bake or rollback recorded."""
+    if previous.stable_model is None:
+        return True
+    return (revision_of(spec.model) == revision_of(previous.stable_model) and previous.rollout is None
+            and previous.bake is None and previous.rolled_back is None)
 
 
-def describe(step: RolloutStep, k: int, total: int) -> str:
-    if step.canary:
-        what = f"canary {step.canary.weight}%"
-    elif step.shadow:
-        what = f"shadow {step.shadow.percent}%"
-    else:
-        what = "pause" + (f" {step.pause.duration}" if step.pause and step.pause.duration else " (manual gate)")
-    return f"step {k + 1}/{total}: {what}"
-
-
-def replicas_for_share(total: int, share: int) -> int:
-    """Replicas a variant needs for a share of the traffic the stable's `total` replicas carry."""
-    return 0 if share <= 0 else max(1, math.ceil(total * share / 100))
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    return parse_time(text) if text else None
-
-
-def decide(
-    spec: ModelDeploymentSpec,
-    previous: ModelDeploymentStatus,
-    stable: DeploymentState,
-    candidate: DeploymentState,
-    controls: dict[str, str],
-    paused: bool,
-    gate: Gate | None,
-    now: datetime,
-) -> RolloutDecision:
-    desired = spec.model
-    drev = revision_of(desired)
+def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: DeploymentState, candidate: DeploymentState,
+           controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime) -> RolloutDecision:
+    if previous.stable_model is None:
+        return steady_decision(spec, previous, now)
     steps = list(spec.rollout.steps) if spec.rollout else []
     out = RolloutDecision(
-        stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=previous.rollout,
+        stable_model=previous.stable_model, previous_model=previous.previous_model, rollout=previous.rollout,
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
         bake=previous.bake,
     )
-
-    def record(event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None, rev: str = drev, bento: str = desired.bento) -> None:
-        out.history.append(history_entry(now, event, message, rev, bento, evidence))
-        out.events.append(EventIntent(kind, event, message))
-
-    if previous.stable_model is None:
-        record("Deployed", f"deploying {desired.bento} ({desired.image}) as the first version")
+    run = _Run(out, spec.model, steps, controls, gate, total_replicas(spec), now)
+    if out.bake is not None and _bake(run) is not None:
         return out
-    srev = revision_of(out.stable_model)
-    rollout = previous.rollout
-    if out.bake is not None:
-        baked = _bake(out, drev, gate, record, now)
-        if baked is not None:
-            return baked
-
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
     if "retry" in controls and out.rolled_back is not None:
-        out.handled["retry"] = controls["retry"]
-        record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
+        run.handle("retry")
+        run.record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
         out.rolled_back = None
-    if out.rolled_back is not None and out.rolled_back.revision != drev:
+    if out.rolled_back is not None and out.rolled_back.revision != run.drev:
         out.rolled_back = None
+    rollout = previous.rollout
+    if rollout is not None and rollout.promoting and rollout.revision == revision_of(out.stable_model):
+        return _promoting(run, spec, stable)
+    return _candidate(run, previous, candidate, paused)
 
-    if rollout is not None and rollout.promoting and rollout.revision == srev:
-        return _promoting(out, spec, stable, controls, record, now, steps)
 
+def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: DeploymentState, paused: bool) -> RolloutDecision:
+    """spec.model against stable: cancelled, rolled back, replaced directly, or rolling out."""
+    out, desired, drev, steps = run.out, run.desired, run.drev, run.steps
+    rollout = previous.rollout
+    srev = revision_of(out.stable_model)
     if drev == srev:
         if rollout is not None:
-            record("RolloutCancelled", f"spec.model is the stable {desired.bento} again: candidate {rollout.bento} removed", rev=rollout.revision, bento=rollout.bento)
+            run.record("RolloutCancelled", f"spec.model is the stable {desired.bento} again: candidate {rollout.bento} removed",
+                       rev=rollout.revision, bento=rollout.bento)
             out.rollout = None
         out.rolled_back = None
         return out
-
     if out.rolled_back is not None:  # spec.model still names the rolled-back revision
         out.rollout = None
         out.candidate_model, out.candidate_share = desired, 0
         out.phase = Phase.ROLLED_BACK
         out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model or retry."
         return out
-
     if not steps:  # no rollout steps: the new version replaces stable directly
-        record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}): no rollout steps")
+        run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}): no rollout steps")
         out.previous_model, out.stable_model, out.rollout = out.stable_model, desired, None
         return out
-
     if rollout is None or rollout.revision != drev:
         if rollout is not None:
-            record("CandidateReplaced", f"spec.model changed during the rollout: {rollout.bento} replaced by {desired.bento}; steps restart")
+            run.record("CandidateReplaced", f"spec.model changed during the rollout: {rollout.bento} replaced by {desired.bento}; steps restart")
         else:
-            record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}: {len(steps)} steps")
-        rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(now))
-
-    if "abort" in controls:
-        out.handled["abort"] = controls["abort"]
-        return _roll_back(out, desired, drev, "Aborted", f"aborted by a user at {describe(steps[min(rollout.step, len(steps) - 1)], rollout.step, len(steps))}", record, now)
-    if gate is not None and gate.rollback:
-        return _roll_back(out, desired, drev, "FailedAnalysis", gate.message, record, now, gate.evidence)
-    total = spec.replicas if spec.replicas is not None else 1
-    return _progress(out, rollout, steps, desired, candidate, controls, paused, gate, record, now, total, previous.controls,
-                     previous.candidate)
+            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}: {len(steps)} steps")
+        rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
+    if "abort" in run.controls:
+        run.handle("abort")
+        return _roll_back(run, desired, "Aborted", f"aborted by a user at {run.where(min(rollout.step, len(steps) - 1))}")
+    if run.gate is not None and run.gate.rollback:
+        return _roll_back(run, desired, "FailedAnalysis", run.gate.message, run.gate.evidence)
+    return _progress(run, rollout, candidate, paused, previous.controls, previous.candidate)
 
 
-def _roll_back(out: RolloutDecision, desired: ModelSpec, drev: str, reason: str, message: str, record: Any, now: datetime,
-               evidence: dict[str, Any] | None = None) -> RolloutDecision:
+def _roll_back(run: _Run, desired: ModelSpec, reason: str, message: str, evidence: dict[str, Any] | None = None) -> RolloutDecision:
+    out = run.out
     had = out.rollout is not None and out.rollout.step_started_at is not None
-    out.rolled_back = RolledBackStatus(revision=drev, bento=desired.bento, reason=reason, message=message, at=rfc3339(now))
+    out.rolled_back = RolledBackStatus(revision=revision_of(desired), bento=desired.bento, reason=reason, message=message, at=rfc3339(run.now))
     out.rollout = None
     out.candidate_model, out.candidate_share = desired, 0
     out.traffic = STABLE_ONLY
     out.phase = Phase.ROLLED_BACK
     out.message = f"{desired.bento} rolled back ({reason}): {message}"
-    record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning",
-           {**_traffic_evidence(STABLE_ONLY), **({"analysis": evidence} if evidence else {}), "candidateHadTraffic": had})
+    run.record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning",
+               {**_traffic_evidence(STABLE_ONLY), **({"analysis": evidence} if evidence else {}), "candidateHadTraffic": had})
     return out
 
 
-def _progress(out: RolloutDecision, rollout: RolloutStatus, steps: list[RolloutStep], desired: ModelSpec,
-              candidate: DeploymentState, controls: dict[str, str], paused: bool, gate: Gate | None, record: Any,
-              now: datetime, total: int, handled_before: dict[str, str], previous_candidate: VariantStatus | None) -> RolloutDecision:
-    out.candidate_model = desired
-    started = _parse_time(rollout.step_started_at)
-
-    # Pause freezes the clock; resuming shifts the step's start by the time it was paused for.
-    if paused and rollout.paused_at is None and "promote" not in controls:
-        rollout = rollout.model_copy(update={"paused_at": rfc3339(now)})
-        record("Paused", f"rollout of {desired.bento} paused at {describe(steps[rollout.step], rollout.step, len(steps))}")
+def _clock(run: _Run, rollout: RolloutStatus, paused: bool) -> tuple[RolloutStatus, datetime | None]:
+    """Pause freezes the step's clock; resuming shifts the step's start by the time it was paused for."""
+    started = parse_time(rollout.step_started_at) if rollout.step_started_at else None
+    if paused and rollout.paused_at is None and "promote" not in run.controls:
+        rollout = rollout.model_copy(update={"paused_at": rfc3339(run.now)})
+        run.record("Paused", f"rollout of {run.desired.bento} paused at {run.where(rollout.step)}")
     elif not paused and rollout.paused_at is not None:
-        paused_at = _parse_time(rollout.paused_at) or now
+        paused_at = parse_time(rollout.paused_at)
         if started is not None:
-            started = started + (now - max(paused_at, started))
+            started = started + (run.now - max(paused_at, started))
         rollout = rollout.model_copy(update={"paused_at": None, "step_started_at": rfc3339(started) if started else None})
-        record("Resumed", f"rollout of {desired.bento} resumed")
+        run.record("Resumed", f"rollout of {run.desired.bento} resumed")
+    return rollout, started
 
+
+def _progress(run: _Run, rollout: RolloutStatus, candidate: DeploymentState, paused: bool, handled_before: dict[str, str],
+              previous_candidate: VariantStatus | None) -> RolloutDecision:
+    out = run.out
+    out.candidate_model = run.desired
+    rollout, started = _clock(run, rollout, paused)
     # The candidate can carry traffic: pods of this revision are available. (Not the Available
     # condition: while it scales up with maxUnavailable 0 that is False though its pods serve.)
     known = previous_candidate is not None and previous_candidate.revision == rollout.revision and previous_candidate.ready_replicas > 0
     pods = serving_pods(candidate, rollout.revision, known)
-    serving = pods > 0
-
-    if "promote" in controls:
-        if serving:
-            out.handled["promote"] = controls["promote"]
-            return _start_promotion(out, rollout, desired, record, now, "promoted by a user", steps, total)
-        if handled_before.get("promote-deferred") != controls["promote"]:  # say it once per request
-            out.events.append(EventIntent("Warning", "PromoteDeferred", f"{desired.bento} is not available yet; promotion waits for it"))
-            out.handled["promote-deferred"] = controls["promote"]
-
-    manual = "promote-step" in controls
+    if "promote" in run.controls:
+        if pods > 0:
+            run.handle("promote")
+            return _start_promotion(run, rollout, "promoted by a user")
+        if handled_before.get("promote-deferred") != run.controls["promote"]:  # say it once per request
+            out.events.append(EventIntent("Warning", "PromoteDeferred", f"{run.desired.bento} is not available yet; promotion waits for it"))
+            out.handled["promote-deferred"] = run.controls["promote"]
+    manual = "promote-step" in run.controls
     while True:  # each pass either returns or moves to the next step
-        k = rollout.step
-        step = steps[k]
-        out.candidate_share = step_share(steps, k)
-        expected = replicas_for_share(total, out.candidate_share)
-        where = describe(step, k, len(steps))
-
-        if started is not None and not serving:  # it had traffic: pull it back and hold
-            rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
-            record("CandidateUnavailable", f"{desired.bento} became unavailable at {where}: all traffic back on stable, holding", "Warning")
-            started = None
-        if started is None:
-            carried = k > 0 and rollout.hold_reason is None  # the previous step's traffic is still applied
-            if not serving and (carried or rollout.hold_reason is not None):
-                if rollout.hold_reason is None:
-                    rollout = rollout.model_copy(update={"hold_reason": "CandidateUnavailable"})
-                    record("CandidateUnavailable", f"{desired.bento} became unavailable before {where}: all traffic back on stable, holding", "Warning")
-                out.rollout, out.traffic = rollout, STABLE_ONLY
-                out.phase, out.message = Phase.DEGRADED, f"holding: {desired.bento} is unavailable ({candidate.message or 'not ready'}); stable serves all traffic"
+        out.candidate_share = step_share(run.steps, rollout.step)
+        if started is None or pods == 0:
+            entered = _enter_step(run, rollout, started, candidate, pods)
+            if entered is None:
                 return out
-            previous_traffic = step_traffic(steps, k - 1) if carried else STABLE_ONLY
-            if rollout.paused_at is not None:
-                out.rollout, out.traffic = rollout, previous_traffic
-                out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
-                return out
-            sized = candidate.observed and pods >= expected
-            if not sized:
-                out.rollout, out.traffic = rollout, previous_traffic
-                if candidate.deadline_exceeded:
-                    out.phase, out.message = Phase.DEGRADED, f"{desired.bento} ({desired.image}) does not become available ({candidate.message}); stable serves"
-                else:
-                    out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods)"
-                return out
-            rollout = rollout.model_copy(update={"step_started_at": rfc3339(now), "hold_reason": None})
-            started = now
-            record("StepStarted", f"{desired.bento} {where}", evidence=_traffic_evidence(step_traffic(steps, k)))
-        out.traffic = step_traffic(steps, k)
+            rollout, started = entered, run.now
+        out.traffic = step_traffic(run.steps, rollout.step)
         out.rollout = rollout
-
-        if rollout.paused_at is not None:
-            out.phase, out.message = Phase.PAUSED, f"paused at {where} (spec.paused or headway.dev/paused)"
+        if not _step_done(run, rollout, started, manual):
             return out
-        duration = step_duration(step)
-        elapsed = now - started
-        time_done = duration is not None and elapsed >= duration
-        needs_gate = step.pause is None and gate is not None
-        if not manual and not time_done:
-            if duration is None:
-                out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({where}): promote-step or promote to continue"
-            else:
-                # The end time, not the time left: status must not change just because time passes
-                # (every status write is a watch event and another reconcile).
-                ends = rfc3339(started + duration)
-                out.phase, out.message = Phase.PROGRESSING, f"{where} until {ends}" + (f"; analysis: {gate.result}" if gate else "")
-            return out
-        if not manual and needs_gate and gate is not None and gate.result != "Pass":
-            out.phase = Phase.PROGRESSING
-            out.message = f"{where}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
-            return out
-
-        why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
-        evidence = _traffic_evidence(step_traffic(steps, k))
-        if gate is not None and needs_gate and gate.evidence:
-            evidence["analysis"] = gate.evidence
-        record("StepCompleted", f"{desired.bento} {where} completed: {why}", evidence=evidence)
         if manual:
-            out.handled["promote-step"] = controls["promote-step"]
+            run.handle("promote-step")
             manual = False  # one step per request
-        if k + 1 >= len(steps):
-            return _start_promotion(out, rollout, desired, record, now, "all steps completed", steps, total)
-        rollout = rollout.model_copy(update={"step": k + 1, "step_started_at": None})
+        if rollout.step + 1 >= len(run.steps):
+            return _start_promotion(run, rollout, "all steps completed")
+        rollout = rollout.model_copy(update={"step": rollout.step + 1, "step_started_at": None})
         started = None
+
+
+def _enter_step(run: _Run, rollout: RolloutStatus, started: datetime | None, candidate: DeploymentState, pods: int) -> RolloutStatus | None:
+    """Start step k once the candidate is sized for it (the rollout entering it), or hold/wait (None)."""
+    out, desired, k = run.out, run.desired, rollout.step
+    where = run.where(k)
+    if started is not None:  # it had traffic and lost its pods: pull it back and hold
+        rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
+        run.record("CandidateUnavailable", f"{desired.bento} became unavailable at {where}: all traffic back on stable, holding", "Warning")
+    carried = k > 0 and rollout.hold_reason is None  # the previous step's traffic is still applied
+    if pods == 0 and (carried or rollout.hold_reason is not None):
+        if rollout.hold_reason is None:
+            rollout = rollout.model_copy(update={"hold_reason": "CandidateUnavailable"})
+            run.record("CandidateUnavailable", f"{desired.bento} became unavailable before {where}: all traffic back on stable, holding", "Warning")
+        out.rollout, out.traffic = rollout, STABLE_ONLY
+        out.phase, out.message = Phase.DEGRADED, f"holding: {desired.bento} is unavailable ({candidate.message or 'not ready'}); stable serves all traffic"
+        return None
+    out.rollout, out.traffic = rollout, step_traffic(run.steps, k - 1) if carried else STABLE_ONLY
+    if rollout.paused_at is not None:
+        out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
+        return None
+    expected = replicas_for_share(run.total, out.candidate_share)
+    if not (candidate.observed and pods >= expected):
+        if candidate.deadline_exceeded:
+            out.phase, out.message = Phase.DEGRADED, f"{desired.bento} ({desired.image}) does not become available ({candidate.message}); stable serves"
+        else:
+            out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods)"
+        return None
+    run.record("StepStarted", f"{desired.bento} {where}", evidence=_traffic_evidence(step_traffic(run.steps, k)))
+    return rollout.model_copy(update={"step_started_at": rfc3339(run.now), "hold_reason": None})
+
+
+def _step_done(run: _Run, rollout: RolloutStatus, started: datetime, manual: bool) -> bool:
+    """Whether the running step ends now (recorded as StepCompleted); else say what it waits for."""
+    out, gate, k = run.out, run.gate, rollout.step
+    step, where = run.steps[k], run.where(k)
+    if rollout.paused_at is not None:
+        out.phase, out.message = Phase.PAUSED, f"paused at {where} (spec.paused or headway.dev/paused)"
+        return False
+    length = duration(step)
+    time_done = length is not None and run.now - started >= length
+    needs_gate = analysed(step) and gate is not None
+    if not manual and not time_done:
+        if length is None:
+            out.phase, out.message = Phase.PAUSED, f"waiting at a manual gate ({where}): promote-step or promote to continue"
+        else:
+            # The end time, not the time left: status must not change just because time passes
+            # (every status write is a watch event and another reconcile).
+            ends = rfc3339(started + length)
+            out.phase, out.message = Phase.PROGRESSING, f"{where} until {ends}" + (f"; analysis: {gate.result}" if gate else "")
+        return False
+    if not manual and needs_gate and gate is not None and gate.result != "Pass":
+        out.phase = Phase.PROGRESSING
+        out.message = f"{where}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
+        return False
+    why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
+    evidence = _traffic_evidence(step_traffic(run.steps, k))
+    if gate is not None and needs_gate and gate.evidence:
+        evidence["analysis"] = gate.evidence
+    run.record("StepCompleted", f"{run.desired.bento} {where} completed: {why}", evidence=evidence)
+    return True
 
 
 def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:
@@ -333,65 +299,66 @@ def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:
     return evidence
 
 
-def _start_promotion(out: RolloutDecision, rollout: RolloutStatus, desired: ModelSpec, record: Any, now: datetime,
-                     why: str, steps: list[RolloutStep], total: int) -> RolloutDecision:
+def _start_promotion(run: _Run, rollout: RolloutStatus, why: str) -> RolloutDecision:
     """Stable moves to the candidate's model; traffic stays as it is until stable is ready."""
+    out, desired, steps = run.out, run.desired, run.steps
     out.previous_model, out.stable_model = out.stable_model, desired
     out.rollout = rollout.model_copy(update={"promoting": True, "paused_at": None})
     out.candidate_model = desired
     out.candidate_share = step_share(steps, len(steps) - 1)
     out.traffic = step_traffic(steps, min(rollout.step, len(steps) - 1)) if rollout.step_started_at else STABLE_ONLY
-    out.phase, out.message = Phase.PROMOTING, f"promoting {desired.bento}: 0/{total} stable replicas on the new version"
-    record("PromotionStarted", f"promoting {desired.bento}: stable rolls to it ({why})", evidence=_traffic_evidence(out.traffic))
+    out.phase, out.message = Phase.PROMOTING, f"promoting {desired.bento}: 0/{run.total} stable replicas on the new version"
+    run.record("PromotionStarted", f"promoting {desired.bento}: stable rolls to it ({why})", evidence=_traffic_evidence(out.traffic))
     return out
 
 
-def _bake(out: RolloutDecision, drev: str, gate: Gate | None, record: Any, now: datetime) -> RolloutDecision | None:
+def _bake(run: _Run) -> RolloutDecision | None:
     """After a promotion: a breach restores the previous version; the end of the bake drops it."""
+    out, gate, now = run.out, run.gate, run.now
     bake = out.bake
     assert bake is not None
-    if drev != bake.revision or out.previous_model is None:
+    if run.drev != bake.revision or out.previous_model is None:
         out.bake = None  # spec.model moved on: a new rollout judges the next version
         return None
     if gate is not None and gate.rollback:
         restored = out.previous_model
-        record("RolledBack", f"{bake.bento} breached its SLOs during the bake time: stable restored to {restored.bento}: {gate.message}",
-               "Warning", gate.evidence, rev=bake.revision, bento=bake.bento)
+        run.record("RolledBack", f"{bake.bento} breached its SLOs during the bake time: stable restored to {restored.bento}: {gate.message}",
+                   "Warning", gate.evidence, rev=bake.revision, bento=bake.bento)
         out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="FailedBake", message=gate.message, at=rfc3339(now))
         out.stable_model, out.previous_model, out.bake = restored, None, None
         out.phase = Phase.ROLLED_BACK
         out.message = f"{bake.bento} rolled back after promotion (FailedBake): {gate.message}"
         return out
     if now >= parse_time(bake.until):
-        record("BakeCompleted", f"{bake.bento} met its SLOs through the bake time; {out.previous_model.bento} removed", rev=bake.revision, bento=bake.bento)
+        run.record("BakeCompleted", f"{bake.bento} met its SLOs through the bake time; {out.previous_model.bento} removed",
+                   rev=bake.revision, bento=bake.bento)
         out.bake = None
         out.previous_model = None
         return out
     return None
 
 
-def _promoting(out: RolloutDecision, spec: ModelDeploymentSpec, stable: DeploymentState, controls: dict[str, str],
-               record: Any, now: datetime, steps: list[RolloutStep]) -> RolloutDecision:
+def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) -> RolloutDecision:
+    out, steps, total = run.out, run.steps, run.total
     rollout = out.rollout
     assert rollout is not None
     model = out.stable_model
     for control in ("promote", "promote-step"):
-        if control in controls:
-            out.handled[control] = controls[control]
-    if "abort" in controls and out.previous_model is not None:
-        out.handled["abort"] = controls["abort"]
+        if control in run.controls:
+            run.handle(control)
+    if "abort" in run.controls and out.previous_model is not None:
+        run.handle("abort")
         out.stable_model, out.previous_model = out.previous_model, None
-        return _roll_back(out, model, rollout.revision, "Aborted", "aborted by a user during promotion", record, now)
-    total = spec.replicas if spec.replicas is not None else 1
+        return _roll_back(run, model, "Aborted", "aborted by a user during promotion")
     if stable.available and stable.complete and stable.revision == rollout.revision and stable.replicas >= total:
-        record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed",
-               evidence={**_traffic_evidence(STABLE_ONLY), "readyReplicas": stable.ready_replicas})
+        run.record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed",
+                   evidence={**_traffic_evidence(STABLE_ONLY), "readyReplicas": stable.ready_replicas})
         out.rollout = None
         out.candidate_model, out.candidate_share, out.traffic = None, 0, STABLE_ONLY
         if spec.rollout and spec.rollout.bake_time and out.previous_model is not None:
-            until = now + parse_duration(spec.rollout.bake_time)
-            out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(now), until=rfc3339(until))
-            record("BakeStarted", f"baking {model.bento} until {rfc3339(until)}; {out.previous_model.bento} stays available")
+            until = run.now + parse_duration(spec.rollout.bake_time)
+            out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(run.now), until=rfc3339(until))
+            run.record("BakeStarted", f"baking {model.bento} until {rfc3339(until)}; {out.previous_model.bento} stays available")
         return out
     out.candidate_model = model
     out.candidate_share = step_share(steps, len(steps) - 1) if steps else 0
@@ -399,3 +366,9 @@ def _promoting(out: RolloutDecision, spec: ModelDeploymentSpec, stable: Deployme
     on_new = stable.ready_replicas if stable.revision == rollout.revision else 0
     out.phase, out.message = Phase.PROMOTING, f"promoting {model.bento}: {on_new}/{total} stable replicas on the new version"
     return out
+
+
+__all__ = [
+    "STABLE_ONLY", "Gate", "PinPlan", "RolloutDecision", "TrafficPlan", "decide", "describe", "is_steady", "replicas_for_share",
+    "steady_decision", "step_duration", "step_share", "step_traffic",
+]

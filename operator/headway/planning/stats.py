@@ -43,7 +43,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import optimize, special, stats
+# scipy is imported inside the functions that use it, not here: it costs ~100 MB of
+# memory, and most ModelDeployments never run an analysis (the operator has to stay
+# small with a thousand of them). Everything else in this module is pure Python.
 
 Side = Literal["greater", "less"]
 
@@ -65,6 +67,8 @@ def _betaln(a: float, b: float) -> float:
 
 def _log_tail(a: float, b: float, theta0: float, side: Side) -> float:
     """log P(theta > theta0) (side greater) or log P(theta < theta0) under Beta(a, b)."""
+    from scipy import special
+
     mass = float(special.betaincc(a, b, theta0) if side == "greater" else special.betainc(a, b, theta0))
     return math.log(mass) if mass > 0.0 else -math.inf
 
@@ -140,6 +144,8 @@ def confidence_sequence(
 
 def _boundary(k: float, f: float, level: float, side: Side, estimate: float) -> float:
     """theta0 where the ``side`` test stops rejecting, found by Brent's method on the logit scale."""
+    from scipy import optimize, special
+
     edge = _EPS if side == "greater" else 1.0 - _EPS
 
     def excess(logit_theta: float) -> float:
@@ -171,6 +177,7 @@ def null_share(candidate_exposure: float, baseline_exposure: float, margin: floa
 
 def two_proportion_ztest(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float]:
     """Pooled two-proportion z-test, two-sided: (z, p). z > 0 when the first rate is higher."""
+    from scipy import stats
     if n1 <= 0 or n2 <= 0:
         raise ValueError("both samples must be non-empty")
     p1, p2 = k1 / n1, k2 / n2
@@ -184,6 +191,7 @@ def two_proportion_ztest(k1: float, n1: float, k2: float, n2: float) -> tuple[fl
 
 def welch_ttest(mean1: float, var1: float, n1: float, mean2: float, var2: float, n2: float) -> tuple[float, float]:
     """Welch's t-test from summary statistics, two-sided: (t, p). t > 0 when mean1 > mean2."""
+    from scipy import stats
     if n1 < 2 or n2 < 2:
         raise ValueError("each sample needs at least two observations")
     se2 = var1 / n1 + var2 / n2

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from headway.api.base import ApiModel
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.types import check_label_key, check_label_value, parse_quantity
+from headway.planning.capabilities import DEFAULT_PROVIDER, PinKind, capabilities_of, providers_that
 from headway.planning.naming import MAX_NAME_LENGTH, bento_name_version
 
 
@@ -187,15 +188,8 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
     if spec.cost:
         for key, value in spec.cost.labels.items():
             problems += _label_problems("spec.cost.labels", key, value)
-    provider = spec.traffic.provider if spec.traffic else "none"
-    if provider == "none" and spec.rollout:
-        for i, step in enumerate(spec.rollout.steps):
-            if step.shadow is not None:
-                problems.append(Problem(f"spec.rollout.steps[{i}].shadow", "shadow needs a traffic provider that can mirror (gatewayApi or istio); with provider none (or no spec.traffic) it cannot"))
+    problems += _provider_problems(spec)
     if spec.experiment:
-        if provider == "none":
-            for i, _ in enumerate(spec.experiment.match):
-                problems.append(Problem(f"spec.experiment.match[{i}]", "header and cookie pinning needs a traffic provider (gatewayApi or istio); with provider none (or no spec.traffic) it cannot"))
         for i, variant in enumerate(spec.experiment.variants):
             if variant.model is not None and variant.name in RESERVED_VARIANTS:
                 problems.append(Problem(f"spec.experiment.variants[{i}].name", f"{variant.name!r} is reserved for Headway's own variants; choose another name"))
@@ -203,6 +197,25 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
                 problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
             if len(name) + 1 + len(variant.name) > 63:
                 problems.append(Problem(f"spec.experiment.variants[{i}].name", "<metadata.name>-<variant name> must fit in 63 characters"))
+    return problems
+
+
+def _provider_problems(spec: ModelDeploymentSpec) -> list[Problem]:
+    """Shadow steps and header/cookie matches the provider cannot express (by its capabilities)."""
+    caps = capabilities_of(spec.traffic)
+    with_provider = f"with provider {caps.provider}" + (" (or no spec.traffic)" if caps.provider == DEFAULT_PROVIDER else "")
+    problems = []
+    if not caps.mirror and spec.rollout:
+        can = providers_that(lambda c: c.mirror)
+        for i, step in enumerate(spec.rollout.steps):
+            if step.shadow is not None:
+                problems.append(Problem(f"spec.rollout.steps[{i}].shadow", f"shadow needs a traffic provider that can mirror ({can}); {with_provider} it cannot"))
+    for i, match in enumerate(spec.experiment.match if spec.experiment else []):
+        kind: PinKind = "header" if match.header is not None else "cookie"
+        if kind not in caps.pins:
+            what = f"{kind} pinning" if caps.pins else "header and cookie pinning"
+            can = providers_that(lambda c: kind in c.pins)
+            problems.append(Problem(f"spec.experiment.match[{i}]", f"{what} needs a traffic provider ({can}); {with_provider} it cannot"))
     return problems
 
 

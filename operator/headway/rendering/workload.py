@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
+from headway.planning.capabilities import capabilities_of
 from headway.planning.naming import LABEL_MD, STABLE, Owner, VariantWorkload, child_labels, selector_labels, shared_labels
 
 BENTO_UID = 1034
@@ -165,13 +166,13 @@ def build_variant_service(owner: Owner, spec: ModelDeploymentSpec, workload: Var
 def build_umbrella_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
     """The Service named after the ModelDeployment: the in-cluster entry point.
 
-    With a traffic provider the route splits traffic and this Service selects the stable
-    pods only (never a shadow candidate, a standby or a rolled-back arm). Without one
-    (provider none), the split is the replica ratio: it selects every variant's pods. The
-    named target port resolves per pod, so variants on different ports still work.
+    When a route splits traffic (the provider's ``split`` is ``"route"``) this Service
+    selects the stable pods only (never a shadow candidate, a standby or a rolled-back
+    arm). When the split is the replica ratio (provider none), it selects every variant's
+    pods. The named target port resolves per pod, so variants on different ports still work.
     """
     labels = shared_labels(owner, spec)
-    routed = spec.traffic is not None and spec.traffic.provider != "none"
+    routed = capabilities_of(spec.traffic).by_route
     selector = selector_labels(owner, STABLE) if routed else {LABEL_MD: owner.name}
     return _service(owner, owner.name, labels, selector, spec.model.port)
 

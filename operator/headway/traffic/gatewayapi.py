@@ -11,7 +11,7 @@ The route is named after the ModelDeployment, lives in its namespace, attaches t
    matches precedence. Between pins, list order decides. So the pins come first, in
    the user's order.
 2. The default rule. It has weighted backendRefs to every backend, and a
-   ``RequestMirror`` filter (``backendRef`` and ``percent``) when the intent mirrors.
+   ``RequestMirror`` filter (``backendRef`` and ``percent``) when the plan mirrors.
 
 Choices
     - **Weight-0 backends are kept, with ``weight: 0``.** By the spec such a backendRef
@@ -35,7 +35,8 @@ Limits
       others may use PCRE or POSIX: the regex uses only syntax those dialects share).
       An implementation without it should refuse the route with reason
       ``UnsupportedValue`` in its status, so cookie pins fail loudly, not silently.
-    - At most 16 rules per HTTPRoute, which leaves 15 pins. At most 16 backendRefs.
+    - At most 16 rules per HTTPRoute, which leaves 15 pins. At most 16 backendRefs
+      (``max_pins`` and ``max_backends`` in :mod:`headway.planning.capabilities`).
     - PathPrefix matches whole path segments: ``/v1`` matches ``/v1/x`` but not ``/v1x``.
 """
 
@@ -45,12 +46,15 @@ import re
 from typing import Any
 
 from headway.api.spec import GatewayApiTraffic, Traffic
-from headway.traffic.base import Backend, Mirror, Pin, Problem, RouteIntent, RouteKind, route_object
-from headway.traffic.none import PINS_FIELD, SPLIT_FIELD, check_intent
+from headway.planning.capabilities import CAPABILITIES, Capabilities
+from headway.planning.naming import Owner
+from headway.planning.traffic_plan import PinPlan, TrafficPlan
+from headway.traffic.base import (
+    PINS_FIELD, SPLIT_FIELD, Problem, ServicePort, Services, capability_problems, check_plan, refuse, route_object,
+)
 
-HTTPROUTE = RouteKind(group="gateway.networking.k8s.io", version="v1", plural="httproutes", kind="HTTPRoute")
-MAX_RULES = 16
-MAX_BACKEND_REFS = 16
+API_VERSION = "gateway.networking.k8s.io/v1"
+KIND = "HTTPRoute"
 FIELD = "spec.traffic.gatewayApi"
 
 # The Gateway API's own validation of hostnames and of Exact/PathPrefix path values.
@@ -86,10 +90,10 @@ class GatewayApiProvider:
     """Weighted backendRefs, a RequestMirror filter for shadow, header matches for pins."""
 
     name: str = "gatewayApi"
-    kinds: tuple[RouteKind, ...] = (HTTPROUTE,)
+    capabilities: Capabilities = CAPABILITIES["gatewayApi"]
 
-    def check(self, intent: RouteIntent, traffic: Traffic | None) -> list[Problem]:
-        problems = check_intent(intent)
+    def check(self, plan: TrafficPlan, services: Services, traffic: Traffic | None) -> list[Problem]:
+        problems = check_plan(plan, services) + capability_problems(self.capabilities, plan)
         settings = traffic.gateway_api if traffic is not None else None
         if settings is None:
             problems.append(Problem(FIELD, "provider gatewayApi needs spec.traffic.gatewayApi (parentRefs at least)"))
@@ -98,54 +102,54 @@ class GatewayApiProvider:
             for i, host in enumerate(settings.hostnames):
                 if len(host) > 253 or not _HOSTNAME.match(host):
                     problems.append(Problem(f"{FIELD}.hostnames[{i}]", f"{host!r} is not a lowercase DNS name (optionally *.-prefixed)"))
-        if len(intent.pins) > MAX_RULES - 1:
-            problems.append(Problem(PINS_FIELD, f"an HTTPRoute holds {MAX_RULES} rules: at most {MAX_RULES - 1} matches besides the weighted rule"))
-        if len(intent.backends) > MAX_BACKEND_REFS:
-            problems.append(Problem(SPLIT_FIELD, f"an HTTPRoute rule holds at most {MAX_BACKEND_REFS} backendRefs"))
+        max_pins, max_backends = self.capabilities.max_pins, self.capabilities.max_backends
+        if max_pins is not None and len(plan.pins) > max_pins:
+            problems.append(Problem(PINS_FIELD, f"an HTTPRoute holds {max_pins + 1} rules: at most {max_pins} matches besides the weighted rule"))
+        if max_backends is not None and len(plan.weights) > max_backends:
+            problems.append(Problem(SPLIT_FIELD, f"an HTTPRoute rule holds at most {max_backends} backendRefs"))
         return problems
 
-    def render(self, intent: RouteIntent, traffic: Traffic | None) -> list[dict[str, Any]]:
-        problems = self.check(intent, traffic)
-        if problems:
-            raise ValueError("; ".join(f"{p.field}: {p.message}" for p in problems))
+    def render(self, owner: Owner, plan: TrafficPlan, services: Services, labels: dict[str, str],
+               traffic: Traffic | None) -> list[dict[str, Any]]:
+        refuse(self.check(plan, services, traffic))
         assert traffic is not None and traffic.gateway_api is not None  # by check()
-        return [build_httproute(intent, traffic.gateway_api)]
+        return [build_httproute(owner, plan, services, labels, traffic.gateway_api)]
 
 
-def build_httproute(intent: RouteIntent, settings: GatewayApiTraffic) -> dict[str, Any]:
-    """The HTTPRoute of an intent that passed :meth:`GatewayApiProvider.check`."""
+def build_httproute(owner: Owner, plan: TrafficPlan, services: Services, labels: dict[str, str],
+                    settings: GatewayApiTraffic) -> dict[str, Any]:
+    """The HTTPRoute of a plan that passed :meth:`GatewayApiProvider.check`."""
     path = {"type": "PathPrefix", "value": settings.path_prefix}
-    services = {b.variant: b for b in intent.backends}
     rules: list[dict[str, Any]] = [
-        {"matches": [{"path": dict(path), "headers": [_header_match(pin)]}], "backendRefs": [_ref(services[pin.variant])]} for pin in intent.pins
+        {"matches": [{"path": dict(path), "headers": [_header_match(pin)]}], "backendRefs": [_ref(services[pin.variant])]} for pin in plan.pins
     ]
     default: dict[str, Any] = {"matches": [{"path": dict(path)}]}
-    if intent.mirror is not None:
-        default["filters"] = [_mirror_filter(intent.mirror)]
-    default["backendRefs"] = [{**_ref(b), "weight": b.weight} for b in intent.backends]
+    if plan.mirror is not None:
+        default["filters"] = [_mirror_filter(services[plan.mirror[0]], plan.mirror[1])]
+    default["backendRefs"] = [{**_ref(services[variant]), "weight": weight} for variant, weight in plan.weights.items()]
     rules.append(default)
 
     spec: dict[str, Any] = {"parentRefs": [ref.dump() for ref in settings.parent_refs]}
     if settings.hostnames:
         spec["hostnames"] = list(settings.hostnames)
     spec["rules"] = rules
-    return route_object(HTTPROUTE, intent, spec)
+    return route_object(API_VERSION, KIND, owner, labels, spec)
 
 
-def _ref(backend: Backend | Mirror) -> dict[str, Any]:
-    return {"name": backend.service, "port": backend.port}
+def _ref(service: ServicePort) -> dict[str, Any]:
+    return {"name": service.name, "port": service.port}
 
 
-def _header_match(pin: Pin) -> dict[str, str]:
+def _header_match(pin: PinPlan) -> dict[str, str]:
     if pin.kind == "header":
         return {"type": "Exact", "name": pin.name, "value": pin.value}
     return {"type": "RegularExpression", "name": "Cookie", "value": cookie_regex(pin.name, pin.value)}
 
 
-def _mirror_filter(mirror: Mirror) -> dict[str, Any]:
-    request_mirror: dict[str, Any] = {"backendRef": _ref(mirror)}
-    if mirror.percent < 100:
-        request_mirror["percent"] = mirror.percent
+def _mirror_filter(service: ServicePort, percent: int) -> dict[str, Any]:
+    request_mirror: dict[str, Any] = {"backendRef": _ref(service)}
+    if percent < 100:
+        request_mirror["percent"] = percent
     return {"type": "RequestMirror", "requestMirror": request_mirror}
 
 

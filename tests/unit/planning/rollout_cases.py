@@ -17,7 +17,9 @@ from headway.api.status import HistoryEntry, ModelDeploymentStatus
 from headway.planning.conditions import EventIntent
 from headway.planning.naming import CANDIDATE, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState, parse_status
-from headway.planning.plan import Observed, Plan, plan
+from headway.planning.measure import Judgement
+from headway.planning.observe import Observation
+from headway.planning.plan import Plan, plan
 from headway.planning.rollout import Gate, replicas_for_share
 
 OWNER = Owner("fraud-scorer", "ml", "uid-1")
@@ -127,13 +129,15 @@ class Cluster:
     last: Plan | None = None
     seen: dict[str, DeploymentState] = field(default_factory=dict)  # what the last committed plan observed
 
-    def observed(self, gate: Gate | None = None) -> Observed:
-        return Observed(raw_spec=self.spec, generation=1, annotations=dict(self.annotations), previous=self.status,
-                        live=dict(self.live), gate=gate)
+    def observed(self) -> Observation:
+        return Observation(raw_spec=self.spec, generation=1, annotations=dict(self.annotations), previous=self.status,
+                           live=dict(self.live))
 
     def plan(self, now: datetime, gate: Gate | None = None) -> Plan:
-        """Plan without committing anything (a dry run, or a run that dies before writing status)."""
-        return plan(OWNER, self.observed(gate), now)
+        """Plan without committing anything (a dry run, or a run that dies before writing status).
+
+        ``gate`` stands for what the analysis concluded (None: no analysis)."""
+        return plan(OWNER, self.observed(), now, Judgement(gate=gate))
 
     def commit(self, result: Plan) -> Plan:
         self.status = parse_status(result.status.dump())

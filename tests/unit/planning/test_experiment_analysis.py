@@ -7,7 +7,9 @@ from typing import Any
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus
 from headway.planning import analysis
-from headway.planning.plan import Observed, plan
+from headway.planning.measure import Judgement
+from headway.planning.observe import Observation
+from headway.planning.plan import plan
 from headway.planning.rollout import Gate
 from headway.planning.verdicts import RequestCounts, VariantData, Verdict
 from tests.unit.planning.rollout_cases import OWNER, STABLE, at, deployment_state, model
@@ -55,13 +57,13 @@ def test_a_failing_arm_is_rolled_back_to_control_and_stays_so() -> None:
         status = analysis.record(spec.analysis, status, req, [("treatment", fail("treatment"))], None, at(20 + 30 * i))  # type: ignore[arg-type]
     gate = analysis.gate(spec.analysis, status, req)  # type: ignore[arg-type]
     assert gate.rollback
-    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), gate=gate, analysis=status), at(80))
+    result = plan(OWNER, Observation(cluster.spec, 1, {}, cluster.status, dict(cluster.live)), at(80), Judgement(status=status, gate=gate))
     assert result.traffic.weights == {S: 80, "treatment": 0, "challenger": 20}
     assert all(p.variant != "treatment" for p in result.traffic.pins)
     assert result.status.suspended_variants and result.status.suspended_variants[0].startswith("treatment@")
     assert [e.reason for e in result.events if e.reason == "RolledBack"] == ["RolledBack"]
     assert result.status.history[-1].evidence == gate.evidence
-    again = plan(OWNER, Observed(cluster.spec, 1, {}, result.status, dict(cluster.live), gate=Gate("Pass", "ok")), at(200))
+    again = plan(OWNER, Observation(cluster.spec, 1, {}, result.status, dict(cluster.live)), at(200), Judgement(gate=Gate("Pass", "ok")))
     assert again.traffic.weights["treatment"] == 0 and "RolledBack" not in [e.reason for e in again.events]
 
 
@@ -79,16 +81,16 @@ def test_decide_runs_once_enough_samples_then_promotes_the_winner_when_asked() -
 
     cluster = experimenting()
     cluster.spec = with_analysis(experiment_spec(), metric="errorRate", minSamples=1000, promoteWinner=True)
-    growing = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decided), at(600))
+    growing = plan(OWNER, Observation(cluster.spec, 1, {}, cluster.status, dict(cluster.live)), at(600), Judgement(decision=decided))
     # Capacity first: the winner (2 pods for its 30%) is sized for all traffic before it gets it.
     assert growing.traffic.weights == {S: 50, "treatment": 30, "challenger": 20}
     assert [w.replicas for w in growing.workloads if w.variant == "treatment"] == [4]
     cluster.live["treatment"] = deployment_state(next(w for w in growing.workloads if w.variant == "treatment"))
-    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decided), at(600))
+    result = plan(OWNER, Observation(cluster.spec, 1, {}, cluster.status, dict(cluster.live)), at(600), Judgement(decision=decided))
     assert result.traffic.weights == {S: 0, "treatment": 100, "challenger": 0} and result.traffic.pins == ()
     assert result.status.experiment_decision is not None and result.status.experiment_decision.promoted
     assert [e.reason for e in result.events] == ["ExperimentDecided", "WinnerPromoted", "WeightChanged", "WeightChanged", "WeightChanged"]
-    after = plan(OWNER, Observed(cluster.spec, 1, {}, result.status, dict(cluster.live), decision=result.status.experiment_decision), at(700))
+    after = plan(OWNER, Observation(cluster.spec, 1, {}, result.status, dict(cluster.live)), at(700), Judgement(decision=result.status.experiment_decision))
     assert after.events == [] and after.traffic.weights["treatment"] == 100
 
 
@@ -97,7 +99,7 @@ def test_without_promote_winner_the_decision_is_only_recorded() -> None:
     cluster.spec = with_analysis(experiment_spec(), metric="errorRate", minSamples=1000)
     decision = ExperimentDecision(revision="x", metric="errorRate", result="Winner", winner="treatment", p_value=0.001,
                                   decided_at="2026-11-22T12:10:00Z")
-    result = plan(OWNER, Observed(cluster.spec, 1, {}, cluster.status, dict(cluster.live), decision=decision), at(600))
+    result = plan(OWNER, Observation(cluster.spec, 1, {}, cluster.status, dict(cluster.live)), at(600), Judgement(decision=decision))
     assert result.traffic.weights == {S: 50, "treatment": 30, "challenger": 20}
     assert [e.reason for e in result.events] == ["ExperimentDecided"]
     assert result.status.experiment_decision == decision

@@ -83,6 +83,28 @@ def test_combinations_a_provider_cannot_do_are_refused(spec: dict, field: str) -
     assert field in problems_of(spec)
 
 
+SHADOW = {"rollout": {"steps": [{"shadow": {"percent": 10, "duration": "1m"}}]}}
+PINNED = {"experiment": {"variants": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50, "model": MODEL}],
+                         "match": [{"header": {"name": "x", "value": "y"}, "variant": "b"}, {"cookie": {"name": "c", "value": "d"}, "variant": "b"}]}}
+GATEWAY = {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "gw"}]}}
+ISTIO = {"provider": "istio", "istio": {"hosts": ["a"]}}
+
+
+def test_provider_limits_come_from_the_capability_table() -> None:
+    """The messages name the providers that can, as the table says; the words are unchanged."""
+    assert problems_of({"model": MODEL, **SHADOW}) == {
+        "spec.rollout.steps[0].shadow":
+            "shadow needs a traffic provider that can mirror (gatewayApi or istio); with provider none (or no spec.traffic) it cannot",
+    }
+    pinning = "header and cookie pinning needs a traffic provider (gatewayApi or istio); with provider none (or no spec.traffic) it cannot"
+    assert problems_of({"model": MODEL, "traffic": {"provider": "none"}, **PINNED}) == {
+        "spec.experiment.match[0]": pinning, "spec.experiment.match[1]": pinning,
+    }
+    for traffic in (GATEWAY, ISTIO):
+        assert problems_of({"model": MODEL, "traffic": traffic, **SHADOW}) == {}
+        assert problems_of({"model": MODEL, "traffic": traffic, **PINNED}) == {}
+
+
 ANALYSIS_AT = lambda url: {"model": MODEL, "analysis": {"prometheus": {"url": url}, "slos": [{"errorRate": {"max": 0.01}}]}}  # noqa: E731
 ALLOWED = frozenset({"http://prometheus.monitoring:9090", "http://thanos.monitoring:9090"})
 

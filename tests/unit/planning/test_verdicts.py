@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from headway.api.spec import Slo
-from headway.planning.verdicts import (
-    Histogram, RequestCounts, VariantData, VariantMetric, Verdict, assess, compare_variants, experiment_metric,
-    overall, slo_name,
-)
+from headway.api.analysis_spec import Slo
+from headway.planning.comparison import VariantMetric, compare_variants, experiment_metric
+from headway.planning.verdict_types import Histogram, RequestCounts, VariantData, Verdict, overall, slo_name
+from headway.planning.verdicts import assess
 
 INF = math.inf
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, INF)  # BentoML defaults

@@ -1,4 +1,4 @@
-"""Route intents shared by the provider tests, and the golden-manifest helper.
+"""Traffic plans shared by the provider tests, and the golden-manifest helper.
 
 Regenerate the golden files with ``HEADWAY_UPDATE_GOLDEN=1`` and review the diff: they
 must read like manifests a Gateway API or Istio user would write by hand.
@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from headway.api.spec import Traffic
-from headway.traffic.base import Backend, Mirror, Pin, RouteIntent
+from headway.planning.naming import Owner
+from headway.planning.traffic_plan import PinPlan, TrafficPlan
+from headway.traffic.base import Problem, ServicePort, Services, TrafficProvider
 from tests.support import golden
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -22,14 +24,7 @@ HTTPROUTE_CRDS = {
 VIRTUALSERVICE_CRD = SCHEMAS / "istio/virtualservices.networking.istio.io.yaml"
 
 NAME, NAMESPACE, PORT = "fraud-scorer", "ml", 3000
-OWNER: dict[str, Any] = {
-    "apiVersion": "serving.headway.dev/v1alpha1",
-    "kind": "ModelDeployment",
-    "name": NAME,
-    "uid": "2f9c0a3e-5b1d-4c7e-9a61-3d8e4f0b7c21",
-    "controller": True,
-    "blockOwnerDeletion": True,
-}
+OWNER = Owner(name=NAME, namespace=NAMESPACE, uid="2f9c0a3e-5b1d-4c7e-9a61-3d8e4f0b7c21")
 LABELS = {
     "team": "risk",
     "app.kubernetes.io/name": "fraud_scorer",
@@ -48,36 +43,40 @@ TRAFFIC: dict[str, Traffic | None] = {
 }
 
 
-def backend(variant: str, weight: int) -> Backend:
-    return Backend(variant=variant, service=f"{NAME}-{variant}", port=PORT, weight=weight)
+def services(plan: TrafficPlan) -> dict[str, ServicePort]:
+    """Every variant of the plan behind its own Service ``<name>-<variant>`` on PORT."""
+    return {v: ServicePort(f"{NAME}-{v}", PORT) for v in plan.weights}
 
 
-def mirror(variant: str, percent: int) -> Mirror:
-    return Mirror(variant=variant, service=f"{NAME}-{variant}", port=PORT, percent=percent)
+def plan(weights: dict[str, int], mirror: tuple[str, int] | None = None, pins: tuple[PinPlan, ...] = ()) -> TrafficPlan:
+    return TrafficPlan(weights=weights, mirror=mirror, pins=pins)
 
 
-def intent(*backends: Backend, mirror: Mirror | None = None, pins: tuple[Pin, ...] = ()) -> RouteIntent:
-    return RouteIntent(name=NAME, namespace=NAMESPACE, labels=dict(LABELS), owner=dict(OWNER), backends=backends, mirror=mirror, pins=pins)
+def render(provider: TrafficProvider, traffic_plan: TrafficPlan, traffic: Traffic | None,
+           services_: Services | None = None) -> list[dict[str, Any]]:
+    return provider.render(OWNER, traffic_plan, services(traffic_plan) if services_ is None else services_, dict(LABELS), traffic)
 
 
-CASES: dict[str, RouteIntent] = {
+def check(provider: TrafficProvider, traffic_plan: TrafficPlan, traffic: Traffic | None, services_: Services | None = None) -> list[Problem]:
+    return provider.check(traffic_plan, services(traffic_plan) if services_ is None else services_, traffic)
+
+
+CASES: dict[str, TrafficPlan] = {
     # Steady state: the stable version takes everything.
-    "steady": intent(backend("stable", 100)),
+    "steady": plan({"stable": 100}),
     # Canary step at 5%.
-    "canary": intent(backend("stable", 95), backend("candidate", 5)),
+    "canary": plan({"stable": 95, "candidate": 5}),
     # Shadow step: the candidate gets no live traffic, a copy of half of it.
-    "shadow": intent(backend("stable", 100), backend("candidate", 0), mirror=mirror("candidate", 50)),
+    "shadow": plan({"stable": 100, "candidate": 0}, mirror=("candidate", 50)),
     # Both at once: a canary at 5% while a separate shadow variant gets copies of half the
     # traffic (a mirror target must not take live traffic itself: it would get duplicates).
-    "shadow-canary": intent(backend("stable", 95), backend("candidate", 5), backend("shadow", 0), mirror=mirror("shadow", 50)),
+    "shadow-canary": plan({"stable": 95, "candidate": 5, "shadow": 0}, mirror=("shadow", 50)),
     # A/B/n experiment, 50/30/20, with a header pin and a cookie pin.
-    "experiment": intent(
-        backend("control", 50),
-        backend("treatment-a", 30),
-        backend("treatment-b", 20),
+    "experiment": plan(
+        {"control": 50, "treatment-a": 30, "treatment-b": 20},
         pins=(
-            Pin(kind="header", name="x-cohort", value="treatment-a", variant="treatment-a"),
-            Pin(kind="cookie", name="hw-variant", value="treatment-b", variant="treatment-b"),
+            PinPlan(kind="header", name="x-cohort", value="treatment-a", variant="treatment-a"),
+            PinPlan(kind="cookie", name="hw-variant", value="treatment-b", variant="treatment-b"),
         ),
     ),
 }

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from headway.api.spec import Traffic
-from headway.traffic.base import Pin
+from headway.planning.traffic_plan import PinPlan
 from headway.traffic.gatewayapi import PROVIDER, cookie_regex
 from tests.support.crdschema import load_crd, validate
-from tests.unit.traffic.cases import CASES, HTTPROUTE_CRDS, TRAFFIC, assert_golden, backend, intent, mirror
+from tests.unit.traffic.cases import CASES, HTTPROUTE_CRDS, LABELS, OWNER, TRAFFIC, assert_golden, check, plan, render as render_with, services
 
 GATEWAY = TRAFFIC["gatewayApi"]
 
 
 def render(case: str) -> list[dict[str, Any]]:
-    return PROVIDER.render(CASES[case], GATEWAY)
+    return render_with(PROVIDER, CASES[case], GATEWAY)
 
 
 def rules(case: str) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def crd(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    assert PROVIDER.check(CASES[case], GATEWAY) == []
+    assert check(PROVIDER, CASES[case], GATEWAY) == []
     assert_golden("gatewayApi", case, render(case))
 
 
@@ -110,9 +110,11 @@ def test_metadata_names_the_route_after_the_model_deployment() -> None:
     assert route["kind"] == "HTTPRoute"
     meta = route["metadata"]
     assert (meta["name"], meta["namespace"]) == ("fraud-scorer", "ml")
-    assert meta["labels"] == CASES["canary"].labels
-    assert meta["ownerReferences"] == [CASES["canary"].owner]
-    assert meta["ownerReferences"][0] is not CASES["canary"].owner  # a copy, not an alias
+    assert meta["labels"] == LABELS
+    assert meta["ownerReferences"] == [OWNER.reference()]
+    labels = dict(LABELS)
+    (route,) = PROVIDER.render(OWNER, CASES["canary"], services(CASES["canary"]), labels, GATEWAY)
+    assert route["metadata"]["labels"] is not labels  # a copy, not an alias
 
 
 def test_weight_0_backends_are_kept_with_weight_0() -> None:
@@ -128,16 +130,16 @@ def test_shadow_mirrors_on_the_default_rule() -> None:
 
 
 def test_mirroring_everything_leaves_percent_out() -> None:
-    route = PROVIDER.render(intent(backend("stable", 100), backend("candidate", 0), mirror=mirror("candidate", 100)), GATEWAY)[0]
+    route = render_with(PROVIDER, plan({"stable": 100, "candidate": 0}, mirror=("candidate", 100)), GATEWAY)[0]
     assert route["spec"]["rules"][-1]["filters"][0]["requestMirror"] == {"backendRef": {"name": "fraud-scorer-candidate", "port": 3000}}
 
 
 def test_pins_come_first_in_order_with_one_backend_and_no_mirror() -> None:
     pins = (
-        Pin(kind="header", name="x-cohort", value="a", variant="stable"),
-        Pin(kind="cookie", name="hw", value="b", variant="stable"),
+        PinPlan(kind="header", name="x-cohort", value="a", variant="stable"),
+        PinPlan(kind="cookie", name="hw", value="b", variant="stable"),
     )
-    route = PROVIDER.render(intent(backend("stable", 100), backend("shadow", 0), mirror=mirror("shadow", 10), pins=pins), GATEWAY)[0]
+    route = render_with(PROVIDER, plan({"stable": 100, "shadow": 0}, mirror=("shadow", 10), pins=pins), GATEWAY)[0]
     pinned, pinned_cookie, default = route["spec"]["rules"]
     assert pinned["matches"][0]["headers"] == [{"type": "Exact", "name": "x-cohort", "value": "a"}]
     assert pinned_cookie["matches"][0]["headers"][0]["name"] == "Cookie"
@@ -159,7 +161,7 @@ def test_settings_reach_the_route() -> None:
     traffic = Traffic.model_validate(
         {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "gw", "sectionName": "https", "port": 443}], "pathPrefix": "/v1/score"}}
     )
-    (route,) = PROVIDER.render(CASES["experiment"], traffic)
+    (route,) = render_with(PROVIDER, CASES["experiment"], traffic)
     assert route["spec"]["parentRefs"] == [{"name": "gw", "sectionName": "https", "port": 443}]
     assert "hostnames" not in route["spec"]
     assert all(r["matches"][0]["path"] == {"type": "PathPrefix", "value": "/v1/score"} for r in route["spec"]["rules"])
@@ -198,9 +200,9 @@ def test_cookie_regex_escapes_special_characters() -> None:
 def test_missing_settings_are_a_problem_and_render_refuses() -> None:
     traffic = Traffic.model_construct(provider="gatewayApi")
     for t in (traffic, None):
-        assert [p.field for p in PROVIDER.check(CASES["steady"], t)] == ["spec.traffic.gatewayApi"]
+        assert [p.field for p in check(PROVIDER, CASES["steady"], t)] == ["spec.traffic.gatewayApi"]
         with pytest.raises(ValueError, match="spec.traffic.gatewayApi"):
-            PROVIDER.render(CASES["steady"], t)
+            render_with(PROVIDER, CASES["steady"], t)
 
 
 @pytest.mark.parametrize(
@@ -214,12 +216,19 @@ def test_missing_settings_are_a_problem_and_render_refuses() -> None:
 )
 def test_settings_the_gateway_api_would_reject_are_problems(settings: dict[str, Any], field: str) -> None:
     traffic = Traffic.model_validate({"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "gw"}], **settings}})
-    assert [p.field for p in PROVIDER.check(CASES["steady"], traffic)] == [field]
+    assert [p.field for p in check(PROVIDER, CASES["steady"], traffic)] == [field]
 
 
 def test_at_most_15_pins_fit_in_an_httproute() -> None:
-    pins = tuple(Pin(kind="header", name="x-cohort", value=f"c{i}", variant="stable") for i in range(16))
-    problems = PROVIDER.check(intent(backend("stable", 100), pins=pins[:15]), GATEWAY)
+    pins = tuple(PinPlan(kind="header", name="x-cohort", value=f"c{i}", variant="stable") for i in range(16))
+    problems = check(PROVIDER, plan({"stable": 100}, pins=pins[:15]), GATEWAY)
     assert problems == []
-    problems = PROVIDER.check(intent(backend("stable", 100), pins=pins), GATEWAY)
+    problems = check(PROVIDER, plan({"stable": 100}, pins=pins), GATEWAY)
     assert [p.field for p in problems] == ["spec.experiment.match"]
+
+
+def test_at_most_16_backend_refs_fit_in_a_rule() -> None:
+    weights = {f"v{i}": 0 for i in range(17)} | {"v0": 100}
+    assert [p.field for p in check(PROVIDER, plan(weights), GATEWAY)] == ["status.traffic"]
+    del weights["v16"]
+    assert check(PROVIDER, plan(weights), GATEWAY) == []

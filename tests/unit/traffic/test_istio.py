@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 
 from headway.api.spec import Traffic
-from headway.traffic.base import Pin
+from headway.planning.traffic_plan import PinPlan
 from headway.traffic.gatewayapi import cookie_regex
 from headway.traffic.istio import PROVIDER
 from tests.support.crdschema import load_crd, validate
-from tests.unit.traffic.cases import CASES, TRAFFIC, VIRTUALSERVICE_CRD, assert_golden, backend, intent
+from tests.unit.traffic.cases import CASES, OWNER, TRAFFIC, VIRTUALSERVICE_CRD, assert_golden, check, plan, render as render_with
 
 ISTIO = TRAFFIC["istio"]
 FQDN = "fraud-scorer-{}.ml.svc.cluster.local"
 
 
 def render(case: str) -> list[dict[str, Any]]:
-    return PROVIDER.render(CASES[case], ISTIO)
+    return render_with(PROVIDER, CASES[case], ISTIO)
 
 
 def http(case: str) -> list[dict[str, Any]]:
@@ -33,7 +33,7 @@ def crd() -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
-    assert PROVIDER.check(CASES[case], ISTIO) == []
+    assert check(PROVIDER, CASES[case], ISTIO) == []
     assert_golden("istio", case, render(case))
 
 
@@ -93,14 +93,14 @@ def test_metadata_and_settings() -> None:
     (vs,) = render("canary")
     assert (vs["apiVersion"], vs["kind"]) == ("networking.istio.io/v1", "VirtualService")
     assert (vs["metadata"]["name"], vs["metadata"]["namespace"]) == ("fraud-scorer", "ml")
-    assert vs["metadata"]["ownerReferences"] == [CASES["canary"].owner]
+    assert vs["metadata"]["ownerReferences"] == [OWNER.reference()]
     assert vs["spec"]["hosts"] == ["fraud.ml.example.com"]
     assert vs["spec"]["gateways"] == ["gateways/inference"]
 
 
 def test_mesh_only_without_gateways() -> None:
     traffic = Traffic.model_validate({"provider": "istio", "istio": {"hosts": ["fraud-scorer.ml.svc.cluster.local"]}})
-    (vs,) = PROVIDER.render(CASES["steady"], traffic)
+    (vs,) = render_with(PROVIDER, CASES["steady"], traffic)
     assert "gateways" not in vs["spec"]
 
 
@@ -128,8 +128,8 @@ def test_experiment_pins_come_first() -> None:
 
 
 def test_header_names_are_lower_cased() -> None:
-    pins = (Pin(kind="header", name="X-Cohort", value="beta", variant="stable"),)
-    (vs,) = PROVIDER.render(intent(backend("stable", 100), pins=pins), ISTIO)
+    pins = (PinPlan(kind="header", name="X-Cohort", value="beta", variant="stable"),)
+    (vs,) = render_with(PROVIDER, plan({"stable": 100}, pins=pins), ISTIO)
     assert vs["spec"]["http"][0]["match"] == [{"headers": {"x-cohort": {"exact": "beta"}}}]
 
 
@@ -138,11 +138,11 @@ def test_header_names_are_lower_cased() -> None:
 
 def test_missing_settings_are_a_problem_and_render_refuses() -> None:
     for t in (Traffic.model_construct(provider="istio"), None):
-        assert [p.field for p in PROVIDER.check(CASES["steady"], t)] == ["spec.traffic.istio"]
+        assert [p.field for p in check(PROVIDER, CASES["steady"], t)] == ["spec.traffic.istio"]
         with pytest.raises(ValueError, match="spec.traffic.istio"):
-            PROVIDER.render(CASES["steady"], t)
+            render_with(PROVIDER, CASES["steady"], t)
 
 
 def test_pseudo_headers_cannot_be_pinned_on() -> None:
-    pins = (Pin(kind="header", name="Method", value="POST", variant="stable"),)
-    assert [p.field for p in PROVIDER.check(intent(backend("stable", 100), pins=pins), ISTIO)] == ["spec.experiment.match[0]"]
+    pins = (PinPlan(kind="header", name="Method", value="POST", variant="stable"),)
+    assert [p.field for p in check(PROVIDER, plan({"stable": 100}, pins=pins), ISTIO)] == ["spec.experiment.match[0]"]

@@ -1,0 +1,104 @@
+"""The operator's moving parts, wired once at startup: caches, work queue, measurements.
+
+- ``Cache`` (k8s/cache.py): the ModelDeployments as kopf's watch delivers them, and watch
+  caches of every child kind. A child's change queues its ModelDeployment.
+- ``WorkQueue`` (handlers/queue.py): one reconcile per key at a time; wake-ups exactly when a
+  plan's clock needs them; a safety resync every ``--resync-seconds`` (default 10 minutes,
+  spread), which reads only the caches.
+- ``Measurer`` (metrics/measurer.py): metric queries on their own threads with a timeout; an
+  answer queues its ModelDeployment.
+
+``run(namespace, name)`` is the one thing workers do: reconcile from the caches, then schedule
+the next look the plan asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from headway.config import OperatorConfig
+from headway.handlers.queue import WorkQueue
+from headway.k8s.cache import Cache
+from headway.k8s.client import ApiError, Kube
+from headway.metrics.measurer import Measurer
+from headway.planning.measure import Measurement
+from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, Conflict, forget, reconcile
+from headway.telemetry import RECONCILE_SECONDS, RECONCILES
+
+log = logging.getLogger("headway")
+MIN_WAKE_SECONDS = 0.5
+
+
+class Runtime:
+    def __init__(self, kube: Kube, config: OperatorConfig, *, workers: int = 4) -> None:
+        self.kube, self.config = kube, config
+        self.queue = WorkQueue(self.run, workers=workers, safety=config.resync_seconds, ready=self._synced)
+        self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, config.namespaces, self.queue.add)
+        self.measurer: Measurer[Measurement] = Measurer(lambda key: self.queue.add(*key), workers=workers,
+                                                        timeout=config.measure_timeout_seconds)
+        self._ready = False
+
+    def start(self) -> None:
+        self.cache.start()
+        self.queue.start()
+
+    def stop(self) -> None:
+        self.queue.stop()
+        self.measurer.stop()
+        self.cache.stop()
+
+    def _synced(self) -> bool:
+        """Workers start once every child cache has answered its first list (else a reconcile
+        would see no children and write them all again)."""
+        if not self._ready and self.cache.wait_synced(0.5):
+            self._ready = True
+            log.info("watch caches synced: %s", ", ".join(f"{k}={n}" for k, n in sorted(self.cache.sizes().items())))
+        return self._ready
+
+    def model_event(self, type_: str, body: dict[str, Any]) -> None:
+        """kopf's watch of ModelDeployments: keep the cache current and queue the object."""
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace or not name:
+            return
+        if type_ == "DELETED":
+            self.gone(namespace, name)
+            return
+        self.cache.put_model(body)
+        self.queue.add(namespace, name)
+
+    def gone(self, namespace: str, name: str) -> None:
+        self.cache.remove_model(namespace, name)
+        self.queue.forget(namespace, name)
+        self.measurer.forget((namespace, name))
+        forget(namespace, name)
+
+    def run(self, namespace: str, name: str) -> None:
+        """Reconcile one ModelDeployment and schedule its next look."""
+        outcome = "ok"
+        now = datetime.now(timezone.utc)
+        with RECONCILE_SECONDS.time():
+            try:
+                result = reconcile(self.kube, namespace, name, now=now, prometheus_url=self.config.prometheus_url,
+                                   allowed_prometheus_urls=self.config.allowed_prometheus_urls,
+                                   reader=self.cache, measurer=self.measurer)
+            except Conflict:
+                RECONCILES.labels("conflict").inc()
+                self.queue.retry(namespace, name)  # its watch event (the newer object) usually queues it sooner
+                return
+            except ApiError as exc:
+                RECONCILES.labels("error").inc()
+                log.warning("reconcile of %s/%s failed, retrying with backoff: %s", namespace, name, exc)
+                self.queue.retry(namespace, name)
+                return
+        if result is None:  # gone or being deleted
+            self.gone(namespace, name)
+            return
+        RECONCILES.labels(outcome).inc()
+        self.queue.succeeded(namespace, name)
+        wake_at = result.wake_at
+        # A time already past means "as soon as possible", but never a busy loop: a measurement
+        # in flight wakes it on its own when it answers.
+        self.queue.schedule(namespace, name, None if wake_at is None else max(MIN_WAKE_SECONDS, (wake_at - now).total_seconds()))

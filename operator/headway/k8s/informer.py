@@ -1,0 +1,256 @@
+"""Watch caches (informers): what a reconcile reads instead of asking the API server.
+
+One ``Informer`` per (kind, namespace) lists the objects Headway manages (server-side label
+selector ``app.kubernetes.io/managed-by=headway``) once, then follows a watch from that
+list's resourceVersion, as client-go's reflector does:
+
+- bookmarks (``allowWatchBookmarks``) keep the resourceVersion fresh while nothing changes, so
+  a reconnect does not need a new list;
+- the server ends a watch after ``timeoutSeconds`` (30-60 minutes, spread so that informers do
+  not reconnect together): one request per informer per half hour at most while idle;
+- ``410 Gone`` (the resourceVersion is too old) or a broken connection: list again, after a
+  backoff, and report what changed meanwhile (deletions included).
+
+Every change calls ``on_change(object)``; the caller maps it to the ModelDeployment to wake
+(by its ``headway.dev/modeldeployment`` label). Objects are kept slimmed: ``managedFields``
+(often half an object) and kubectl's last-applied annotation are dropped, since Headway
+compares only the fields it renders; ``managedFields`` is kept only while Headway 0.1's
+manager still owns fields that have to be handed over (see k8s/apply.py).
+
+A kind the cluster does not serve (no HTTPRoute CRD, say) lists as 404: the informer reports
+``served = False`` and sleeps until someone needs the kind again (``recheck()``, rate limited),
+so a cluster without Istio costs nothing while idle. A kind removed while watched ends its
+watch with 404 the same way.
+
+Reads are served from memory under a lock; objects are never mutated after they are stored
+(writers replace them), so callers get them without copying and must not change them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from headway.k8s.client import FIELD_MANAGER, ApiError, Kind, Kube
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+LEGACY_MANAGERS = ("OpenAPI-Generator",)  # Headway 0.1's writes (no fieldManager); see k8s/apply.py
+
+
+def _legacy_owned(entries: list[dict[str, Any]]) -> bool:
+    """Whether 0.1's manager still owns fields that Headway's apply has not taken over."""
+    if any(e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" for e in entries):
+        return False
+    return any(e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" for e in entries)
+
+
+def slim(obj: Obj, kind: Kind) -> Obj:
+    """The object as cached: typed (list items carry no apiVersion/kind), without what Headway never reads."""
+    meta = dict(obj.get("metadata") or {})
+    entries = meta.pop("managedFields", None) or []
+    if entries and _legacy_owned(entries):
+        meta["managedFields"] = entries
+    annotations = meta.get("annotations")
+    if annotations and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
+
+
+def newer(candidate: Obj, current: Obj | None) -> bool:
+    """Whether ``candidate`` is at least as new as ``current`` (resourceVersions compare as
+    integers on etcd-backed servers, which Kubernetes documents since 1.35; otherwise the
+    later arrival wins)."""
+    if current is None:
+        return True
+    a, b = candidate["metadata"].get("resourceVersion", ""), current["metadata"].get("resourceVersion", "")
+    if a.isdigit() and b.isdigit():
+        return int(a) >= int(b)
+    return True
+
+
+class Store:
+    """Objects of one kind by (namespace, name), indexed by a label's value."""
+
+    def __init__(self, kind: Kind, index_label: str | None = None) -> None:
+        self.kind = kind
+        self._label = index_label
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str], Obj] = {}
+        self._index: defaultdict[tuple[str, str], dict[str, Obj]] = defaultdict(dict)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def _indexed(self, obj: Obj) -> tuple[str, str] | None:
+        if self._label is None:
+            return None
+        value = (obj["metadata"].get("labels") or {}).get(self._label)
+        return (obj["metadata"].get("namespace", ""), value) if value else None
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            return self._objects.get((namespace, name))
+
+    def by_index(self, namespace: str, value: str) -> dict[str, Obj]:
+        with self._lock:
+            return dict(self._index.get((namespace, value), {}))
+
+    def keys(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._objects)
+
+    def put(self, obj: Obj, *, only_if_newer: bool = False) -> bool:
+        """Store (replacing); False when ``only_if_newer`` and the stored one is newer."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        with self._lock:
+            old = self._objects.get(key)
+            if only_if_newer and not newer(obj, old):
+                return False
+            if old is not None:
+                self._unindex(key, old)
+            self._objects[key] = obj
+            at = self._indexed(obj)
+            if at is not None:
+                self._index[at][key[1]] = obj
+            return True
+
+    def remove(self, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            old = self._objects.pop((namespace, name), None)
+            if old is not None:
+                self._unindex((namespace, name), old)
+            return old
+
+    def replace(self, objects: list[Obj], namespace: str | None) -> list[Obj]:
+        """A fresh list of ``namespace`` (None: all): store it; return the objects that went away."""
+        fresh = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects}
+        gone = [o for k, o in list(self._objects.items()) if (namespace is None or k[0] == namespace) and k not in fresh]
+        for obj in gone:
+            self.remove(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        for obj in objects:
+            self.put(obj)
+        return gone
+
+    def _unindex(self, key: tuple[str, str], old: Obj) -> None:
+        at = self._indexed(old)
+        if at is not None:
+            bucket = self._index.get(at)
+            if bucket is not None:
+                bucket.pop(key[1], None)
+                if not bucket:
+                    del self._index[at]
+
+
+class Informer:
+    """List, then watch one kind in one namespace (None: the whole cluster) into a Store."""
+
+    RECHECK_SECONDS = 60.0  # at most this often, a kind that is not served is looked for again (on demand)
+
+    def __init__(self, kube: Kube, store: Store, namespace: str | None, selector: str, on_change: Callable[[Obj], None],
+                 *, watch_seconds: tuple[int, int] = (1800, 3600), on_served: Callable[[], None] | None = None) -> None:
+        self.kube, self.store, self.namespace, self.selector = kube, store, namespace, selector
+        self._on_change = on_change
+        self._on_served = on_served
+        self._watch_seconds = watch_seconds
+        self.served: bool | None = None  # None until the first list answered
+        self.synced = threading.Event()
+        self._stop = threading.Event()
+        self._recheck = threading.Event()
+        self._last_check = 0.0
+        where = namespace or "all"
+        self._thread = threading.Thread(target=self._run, name=f"informer-{store.kind.plural}-{where}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._recheck.set()
+
+    def recheck(self) -> None:
+        """Someone needs this kind: if it was not served, look again (at most once a minute)."""
+        if self.served is False and time.monotonic() - self._last_check >= self.RECHECK_SECONDS:
+            self._recheck.set()
+
+    def _run(self) -> None:
+        backoff = 1.0
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self._list()
+                    if version is None:  # not served: wait until someone needs it
+                        self._recheck.wait()
+                        self._recheck.clear()
+                        continue
+                version = self._watch(version)  # the server ended the watch: go on from where it was
+                backoff = 1.0
+            except ApiError as exc:
+                version = None
+                if exc.status in (404, 410):
+                    continue  # 410: too old, list again at once; 404: the kind went away (the list says so)
+                self._pause(backoff, exc)
+                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:  # noqa: BLE001 - a dropped connection, a bad line: list again
+                version = None
+                self._pause(backoff, exc)
+                backoff = min(backoff * 2, 30.0)
+
+    def _pause(self, seconds: float, exc: Exception) -> None:
+        log.warning("watch of %s in %s failed, listing again in %.0fs: %s", self.store.kind.plural,
+                    self.namespace or "all namespaces", seconds, exc)
+        self._stop.wait(seconds)
+
+    def _list(self) -> str | None:
+        self._last_check = time.monotonic()
+        try:
+            body = self.kube.list_raw(self.store.kind, self.namespace, self.selector)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self._set_served(False)
+            return None
+        items = [slim(o, self.store.kind) for o in body.get("items", [])]
+        gone = self.store.replace(items, self.namespace)
+        self._set_served(True)
+        for obj in [*items, *gone]:
+            self._on_change(obj)
+        return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    def _set_served(self, served: bool) -> None:
+        appeared = served and self.served is False
+        if served != self.served:
+            log.info("%s %s served: watching %s", self.store.kind.kind, "is" if served else "is not", self.namespace or "all namespaces")
+        self.served = served
+        self.synced.set()
+        if appeared and self._on_served is not None:
+            self._on_served()  # a CRD installed since: whoever waited for it looks again
+
+    def _watch(self, version: str) -> str:
+        """Follow one watch until the server ends it; returns the last resourceVersion seen."""
+        timeout = random.randint(*self._watch_seconds)
+        for event in self.kube.watch(self.store.kind, self.namespace, self.selector, version, timeout):
+            if self._stop.is_set():
+                break
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                raise ApiError(int(obj.get("code") or 0), str(obj.get("reason", "")), str(obj.get("message", "")))
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            if kind == "BOOKMARK":
+                continue  # only the resourceVersion: nothing changed
+            obj = slim(obj, self.store.kind)
+            if kind == "DELETED":
+                self.store.remove(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            else:
+                self.store.put(obj, only_if_newer=True)
+            self._on_change(obj)
+        return version

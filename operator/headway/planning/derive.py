@@ -1,0 +1,190 @@
+"""One pure ``derive_status()``: phase, conditions and phase-change Events, derived once.
+
+Inputs: the observation (previous status, the stable Deployment), the decision (the spec's
+validity and the strategy's result, with the analysis judgement), and the problems found
+while rendering the children (a route that cannot be rendered, a child name taken by an
+object this ModelDeployment does not own). The reconciler renders (pure) before it
+derives the status, so nothing rewrites the status after it is decided.
+
+Phase: the stable Deployment's own state (``_steady_phase``) unless the strategy
+overrides it while stable is fine (Progressing, Paused, Promoting, Degraded, RolledBack);
+an invalid spec makes it Degraded (Failed if nothing is deployed); a render problem makes
+it Degraded (RolledBack and Failed stay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from headway.api.spec import ModelDeploymentSpec
+from headway.api.status import (
+    Condition, ConditionType, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+)
+from headway.planning.conditions import EventIntent, append_history, set_condition
+from headway.planning.measure import Judgement
+from headway.planning.naming import CANDIDATE, STABLE
+from headway.planning.observe import DeploymentState, Observation
+from headway.planning.strategy import StrategyResult
+from headway.planning.validation import Problem
+
+NEVER_SERVED = (None, Phase.PENDING, Phase.FAILED)
+Status3 = Literal["True", "False", "Unknown"]
+Triple = tuple[Status3, str, str]  # a condition's status, reason, message
+RENDER_REASONS = ("ChildConflict", "RouteNotApplied")  # by precedence: a conflict is reported before a route
+
+
+@dataclass(frozen=True)
+class RenderProblem:
+    """Why a planned child cannot be written: ``ChildConflict`` or ``RouteNotApplied``."""
+
+    reason: Literal["ChildConflict", "RouteNotApplied"]
+    message: str
+
+
+@dataclass
+class Decision:
+    """Everything decided before the status: the spec's validity, the strategy's result, the analysis."""
+
+    spec: ModelDeploymentSpec | None  # the spec, if it parsed (it may still have problems)
+    problems: list[Problem]
+    ignored: list[tuple[str, str]]  # fields not acted on: (path, why)
+    strategy: StrategyResult
+    judgement: Judgement
+    events: list[EventIntent] = field(default_factory=list)  # about the spec itself, before the strategy's
+    history: list[HistoryEntry] = field(default_factory=list)
+    late_events: list[EventIntent] = field(default_factory=list)  # misspelt controls: after the phase change
+    late_history: list[HistoryEntry] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def _steady_phase(previous: ModelDeploymentStatus, state: DeploymentState, stable: VariantStatus | None) -> tuple[Phase, Triple, Triple]:
+    """Phase, Ready and Progressing of a ModelDeployment with one version, from its Deployment."""
+    never_served = previous.phase in NEVER_SERVED
+    rolled = stable is not None and state.revision == stable.revision
+    if not state.exists or stable is None:
+        return Phase.PENDING, ("False", "NotCreated", "the model server's Deployment does not exist yet"), ("True", "Creating", "creating the model server")
+    if state.deadline_exceeded:
+        why = f"{stable.bento} ({stable.image}) does not become available: {state.message or 'progress deadline exceeded'}"
+        ready: Triple = ("True", "Available", f"serving the previous pods; {why}") if state.available else ("False", "ProgressDeadlineExceeded", why)
+        return (Phase.FAILED if never_served else Phase.DEGRADED), ready, ("False", "ProgressDeadlineExceeded", why)
+    if not state.available:
+        return ((Phase.PENDING if never_served else Phase.DEGRADED),
+                ("False", "Unavailable", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
+                ("True", "RollingOut", f"waiting for {stable.bento} to become available"))
+    if not (state.complete and rolled):
+        return (Phase.PROGRESSING, ("True", "Available", f"serving; rolling out {stable.bento}: {state.ready_replicas}/{state.replicas} ready"),
+                ("True", "RollingOut", f"rolling out {stable.bento}"))
+    return (Phase.SUCCEEDED, ("True", "Available", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
+            ("False", "Complete", f"{stable.bento} is rolled out"))
+
+
+@dataclass
+class _Phase:
+    phase: Phase
+    ready: Triple
+    progressing: Triple
+    degraded: Triple
+    message: str  # what the phase-change Event says
+
+
+def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase:
+    previous, result = obs.previous, d.strategy
+    stable = result.sections.stable
+    phase, ready, progressing = _steady_phase(previous, obs.live.get(STABLE, DeploymentState(exists=False)), stable)
+    text = "; ".join(str(p) for p in d.problems)
+    message, override = result.message, result.phase
+    if stable is None and d.problems:
+        phase = Phase.FAILED
+        ready = ("False", "InvalidSpec", "nothing is deployed: the spec is invalid")
+        progressing = ("False", "InvalidSpec", "nothing is deployed until the spec is fixed")
+    if override is not None and phase in (Phase.SUCCEEDED, Phase.PROGRESSING):
+        phase = override
+        if phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
+            progressing = ("True", phase.value, message)
+        elif phase == Phase.ROLLED_BACK:
+            progressing = ("False", "RolledBack", message)
+    if d.problems and stable is not None and phase != Phase.FAILED:
+        phase = Phase.DEGRADED
+        message = f"the spec is invalid, nothing changes until it is fixed: {text}"
+        frozen = result.sections.rollout
+        if frozen is not None:  # a rollout stands where it was: say so, not "complete"
+            where = f"step {frozen.step + 1}" if not frozen.promoting else "promotion"
+            split = previous.traffic.split if previous.traffic is not None else ""
+            progressing = ("True", "InvalidSpec", f"rollout of {frozen.bento} frozen at {where}" + (f" ({split})" if split else "")
+                           + " until the spec is fixed; the step's clock is stopped")
+    degraded: Triple
+    if d.problems:
+        degraded = ("True", "InvalidSpec", text)
+    elif phase in (Phase.DEGRADED, Phase.FAILED):
+        degraded = ("True", progressing[1] if override == Phase.DEGRADED else ready[1], message or ready[2])
+    elif phase == Phase.ROLLED_BACK:
+        degraded = ("True", "RolledBack", message)
+    else:
+        degraded = ("False", "AsExpected", "")
+    out = _Phase(phase, ready, progressing, degraded, message or ready[2])
+    reason = next((r for r in RENDER_REASONS if any(p.reason == r for p in render)), None)
+    if reason is not None:  # what cannot be applied makes it Degraded, naming why
+        why = "; ".join(p.message for p in render if p.reason == reason)
+        out.degraded, out.message = ("True", reason, why), why
+        out.phase = phase if phase in (Phase.ROLLED_BACK, Phase.FAILED) else Phase.DEGRADED
+    return out
+
+
+def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], now: datetime
+                  ) -> tuple[ModelDeploymentStatus, list[EventIntent]]:
+    """The new status and every Event of this plan, in order."""
+    previous, result = obs.previous, d.strategy
+    p = _phase(d, obs, render)
+
+    def cond(type_: str, c: Triple) -> Condition:
+        return set_condition(previous.conditions, type_, c[0], c[1], c[2], now, obs.generation)
+
+    gate = d.judgement.gate
+    slos: Triple = ("Unknown", "NoAnalysis", "no SLO analysis is configured")
+    if gate is not None:
+        slos = ({"Pass": "True", "Fail": "False", "Inconclusive": "Unknown"}[gate.result], gate.result, gate.message)  # type: ignore[assignment]
+    supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
+    conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
+                  cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]
+    events = [*d.events, *result.events]
+    if p.phase != previous.phase and previous.phase is not None:
+        kind: Literal["Normal", "Warning"] = "Warning" if p.phase in (Phase.DEGRADED, Phase.FAILED, Phase.ROLLED_BACK) else "Normal"
+        events.append(EventIntent(kind, f"Phase{p.phase.value}", f"phase {previous.phase.value} -> {p.phase.value}: {p.message}"))
+    events += d.late_events
+    old = next((c for c in previous.conditions if c.type == ConditionType.DEGRADED), None)
+    if p.degraded[1] in RENDER_REASONS and (old is None or old.reason != p.degraded[1] or old.message != p.degraded[2]):
+        events.append(EventIntent("Warning", p.degraded[1], p.degraded[2]))  # one Warning per change
+    history = previous.history
+    for entry in [*d.history, *result.history, *d.late_history]:
+        history = append_history(history, entry)
+    return _status(d, obs, p.phase, conditions, history), events
+
+
+def _status(d: Decision, obs: Observation, phase: Phase, conditions: list[Condition], history: list[HistoryEntry]) -> ModelDeploymentStatus:
+    previous, result, s = obs.previous, d.strategy, d.strategy.sections
+    stable_state = obs.live.get(STABLE, DeploymentState(exists=False))
+    traffic = previous.traffic
+    if d.valid and result.traffic is not None:
+        weights, mirror = result.traffic.weights, result.traffic.mirror
+        traffic = TrafficStatus(stable_weight=weights.get(STABLE, 100), candidate_weight=weights.get(CANDIDATE, 0),
+                                mirror_percent=mirror[1] if mirror else 0, split=result.split)
+    return previous.model_copy(update={
+        "stable_model": s.stable_model, "previous_model": s.previous_model, "rollout": s.rollout, "rolled_back": s.rolled_back,
+        "bake": s.bake, "stable": s.stable, "candidate": s.candidate, "variants": s.variants, "draining": s.draining,
+        "suspended_variants": s.suspended_variants, "experiment_decision": s.experiment_decision, "controls": s.controls,
+        "deferred_controls": s.deferred_controls,
+        "observed_generation": obs.generation,
+        "phase": phase,
+        "traffic": traffic,
+        "ready": f"{stable_state.ready_replicas}/{stable_state.replicas}" if stable_state.exists else None,
+        "conditions": conditions,
+        "problems": [ProblemStatus(field=p.field, message=p.message) for p in d.problems],
+        "ignored_fields": [path for path, _ in d.ignored],
+        "history": history,
+        "analysis": d.judgement.status if d.judgement.status is not None else previous.analysis,
+    })

@@ -1,0 +1,133 @@
+"""Metrics as an input: what to measure and when, and what a measurement means for the plan.
+
+Planning never calls Prometheus. It says what it needs (``MeasureRequest``: the targets,
+the window, the SLOs, the URL, and ``due_at``), and a fetcher outside planning answers
+with a ``Measurement`` that arrives in the next observation. ``judge()`` records a
+measurement in the analysis status only when it answers the analysis the current state
+calls for (same purpose, revision, targets and window start) and is newer than what
+status already recorded; otherwise the gate comes from status as recorded. So a plan
+made without a measurement gives the gate of the last one, and a late or repeated
+measurement changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from headway.api.spec import ModelDeploymentSpec, SeriesLabels, Slo
+from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus
+from headway.planning import analysis
+from headway.planning.analysis import AnalysisRequest
+from headway.planning.conditions import parse_time, rfc3339
+from headway.planning.naming import Owner
+from headway.planning.analysis import Gate
+from headway.planning.validation import metrics_url_problems
+from headway.planning.verdicts import VariantData, Verdict, assess
+
+NO_URL = "no Prometheus URL: set spec.analysis.prometheus.url or the operator's --prometheus-url"
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """One measurement the plan needs: cumulative series of each target over [window_start, now]."""
+
+    namespace: str
+    name: str  # the ModelDeployment
+    purpose: Literal["step", "bake", "experiment"]
+    revision: str
+    targets: tuple[tuple[str, str | None], ...]  # (variant, baseline or None)
+    window_start: datetime
+    slos: tuple[Slo, ...]
+    labels: SeriesLabels
+    interval: str  # spec.analysis.interval, for {{interval}} in query SLOs
+    url: str | None  # the Prometheus to ask (None: none configured, the measurement is an error)
+    due_at: datetime
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Every variant whose series the verdicts need, targets and baselines, once each."""
+        return tuple(dict.fromkeys(v for pair in self.targets for v in pair if v))
+
+    def answers(self, req: AnalysisRequest) -> bool:
+        return (self.purpose, self.revision, self.targets, self.window_start) == (req.purpose, req.revision, req.targets, req.window_start)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The answer to a MeasureRequest: data per variant, or why there is none."""
+
+    request: MeasureRequest
+    data: dict[str, VariantData | None]
+    error: str | None
+    taken_at: datetime  # the end of the measured window
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the analysis says for this plan (all None/empty when no analysis applies)."""
+
+    status: AnalysisStatus | None = None  # status.analysis after this plan
+    gate: Gate | None = None
+    decision: ExperimentDecision | None = None  # the experiment's significance test
+    verdicts: tuple[tuple[str, Verdict], ...] = ()  # recorded from a measurement in this plan
+    pending: MeasureRequest | None = None  # due now and not answered yet: measure, then plan again
+
+    @staticmethod
+    def unjudged(previous: ModelDeploymentStatus) -> Judgement:
+        return Judgement(previous.analysis, None, previous.experiment_decision)
+
+
+def _measurable(spec: ModelDeploymentSpec | None, allowed: frozenset[str] | None) -> bool:
+    """An analysis is configured and names a URL the operator may call (else it is a spec problem)."""
+    return spec is not None and spec.analysis is not None and not metrics_url_problems(spec, allowed)
+
+
+def measure_request(owner: Owner, spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, now: datetime,
+                    default_url: str | None, allowed: frozenset[str] | None) -> MeasureRequest | None:
+    """The measurement ``status`` calls for at ``now``, with when it is due; None: nothing to judge."""
+    if spec is None or spec.analysis is None or not _measurable(spec, allowed):
+        return None
+    req = analysis.request(spec, status, now)
+    if req is None:
+        return None
+    cfg = spec.analysis
+    url = (cfg.prometheus.url if cfg.prometheus else None) or default_url
+    return MeasureRequest(owner.namespace, owner.name, req.purpose, req.revision, req.targets, req.window_start,
+                          tuple(cfg.slos), cfg.series_labels or SeriesLabels(), cfg.interval, url,
+                          analysis.due_at(cfg, status.analysis, req))
+
+
+def _newer(measurement: Measurement, status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
+    if status is None or not analysis.same_window(status, req):
+        return True
+    return parse_time(rfc3339(measurement.taken_at)) > parse_time(status.last_run)
+
+
+def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, measurement: Measurement | None,
+          now: datetime, default_url: str | None, allowed: frozenset[str] | None) -> Judgement:
+    """Record ``measurement`` if it answers the current analysis, and the gate that follows."""
+    req = analysis.request(spec, previous, now)
+    if req is None or spec is None or spec.analysis is None or not _measurable(spec, allowed):
+        return Judgement.unjudged(previous)
+    cfg = spec.analysis
+    status, decision = previous.analysis, previous.experiment_decision
+    verdicts: tuple[tuple[str, Verdict], ...] = ()
+    answered = measurement is not None and measurement.request.answers(req) and _newer(measurement, status, req)
+    if answered and measurement is not None:
+        ok = measurement.error is None
+        data = measurement.data
+        verdicts = tuple(
+            (variant, verdict)
+            for variant, baseline in req.targets
+            for verdict in assess(cfg.slos, data.get(variant) if ok else None, data.get(baseline) if baseline and ok else None,
+                                  cfg.min_requests)
+        )
+        status = analysis.record(cfg, status, req, verdicts, measurement.error, measurement.taken_at)
+        if req.purpose == "experiment" and ok:
+            decision = analysis.decide_experiment(spec, decision, data, measurement.taken_at)
+    pending = None
+    if not answered and analysis.due(cfg, status, req, now):
+        pending = measure_request(owner, spec, previous, now, default_url, allowed)
+    return Judgement(status, analysis.gate(cfg, status, req), decision, verdicts, pending)

@@ -1,0 +1,97 @@
+"""The steady and rollout planners: a ModelDeployment with one model in spec.model.
+
+Steady (nothing in flight) runs stable alone; a rollout adds a candidate sized for its
+step, and after a promotion with a bake time the previous version stays at one pod.
+Both go through the rollout state machine's decision (rollout.py) and differ only in
+which decision: the steady one is a no-op that records the first deployment. The
+kubectl controls are bound to the version rolling out (controls.py); an experiment
+removed from the spec drains its variants here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from headway.api.spec import ModelDeploymentSpec
+from headway.planning import controls as ctl
+from headway.planning.analysis import Gate
+from headway.planning.capacity import Demand, replica_ratio, replicas
+from headway.planning.conditions import parse_time, rfc3339
+from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.observe import DeploymentState, Observation
+from headway.planning.rollout import RolloutDecision, decide, steady_decision
+from headway.planning.strategy import DRAIN, Sections, StrategyResult, drain, drain_events, split_of, variant_status
+
+
+def plan_steady(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: datetime) -> StrategyResult:
+    """No rollout in progress: stable runs spec.model with all traffic."""
+    return _assemble(spec, obs, owner, now, lambda controls: steady_decision(spec, obs.previous, now))
+
+
+def plan_rollout(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, gate: Gate | None, now: datetime) -> StrategyResult:
+    """A candidate, a promotion, a bake or a rollback in flight: the state machine decides."""
+    paused = spec.paused or ctl.paused_by_annotation(obs.annotations)
+
+    def decision(controls: dict[str, str]) -> RolloutDecision:
+        return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now)
+
+    return _assemble(spec, obs, owner, now, decision)
+
+
+def _state(obs: Observation, variant: str) -> DeploymentState:
+    return obs.live.get(variant, DeploymentState(exists=False))
+
+
+def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: datetime,
+              decision: Callable[[dict[str, str]], RolloutDecision]) -> StrategyResult:
+    previous = obs.previous
+    pending = ctl.pending(obs.annotations, previous.controls)
+    target = revision_of(spec.model)
+    active, skipped, bound = ctl.bind(pending, previous, target, spec.model.bento)
+    d = decision(active)
+    result = StrategyResult(Sections.of(previous), traffic=d.traffic, phase=d.phase, message=d.message,
+                            history=list(d.history), events=list(d.events))
+    in_progress = d.rollout is not None and d.rollout.revision == target
+    deferred = ctl.settle(active, d.handled, skipped, bound, target, spec.model.bento, in_progress, d.rolled_back, rfc3339(now))
+    for message in ctl.ignored_notes(skipped, pending):
+        result.note(now, "ControlIgnored", message, "Warning")
+    result.workloads = _workloads(spec, obs, d, now)
+    sizes = {w.variant: w.replicas for w in result.workloads}
+    candidate = None
+    if d.candidate_model is not None:
+        candidate = variant_status(CANDIDATE, d.candidate_model, _state(obs, CANDIDATE), sizes[CANDIDATE],
+                                   d.traffic.weights.get(CANDIDATE, 0), owner)
+    # An experiment removed from the spec: its variants drain like removed variants.
+    draining, result.keep = drain(previous, set(), owner, now)
+    result.events += drain_events(previous, draining)
+    result.sections = result.sections.but(
+        stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
+        candidate=candidate, bake=d.bake, deferred_controls=deferred,
+        controls={**previous.controls, **d.handled, **{c: pending[c] for c in skipped}},
+        draining=draining, variants=[v.model_copy(update={"weight": 0}) for v in previous.variants if v.name in result.keep],
+        stable=variant_status(STABLE, d.stable_model, _state(obs, STABLE), sizes[STABLE], d.traffic.weights.get(STABLE, 100), owner),
+    )
+    result.split = split_of(d.traffic)
+    return result
+
+
+def _workloads(spec: ModelDeploymentSpec, obs: Observation, d: RolloutDecision, now: datetime) -> list[VariantWorkload]:
+    """Stable at full size, the candidate sized for its step, the baking previous version at one pod."""
+    demand = {STABLE: Demand(None)}
+    if d.candidate_model is not None:
+        floor = 0
+        live = _state(obs, CANDIDATE)
+        if d.rolled_back is not None and not replica_ratio(spec) and now - parse_time(d.rolled_back.at) < DRAIN:
+            # Traffic has just moved off the candidate: let the data plane converge before
+            # its pods go (requests in flight finish; no 5xx from a vanished backend).
+            floor = live.replicas if live.exists else 0
+        # No router: the split is the replica ratio (both variants' pods behind one Service);
+        # stable shrinks only for the share the candidate already carries.
+        carries = 0 if d.rollout and d.rollout.promoting else d.traffic.weights.get(CANDIDATE, 0)
+        demand[CANDIDATE] = Demand(d.candidate_share, floor=floor, carries=carries)
+    if d.bake is not None and d.previous_model is not None:
+        demand[PREVIOUS] = Demand(0, floor=1)  # during the bake the previous version stays available, at one pod
+    sizes = replicas(spec, demand)
+    models = {STABLE: d.stable_model, CANDIDATE: d.candidate_model, PREVIOUS: d.previous_model}
+    return [VariantWorkload(v, models[v], n) for v, n in sizes.items()]  # type: ignore[arg-type]

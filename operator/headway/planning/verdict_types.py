@@ -1,0 +1,164 @@
+"""What verdicts are made of: the measurements they read and the judgement they return.
+
+Shared by the per-SLO verdicts (``headway.planning.verdicts``), the anytime-valid
+proportion tests behind them (``headway.planning.proportions``), latency from histograms
+(``headway.planning.latency``) and experiments (``headway.planning.comparison``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from headway.api.analysis_spec import Slo
+from headway.planning import stats
+
+Result = Literal["Pass", "Fail", "Inconclusive"]
+PASS: Result = "Pass"
+FAIL: Result = "Fail"
+INCONCLUSIVE: Result = "Inconclusive"
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_MARGIN = 0.25  # relative tolerance: Kayenta's default "tolerance" is 0.25 too
+TRAFFIC_SLO = "traffic"  # the implicit objective judged when a spec lists no SLOs
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    """Requests and 5xx errors of one variant since the analysis window began (None: missing)."""
+
+    total: float | None = None
+    errors: float | None = None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Latency histogram since the window began: (upper bound ``le`` in s, cumulative count), +Inf included."""
+
+    buckets: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class VariantData:
+    """Everything measured for one variant over the analysis window.
+
+    ``queries`` maps a query SLO's name to its value (None or NaN: missing). Pass
+    ``VariantData()`` when Prometheus could not be reached: every verdict is Inconclusive.
+    """
+
+    requests: RequestCounts = field(default_factory=RequestCounts)
+    latency: Histogram | None = None
+    queries: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one SLO at one look, with the evidence behind it.
+
+    ``value``/``threshold``/``baseline_value`` are rates (errors per request; share of
+    requests slower than the latency max, whose allowed share is 1 - percentile/100) or,
+    for a query SLO, the query's values. ``statistic`` is the log e-value of the test
+    that decided and ``p_value`` its anytime-valid p-value (min(1, 1/e)); ``ci_low`` /
+    ``ci_high`` bound ``value`` at every look at once (breach / met test levels).
+    """
+
+    slo: str
+    result: Result
+    value: float | None
+    threshold: float | None
+    samples: int
+    baseline_value: float | None
+    statistic: float | None
+    p_value: float | None
+    reason: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    def to_evidence(self) -> dict[str, Any]:
+        """JSON-safe, camelCase: what goes into status history and Events."""
+        return {
+            "slo": self.slo,
+            "result": self.result,
+            "value": json_number(self.value),
+            "threshold": json_number(self.threshold),
+            "samples": self.samples,
+            "baselineValue": json_number(self.baseline_value),
+            "statistic": json_number(self.statistic),
+            "pValue": json_number(self.p_value),
+            "ciLow": json_number(self.ci_low),
+            "ciHigh": json_number(self.ci_high),
+            "reason": self.reason,
+        }
+
+
+def json_number(x: float | None) -> float | None:
+    """A number as status shows it: six significant digits, None for missing or infinite."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.6g}")
+
+
+def number(x: float | None) -> float | None:
+    """A usable measurement: finite and not negative; None for missing, NaN or nonsense."""
+    if x is None:
+        return None
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0.0 else None
+
+
+def finite(x: float | None) -> float | None:
+    """A finite number (negative allowed: query values), None for missing or NaN."""
+    try:
+        value = None if x is None else float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.3g}%"
+
+
+def slo_name(slo: Slo) -> str:
+    """Stable name of an SLO in status: errorRate, latency-p99, or the query's name."""
+    if slo.error_rate is not None:
+        return "errorRate"
+    if slo.latency is not None:
+        return f"latency-p{slo.latency.percentile:g}"
+    assert slo.query is not None
+    return slo.query.name
+
+
+def overall(verdicts: Sequence[Verdict]) -> Result:
+    """Any Fail -> Fail; every verdict Pass -> Pass; else (or none at all) Inconclusive."""
+    if any(v.result == FAIL for v in verdicts):
+        return FAIL
+    if verdicts and all(v.result == PASS for v in verdicts):
+        return PASS
+    return INCONCLUSIVE
+
+
+def inconclusive(name: str, reason: str, samples: float = 0.0, threshold: float | None = None) -> Verdict:
+    return Verdict(name, INCONCLUSIVE, None, threshold, int(samples), None, None, None, reason)
+
+
+def requests_served(data: VariantData) -> float | None:
+    """Requests served: the request counter, else the latency histogram's count."""
+    total = number(data.requests.total)
+    if total is None and data.latency is not None:
+        buckets = stats.clean_buckets(data.latency.buckets)
+        total = stats.histogram_total(buckets) if buckets else None
+    return total
+
+
+def error_counts(data: VariantData) -> tuple[float, float] | None:
+    """(errors, requests), or None if missing or inconsistent (more errors than requests)."""
+    total, errors = number(data.requests.total), number(data.requests.errors)
+    if total is None or errors is None or errors > total * 1.01 + 1.0:
+        return None
+    return min(errors, total), total
