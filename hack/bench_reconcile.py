@@ -8,7 +8,8 @@ canary rollout in progress, then reconciles all of them repeatedly in steady sta
 common case: nothing changed, nothing written — and reports per reconcile:
 
 - wall time (ms) of the whole reconcile and of the pure planning alone (its share);
-- API requests issued, split into reads and writes (a steady reconcile must write none);
+- API requests issued, split into reads and writes (a steady reconcile sends none: it reads
+  the operator's watch caches; ``--reader live`` reads the API server instead, as tools do);
 - resident memory of the process before and after (growth over the rounds).
 
 Absolute times depend on the machine (and the emulator is slower than a real API server);
@@ -29,12 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
-from headway.k8s.apply import list_children  # noqa: E402
+from headway.k8s.cache import Cache, LiveReader  # noqa: E402
 from headway.k8s.client import DEPLOYMENT, Kube, make_api_client  # noqa: E402
 from headway.planning.naming import Owner  # noqa: E402
 from headway.planning.observe import parse_status  # noqa: E402
-from headway.planning.plan import Observed, plan  # noqa: E402
-from headway.reconciler import MODEL_DEPLOYMENT, observe_variants, reconcile  # noqa: E402
+from headway.planning.plan import Observation, plan  # noqa: E402
+from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, observe_variants, reconcile  # noqa: E402
 from tests.e2e.emulator import KubeEmulator  # noqa: E402
 from tests.e2e.harness import install_crd  # noqa: E402
 
@@ -56,6 +57,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reader", choices=["cache", "live"], default="cache",
+                        help="where reconciles read: the operator's watch caches (default) or the API server")
     args = parser.parse_args()
     shared = ROOT.parent / "shared" / "schemas" / "gateway-api" / "standard_gateway.networking.k8s.io_httproutes.yaml"
 
@@ -82,13 +85,22 @@ def main() -> int:
                 reconcile(kube, "bench", name)
             time.sleep(0.2)
 
+        # The operator's reader: watch caches of the children and the ModelDeployments.
+        cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, ("bench",), lambda namespace, name: None)
+        cache.start()
+        assert cache.wait_synced(30)
+        for name in names:
+            cache.put_model(kube.get(MODEL_DEPLOYMENT, "bench", name) or {})
+        live_reader = LiveReader(kube, MODEL_DEPLOYMENT)
+        reader = cache if args.reader == "cache" else live_reader
+
         rss_before = rss_mib()
         totals, planning, reads, writes = [], [], [], []
         for _ in range(args.rounds):
             for name in names:
                 before = len(emulator._requests)  # noqa: SLF001 - the emulator's request log
                 started = time.perf_counter()
-                reconcile(kube, "bench", name)
+                reconcile(kube, "bench", name, reader=reader)
                 totals.append((time.perf_counter() - started) * 1000)
                 log = emulator._requests[before:]  # noqa: SLF001
                 reads.append(sum(1 for r in log if r.method.value == "GET"))
@@ -96,14 +108,16 @@ def main() -> int:
                 body = kube.get(MODEL_DEPLOYMENT, "bench", name)
                 assert body is not None
                 owner = Owner(name, "bench", body["metadata"]["uid"])
-                observed = Observed(body["spec"], body["metadata"].get("generation"), {}, parse_status(body.get("status")),
-                                    observe_variants(list_children(kube, owner, (DEPLOYMENT,)), owner))
+                observed = Observation(body["spec"], body["metadata"].get("generation"), {}, parse_status(body.get("status")),
+                                    observe_variants(live_reader.children(owner, (DEPLOYMENT,)), owner))
                 started = time.perf_counter()
                 plan(owner, observed, datetime.now(timezone.utc))
                 planning.append((time.perf_counter() - started) * 1000)
         rss_after = rss_mib()
+        cache.stop()
         phases = {kube.get(MODEL_DEPLOYMENT, "bench", n)["status"]["phase"] for n in names}  # type: ignore[index]
 
+    print(f"reader: {args.reader} ({'watch caches, as the operator runs' if args.reader == 'cache' else 'the API server, as tools do'})")
     print(f"{args.models} ModelDeployments (phases: {', '.join(sorted(phases))}), {args.rounds} rounds, steady state")
     print(f"{'':32}{'median':>10}{'p90':>10}{'max':>10}")
     for label, values in (("reconcile, ms", totals), ("of which planning, ms", planning),

@@ -43,6 +43,7 @@ HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 CRD_KIND = Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 NAMESPACE_KIND = Kind("", "v1", "namespaces", "Namespace", namespaced=False)
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
+NUDGE = "e2e.example.com/nudge"  # an annotation nothing reads: a change that wakes the operator
 
 
 def free_port() -> int:
@@ -197,6 +198,20 @@ class Env:
     def annotate(self, name: str, key: str, value: str | None) -> None:
         """What `kubectl annotate md/NAME key=value --overwrite` (or `key-`) does."""
         self.kube.merge_patch(MODEL_DEPLOYMENT, self.namespace, name, {"metadata": {"annotations": {key: value}}})
+
+    def reconciled_again(self, name: str, times: int = 2) -> None:
+        """Make the operator reconcile ``name`` again, without waiting for a timer.
+
+        Tests that check something *stays* as it is ("no second event", "not rewritten") need
+        the operator to look again; a periodic resync is not to be relied on. An annotation
+        nobody reads is a change to the object, and a change wakes the operator at once.
+        After the second nudge has been followed by a finished reconcile, at least one
+        reconcile ran entirely after the first nudge (an earlier one may have been in flight).
+        """
+        for i in range(times):
+            before = self.operator.metric("headway_reconciles_total")
+            self.annotate(name, NUDGE, str(i))
+            wait_for(f"{name}: a reconcile after nudge {i}", lambda: self.operator.metric("headway_reconciles_total") > before)
 
     def status(self, name: str) -> dict[str, Any]:
         return self.md(name).get("status") or {}

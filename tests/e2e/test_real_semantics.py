@@ -51,7 +51,10 @@ def test_a_hand_edit_is_put_back_and_other_writers_fields_are_kept(env: Env) -> 
     assert "updated Deployment fraud-stable (a rendered field was changed by another writer: spec.replicas, spec.template.spec.containers)" \
         in env.operator.logs()
     generation, writes = fixed["metadata"]["generation"], env.operator.logs().count("updated Deployment fraud-stable")
-    time.sleep(3 * env.operator.resync_seconds)  # several resyncs (the controller writes only status meanwhile)
+    # The Deployment controller rolls the fix out (writing only status), and the operator looks again.
+    wait_for("the fix rolled out", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable"))
+             and d["status"].get("observedGeneration") == d["metadata"]["generation"])
+    env.reconciled_again("fraud")
     again = env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable")
     assert again is not None and again["metadata"]["generation"] == generation, "the spec was rewritten"
     assert env.operator.logs().count("updated Deployment fraud-stable") == writes
@@ -70,7 +73,7 @@ def test_a_control_set_while_nothing_rolls_out_never_acts_later(env: Env, contro
 
     env.patch_spec("fraud", {"model": V2})  # later, git changes spec.model
     wait_for("canary 20%", lambda: env.route_split("fraud")[0] == {"fraud-stable": 80, "fraud-candidate": 20})
-    time.sleep(3 * env.operator.resync_seconds)
+    env.reconciled_again("fraud")  # later looks: the old control still does nothing
     status = env.status("fraud")
     assert status["phase"] == "Progressing" and status["rollout"]["step"] == 0 and not status["rollout"].get("promoting")
     assert not {"Aborted", "PromotionStarted"} & set(env.history("fraud"))
@@ -99,7 +102,8 @@ def test_a_conflict_never_moves_traffic_back(env: Env) -> None:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        until = time.monotonic() + 5  # past the end of the 2s step: its decision races with these writes
+        # Not a wait: 5 s of writes, past the end of the 2 s step, so that its decision races with them.
+        until = time.monotonic() + 5
         i = 0
         while time.monotonic() < until:
             patch_as(env, MODEL_DEPLOYMENT, "fraud",

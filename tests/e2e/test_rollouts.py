@@ -87,7 +87,7 @@ def test_manual_gate_and_promote_step_from_kubectl(env: Env) -> None:
     cond = wait_for("the manual gate", lambda: (c := env.condition("fraud", "Progressing")) and c["reason"] == "Paused" and c)
     assert "manual gate" in cond["message"]
     assert env.status("fraud")["phase"] == "Paused"
-    time.sleep(2)
+    time.sleep(2)  # a hold, not a wait: for longer than the 1 s step before it, nothing moves
     assert env.route_split("fraud")[0] == {"fraud-stable": 90, "fraud-candidate": 10}  # the gate holds the traffic
 
     result = subprocess.run(
@@ -112,7 +112,7 @@ def test_abort_then_retry(env: Env) -> None:
     wait_for("the candidate scaled to zero", lambda: candidate_replicas(env, "fraud") == 0)
     assert env.condition("fraud", "Degraded")["reason"] == "RolledBack"
     assert env.condition("fraud", "Ready")["status"] == "True"  # stable still serves
-    time.sleep(3)  # not retried on its own
+    time.sleep(3)  # a hold, not a wait: for 3 s nothing retries it on its own
     assert env.status("fraud")["phase"] == "RolledBack" and env.history("fraud").count("RolloutStarted") == 1
 
     env.annotate("fraud", "headway.dev/retry", "1")
@@ -133,7 +133,7 @@ def test_pause_and_resume_from_kubectl(env: Env) -> None:
     wait_for("canary 10%", lambda: env.route_split("fraud")[0] == {"fraud-stable": 90, "fraud-candidate": 10})
     env.annotate("fraud", "headway.dev/paused", "true")
     env.wait_phase("fraud", "Paused")
-    time.sleep(5)  # longer than the step: paused time does not count
+    time.sleep(5)  # a hold, not a wait: longer than the 3 s step, and paused time does not count
     assert env.route_split("fraud")[0] == {"fraud-stable": 90, "fraud-candidate": 10}
     env.annotate("fraud", "headway.dev/paused", None)
     wait_for("canary 40%", lambda: env.route_split("fraud")[0] == {"fraud-stable": 60, "fraud-candidate": 40})
@@ -144,7 +144,9 @@ def test_unavailable_candidate_never_gets_traffic(env: Env) -> None:
     deployed(env, "fraud", [{"canary": {"weight": 20, "duration": "1s"}}])
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:9.9.9", "image": "registry.example.com/does-not-exist:9"}})
     wait_for("the candidate Deployment", lambda: candidate_replicas(env, "fraud") == 1)
-    time.sleep(3)
+    wait_for("the rollout waiting for the candidate",
+             lambda: "waiting for fraud_scorer:9.9.9" in ((env.condition("fraud", "Progressing") or {}).get("message") or ""))
+    time.sleep(3)  # a hold, not a wait: for longer than the 1 s step, the unavailable candidate gets no traffic
     assert env.route_split("fraud")[0] == {"fraud-stable": 100}
     status = env.status("fraud")
     assert status["phase"] == "Progressing" and "waiting for fraud_scorer:9.9.9" in env.condition("fraud", "Progressing")["message"]

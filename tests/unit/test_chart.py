@@ -97,7 +97,7 @@ def triples(
 
 NAMESPACED_RULES = triples(
     [
-        (GROUP, PLURAL, ["get", "list", "watch", "patch"]),  # patch: kopf drops 0.1's finalizer
+        (GROUP, PLURAL, ["list", "watch", "patch"]),  # patch: kopf drops 0.1's finalizer; reads come from the watch
         (GROUP, f"{PLURAL}/status", ["patch"]),
         # children carry blockOwnerDeletion: OwnerReferencesPermissionEnforcement checks this
         (GROUP, f"{PLURAL}/finalizers", ["update"]),

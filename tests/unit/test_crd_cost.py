@@ -50,7 +50,7 @@ def schema() -> dict[str, Any]:
 
 def test_every_list_map_and_string_of_the_spec_is_bounded(schema: dict[str, Any]) -> None:
     unbounded = unbounded_nodes(schema["properties"]["spec"], "spec")
-    assert not unbounded, "unbounded in the spec (add max_length in operator/headway/api/spec.py):\n  " + "\n  ".join(unbounded)
+    assert not unbounded, "unbounded in the spec (add max_length in operator/headway/api/ (the model that declares it)):\n  " + "\n  ".join(unbounded)
 
 
 def test_no_cel_rules_under_status(schema: dict[str, Any]) -> None:

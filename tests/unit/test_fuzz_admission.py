@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 
 from headway.api.status import ModelDeploymentStatus
 from headway.planning.naming import Owner
-from headway.planning.plan import Observed, plan
+from headway.planning.plan import Observation, plan
 from headway.planning.validation import Problem, check_spec, parse_spec
 from tests.support.crdschema import CrdValidator, FieldError, load_crd, load_yaml_documents
 
@@ -358,7 +358,7 @@ def operator_view(name: str, raw: dict[str, Any]) -> tuple[bool, list[Problem]]:
         problems = check_spec(name, spec)
     for problem in problems:
         assert_problem_named(problem)
-    result = plan(Owner(name, "ml", "uid-1"), Observed(raw, 1, {}, ModelDeploymentStatus(), {}), NOW)
+    result = plan(Owner(name, "ml", "uid-1"), Observation(raw, 1, {}, ModelDeploymentStatus(), {}), NOW)
     assert [(p.field, p.message) for p in result.status.problems] == [(p.field, p.message) for p in problems]
     if problems:
         assert result.workloads is None and result.traffic is None, "a spec with problems is never applied"

@@ -96,7 +96,7 @@ permission here is used, and nothing else.
 # deleted after an upgrade); the operator never writes spec.
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # Its status subresource: the operator's only output on the resource (merge patch).
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/status"]

@@ -40,6 +40,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from headway.k8s.cache import LiveChildren
 from headway.k8s.client import EVENT, FIELD_MANAGER, ApiError, Kind, Kube, kind_of
 from headway.planning.conditions import EventIntent, rfc3339
 from headway.planning.naming import ANNOTATION_HASH, LABEL_MD, Owner, object_hash
@@ -191,15 +192,6 @@ def upgraded_managed_fields(live: dict[str, Any]) -> list[dict[str, Any]] | None
     upgraded = [copy.deepcopy(e) for i, e in enumerate(entries) if i not in legacy[1:]]
     upgraded[legacy[0]].update(manager=FIELD_MANAGER, operation="Apply")
     return upgraded
-
-
-LiveChildren = dict[str, dict[str, dict[str, Any]]]  # kind -> name -> object
-
-
-def list_children(kube: Kube, owner: Owner, managed: tuple[Kind, ...]) -> LiveChildren:
-    """The live children of each managed kind: one LIST per kind, by the modeldeployment label."""
-    return {kind.kind: {o["metadata"]["name"]: o for o in kube.list(kind, owner.namespace, f"{LABEL_MD}={owner.name}")}
-            for kind in managed}
 
 
 @dataclass

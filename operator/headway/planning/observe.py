@@ -108,4 +108,3 @@ class Observation:
     default_metrics_url: str | None = None  # the operator's own Prometheus (--prometheus-url)
 
 
-Observed = Observation  # the name it had before

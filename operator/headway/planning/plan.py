@@ -29,7 +29,7 @@ from headway.planning.derive import Decision, RenderProblem, derive_status
 from headway.planning.experiment import plan_experiment
 from headway.planning.measure import Judgement, MeasureRequest, judge, measure_request
 from headway.planning.naming import Owner, VariantWorkload
-from headway.planning.observe import Observation, Observed
+from headway.planning.observe import Observation
 from headway.planning.rollout import is_steady
 from headway.planning.single import plan_rollout, plan_steady
 from headway.planning.steps import duration
@@ -168,6 +168,6 @@ def wake_at(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, mea
 
 
 __all__ = [
-    "DRAIN", "Decision", "Gate", "Judgement", "Observation", "Observed", "Plan", "Problem", "RenderProblem", "decide", "derive",
+    "DRAIN", "Decision", "Gate", "Judgement", "Observation", "Plan", "Problem", "RenderProblem", "decide", "derive",
     "finish", "plan", "wake_at",
 ]

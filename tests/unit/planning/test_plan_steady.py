@@ -12,7 +12,7 @@ from headway.planning.naming import Owner, revision_of
 from headway.api.spec import ModelSpec
 from headway.planning.naming import STABLE
 from headway.planning.observe import observe_deployment, parse_status
-from headway.planning.plan import Observed, plan
+from headway.planning.plan import Observation, plan
 
 OWNER = Owner("fraud-scorer", "ml", "uid-1")
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -41,7 +41,7 @@ def conditions(status: ModelDeploymentStatus) -> dict[str, tuple[str, str]]:
 
 def step(previous: ModelDeploymentStatus, live: dict | None, spec: dict = SPEC, now: datetime = T0):
     states = {STABLE: observe_deployment(live)} if live is not None else {}
-    return plan(OWNER, Observed(raw_spec=spec, generation=1, annotations={}, previous=previous, live=states), now)
+    return plan(OWNER, Observation(raw_spec=spec, generation=1, annotations={}, previous=previous, live=states), now)
 
 
 @pytest.mark.parametrize("previous_phase, live, phase, ready", [

@@ -128,10 +128,10 @@ def test_any_other_prometheus_url_is_refused_naming_the_field(url: str) -> None:
 def test_the_planner_refuses_a_spec_naming_a_url_it_may_not_call() -> None:
     from headway.planning.naming import Owner
     from headway.planning.observe import parse_status
-    from headway.planning.plan import Observed, plan
+    from headway.planning.plan import Observation, plan
     from tests.unit.planning.rollout_cases import T0
 
-    observed = Observed(raw_spec=ANALYSIS_AT("http://10.0.0.1:80"), generation=1, annotations={}, previous=parse_status(None),
+    observed = Observation(raw_spec=ANALYSIS_AT("http://10.0.0.1:80"), generation=1, annotations={}, previous=parse_status(None),
                         live={}, allowed_metrics_urls=ALLOWED)
     result = plan(Owner("fraud", "ml", "uid"), observed, T0)
     assert result.workloads is None and result.status.phase == "Failed"
