@@ -28,7 +28,7 @@ from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, Conflict, forget, 
 from headway.telemetry import RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
-MIN_WAKE_SECONDS = 0.5
+MIN_WAKE_SECONDS = 1.0
 
 
 class Runtime:

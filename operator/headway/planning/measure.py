@@ -113,6 +113,11 @@ def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploym
         return Judgement.unjudged(previous)
     cfg = spec.analysis
     status, decision = previous.analysis, previous.experiment_decision
+    if req.purpose == "experiment" and not analysis.same_window(status, req):
+        # An experiment's window opens now and is recorded, so that its first measurement is due
+        # one interval later (a window that restarts at every plan would never be due).
+        status = AnalysisStatus(revision=req.revision, purpose="experiment", window_start=rfc3339(req.window_start),
+                                last_run=rfc3339(req.window_start), result="Inconclusive")
     verdicts: tuple[tuple[str, Verdict], ...] = ()
     answered = measurement is not None and measurement.request.answers(req) and _newer(measurement, status, req)
     if answered and measurement is not None:

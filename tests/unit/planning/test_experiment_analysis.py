@@ -103,3 +103,14 @@ def test_without_promote_winner_the_decision_is_only_recorded() -> None:
     assert result.traffic.weights == {S: 50, "treatment": 30, "challenger": 20}
     assert [e.reason for e in result.events] == ["ExperimentDecided"]
     assert result.status.experiment_decision == decision
+
+
+def test_an_experiment_under_analysis_is_measured_one_interval_after_it_starts() -> None:
+    cluster = experimenting()
+    cluster.spec = with_analysis(experiment_spec())
+    opened = plan(OWNER, Observation(cluster.spec, 1, {}, cluster.status, dict(cluster.live)), at(20))
+    assert opened.status.analysis is not None and opened.status.analysis.purpose == "experiment"
+    assert opened.measure is not None and opened.measure.due_at == at(50) and opened.wake_at == at(50)
+    later = plan(OWNER, Observation(cluster.spec, 1, {}, opened.status, dict(cluster.live)), at(50))
+    assert later.measure is not None and later.measure.due_at == at(50)  # due now: the runtime measures it
+    assert later.measure.purpose == "experiment" and set(later.measure.variants) == {S, "treatment", "challenger"}
