@@ -266,6 +266,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
             elif writes:
                 confirm_fresh(kube, MODEL_DEPLOYMENT, body)  # the status we act on is still the latest
         except ApiError as exc:
+            if exc.status == 404:
+                return None  # deleted while this call decided (the cache was behind): gone
             if exc.status == 409:
                 log.info("%s/%s changed while reconciling: nothing written, deciding again from the newer status", namespace, name,
                          extra=_log_fields(owner, result, "Conflict"))

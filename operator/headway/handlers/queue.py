@@ -87,6 +87,9 @@ class WorkQueue:
             due = self._clock() + max(0.0, delay)
             self._wake[key] = due
             heapq.heappush(self._heap, (due, next(self._seq), key))
+            if len(self._heap) > 2 * len(self._wake) + 64:  # superseded entries far in the future: drop them now
+                self._heap = [(when, next(self._seq), k) for k, when in self._wake.items()]
+                heapq.heapify(self._heap)
             self._cond.notify_all()
 
     def retry(self, namespace: str, name: str) -> None:

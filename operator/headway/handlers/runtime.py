@@ -20,6 +20,7 @@ from typing import Any
 
 from headway.config import OperatorConfig
 from headway.handlers.queue import WorkQueue
+from headway.k8s.apply import forget_applied
 from headway.k8s.cache import Cache
 from headway.k8s.client import ApiError, Kube
 from headway.metrics.measurer import Measurer
@@ -35,7 +36,7 @@ class Runtime:
     def __init__(self, kube: Kube, config: OperatorConfig, *, workers: int = 4) -> None:
         self.kube, self.config = kube, config
         self.queue = WorkQueue(self.run, workers=workers, safety=config.resync_seconds, ready=self._synced)
-        self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, config.namespaces, self.queue.add)
+        self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, config.namespaces, self.queue.add, on_deleted=forget_applied)
         self.measurer: Measurer[Measurement] = Measurer(lambda key: self.queue.add(*key), workers=workers,
                                                         timeout=config.measure_timeout_seconds)
         self._ready = False

@@ -169,6 +169,11 @@ LEGACY_MANAGERS = ("OpenAPI-Generator",)  # how the API server named Headway 0.1
 _applied: dict[str, str] = {}  # child uid -> the resourceVersion Headway's own last apply returned
 
 
+def forget_applied(obj: dict[str, Any]) -> None:
+    """A child is gone (deleted by anyone, or garbage-collected): drop what was remembered of it."""
+    _applied.pop(obj.get("metadata", {}).get("uid", ""), None)
+
+
 def needs_apply(live: dict[str, Any], stamped: dict[str, Any]) -> str | None:
     """Why the live child must be applied again (None: it is as rendered)."""
     if live["metadata"].get("annotations", {}).get(ANNOTATION_HASH) != stamped["metadata"]["annotations"][ANNOTATION_HASH]:

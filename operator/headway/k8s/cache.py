@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from headway.k8s.client import Kind, Kube
 from headway.k8s.informer import Informer, Obj, Store, slim
 from headway.planning.naming import LABEL_MD, MANAGED_BY, Owner
-from headway.telemetry import CACHE_OBJECTS
 
 LiveChildren = dict[str, dict[str, dict[str, Any]]]  # kind -> name -> object
 SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
@@ -86,12 +85,13 @@ class Cache:
     """Watch caches of the children of every ModelDeployment in the served namespaces."""
 
     def __init__(self, kube: Kube, model_kind: Kind, kinds: tuple[Kind, ...], namespaces: tuple[str, ...],
-                 on_change: Callable[[str, str], None]) -> None:
+                 on_change: Callable[[str, str], None], on_deleted: Callable[[Obj], None] | None = None) -> None:
         self.models = Store(model_kind)
         self._on_change = on_change
         self._stores = {k.kind: Store(k, LABEL_MD) for k in kinds}
         self._informers: dict[str, list[Informer]] = {
-            k.kind: [Informer(kube, self._stores[k.kind], ns, SELECTOR, self._changed, on_served=self._wake_all)
+            k.kind: [Informer(kube, self._stores[k.kind], ns, SELECTOR, self._changed, on_served=self._wake_all,
+                              on_deleted=on_deleted)
                      for ns in (namespaces or (None,))]
             for k in kinds
         }
@@ -155,6 +155,4 @@ class Cache:
     def sizes(self) -> dict[str, int]:
         sizes = {kind: len(store) for kind, store in self._stores.items()}
         sizes[self.models.kind.kind] = len(self.models)
-        for kind, n in sizes.items():
-            CACHE_OBJECTS.labels(kind).set(n)
         return sizes

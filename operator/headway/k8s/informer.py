@@ -32,11 +32,13 @@ import logging
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from headway.k8s.client import FIELD_MANAGER, ApiError, Kind, Kube
+from headway.planning.naming import LABEL_MD
+from headway.telemetry import CACHE_OBJECTS
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,21 @@ def newer(candidate: Obj, current: Obj | None) -> bool:
     return True
 
 
+def _rv(obj: Obj) -> int | None:
+    version = str(obj["metadata"].get("resourceVersion", ""))
+    return int(version) if version.isdigit() else None
+
+
 class Store:
-    """Objects of one kind by (namespace, name), indexed by a label's value."""
+    """Objects of one kind by (namespace, name), indexed by a label's value.
+
+    Deleted objects leave a tombstone (their uid, for ``TOMBSTONE_SECONDS``): a write-through
+    of an object that was deleted meanwhile (its apply answered before the DELETED event came)
+    is refused, so it cannot come back into the cache; a new object of the same name has
+    another uid and is stored.
+    """
+
+    TOMBSTONE_SECONDS = 600.0
 
     def __init__(self, kind: Kind, index_label: str | None = None) -> None:
         self.kind = kind
@@ -85,6 +100,8 @@ class Store:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], Obj] = {}
         self._index: defaultdict[tuple[str, str], dict[str, Obj]] = defaultdict(dict)
+        self._tombstones: OrderedDict[str, float] = OrderedDict()  # uid -> when deleted (monotonic)
+        self._gauge = CACHE_OBJECTS.labels(kind.kind)
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -107,38 +124,62 @@ class Store:
         with self._lock:
             return list(self._objects)
 
-    def put(self, obj: Obj, *, only_if_newer: bool = False) -> bool:
-        """Store (replacing); False when ``only_if_newer`` and the stored one is newer."""
+    def put(self, obj: Obj, *, only_if_newer: bool = False) -> tuple[bool, Obj | None]:
+        """Store (replacing): (stored, the object it replaced). With ``only_if_newer``, an object
+        older than the stored one, or one that was deleted, is not stored."""
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         with self._lock:
             old = self._objects.get(key)
-            if only_if_newer and not newer(obj, old):
-                return False
-            if old is not None:
-                self._unindex(key, old)
-            self._objects[key] = obj
-            at = self._indexed(obj)
-            if at is not None:
-                self._index[at][key[1]] = obj
-            return True
+            if only_if_newer and (not newer(obj, old) or meta.get("uid") in self._tombstones):
+                return False, old
+            self._put(key, obj, old)
+            return True, old
 
     def remove(self, namespace: str, name: str) -> Obj | None:
         with self._lock:
-            old = self._objects.pop((namespace, name), None)
-            if old is not None:
-                self._unindex((namespace, name), old)
-            return old
+            return self._remove((namespace, name))
 
-    def replace(self, objects: list[Obj], namespace: str | None) -> list[Obj]:
-        """A fresh list of ``namespace`` (None: all): store it; return the objects that went away."""
+    def replace(self, objects: list[Obj], namespace: str | None, version: str) -> list[Obj]:
+        """A fresh list of ``namespace`` (None: all) at resourceVersion ``version``: store it and
+        return the objects that went away. Entries newer than the list (a write-through that
+        answered while the list was on its way) are kept."""
+        listed = int(version) if version.isdigit() else None
         fresh = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects}
-        gone = [o for k, o in list(self._objects.items()) if (namespace is None or k[0] == namespace) and k not in fresh]
-        for obj in gone:
-            self.remove(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-        for obj in objects:
-            self.put(obj)
+        with self._lock:
+            gone = [self._objects[k] for k in list(self._objects)
+                    if (namespace is None or k[0] == namespace) and k not in fresh
+                    and not (listed is not None and (_rv(self._objects[k]) or 0) > listed)]
+            for obj in gone:
+                self._remove((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+            for obj in objects:
+                key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                old = self._objects.get(key)
+                if newer(obj, old):
+                    self._put(key, obj, old)
         return gone
+
+    def _put(self, key: tuple[str, str], obj: Obj, old: Obj | None) -> None:
+        if old is not None:
+            self._unindex(key, old)
+        self._objects[key] = obj
+        at = self._indexed(obj)
+        if at is not None:
+            self._index[at][key[1]] = obj
+        self._gauge.set(len(self._objects))
+
+    def _remove(self, key: tuple[str, str]) -> Obj | None:
+        old = self._objects.pop(key, None)
+        if old is not None:
+            self._gauge.set(len(self._objects))
+            self._unindex(key, old)
+            uid = old["metadata"].get("uid")
+            now = time.monotonic()
+            if uid:
+                self._tombstones[uid] = now
+            while self._tombstones and next(iter(self._tombstones.values())) < now - self.TOMBSTONE_SECONDS:
+                self._tombstones.popitem(last=False)
+        return old
 
     def _unindex(self, key: tuple[str, str], old: Obj) -> None:
         at = self._indexed(old)
@@ -156,10 +197,12 @@ class Informer:
     RECHECK_SECONDS = 60.0  # at most this often, a kind that is not served is looked for again (on demand)
 
     def __init__(self, kube: Kube, store: Store, namespace: str | None, selector: str, on_change: Callable[[Obj], None],
-                 *, watch_seconds: tuple[int, int] = (1800, 3600), on_served: Callable[[], None] | None = None) -> None:
+                 *, watch_seconds: tuple[int, int] = (1800, 3600), on_served: Callable[[], None] | None = None,
+                 on_deleted: Callable[[Obj], None] | None = None) -> None:
         self.kube, self.store, self.namespace, self.selector = kube, store, namespace, selector
         self._on_change = on_change
         self._on_served = on_served
+        self._on_deleted = on_deleted
         self._watch_seconds = watch_seconds
         self.served: bool | None = None  # None until the first list answered
         self.synced = threading.Event()
@@ -192,22 +235,31 @@ class Informer:
                         self._recheck.wait()
                         self._recheck.clear()
                         continue
-                version = self._watch(version)  # the server ended the watch: go on from where it was
+                started = time.monotonic()
+                version, events = self._watch(version)  # the server ended the watch: go on from where it was
+                if events == 0 and time.monotonic() - started < 1.0:
+                    raise ConnectionError("the watch ended at once")  # a proxy closing it: back off, never spin
                 backoff = 1.0
             except ApiError as exc:
+                if exc.status in (404, 410) and backoff == 1.0:
+                    version, backoff = None, 2.0  # too old, or the kind went away: list again at once (once)
+                    continue
                 version = None
-                if exc.status in (404, 410):
-                    continue  # 410: too old, list again at once; 404: the kind went away (the list says so)
-                self._pause(backoff, exc)
+                self._failed(backoff, exc)
                 backoff = min(backoff * 2, 30.0)
-            except Exception as exc:  # noqa: BLE001 - a dropped connection, a bad line: list again
-                version = None
-                self._pause(backoff, exc)
+            except Exception as exc:  # noqa: BLE001 - a dropped connection, a bad line: watch again from where it was
+                self._failed(backoff, exc)
                 backoff = min(backoff * 2, 30.0)
 
-    def _pause(self, seconds: float, exc: Exception) -> None:
-        log.warning("watch of %s in %s failed, listing again in %.0fs: %s", self.store.kind.plural,
-                    self.namespace or "all namespaces", seconds, exc)
+    def _failed(self, seconds: float, exc: Exception) -> None:
+        if not self.synced.is_set():  # never block the others: this kind counts as not served until it lists
+            log.error("cannot list %s in %s (%s): ModelDeployments that need it wait; retrying", self.store.kind.plural,
+                      self.namespace or "all namespaces", exc)
+            self.served = False
+            self.synced.set()
+        else:
+            log.warning("watch of %s in %s failed, again in %.0fs: %s", self.store.kind.plural,
+                        self.namespace or "all namespaces", seconds, exc)
         self._stop.wait(seconds)
 
     def _list(self) -> str | None:
@@ -220,11 +272,14 @@ class Informer:
             self._set_served(False)
             return None
         items = [slim(o, self.store.kind) for o in body.get("items", [])]
-        gone = self.store.replace(items, self.namespace)
+        version = str(body.get("metadata", {}).get("resourceVersion", ""))
+        gone = self.store.replace(items, self.namespace, version)
         self._set_served(True)
+        for obj in gone:
+            self._deleted(obj)
         for obj in [*items, *gone]:
             self._on_change(obj)
-        return str(body.get("metadata", {}).get("resourceVersion", ""))
+        return version
 
     def _set_served(self, served: bool) -> None:
         appeared = served and self.served is False
@@ -235,12 +290,14 @@ class Informer:
         if appeared and self._on_served is not None:
             self._on_served()  # a CRD installed since: whoever waited for it looks again
 
-    def _watch(self, version: str) -> str:
-        """Follow one watch until the server ends it; returns the last resourceVersion seen."""
+    def _watch(self, version: str) -> tuple[str, int]:
+        """Follow one watch until the server ends it: the last resourceVersion seen, and how many events came."""
         timeout = random.randint(*self._watch_seconds)
+        events = 0
         for event in self.kube.watch(self.store.kind, self.namespace, self.selector, version, timeout):
             if self._stop.is_set():
                 break
+            events += 1
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 raise ApiError(int(obj.get("code") or 0), str(obj.get("reason", "")), str(obj.get("message", "")))
@@ -249,8 +306,19 @@ class Informer:
                 continue  # only the resourceVersion: nothing changed
             obj = slim(obj, self.store.kind)
             if kind == "DELETED":
-                self.store.remove(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                old = self.store.remove(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                self._deleted(obj)
             else:
-                self.store.put(obj, only_if_newer=True)
+                _, old = self.store.put(obj, only_if_newer=True)
             self._on_change(obj)
-        return version
+            if old is not None and _parent(old) != _parent(obj):
+                self._on_change(old)  # a label moved or removed: the former parent looks again too
+        return version, events
+
+    def _deleted(self, obj: Obj) -> None:
+        if self._on_deleted is not None:
+            self._on_deleted(obj)
+
+
+def _parent(obj: Obj) -> str | None:
+    return (obj["metadata"].get("labels") or {}).get(LABEL_MD)

@@ -137,3 +137,58 @@ def test_own_writes_are_stored_only_if_not_older_than_what_the_watch_delivered(c
         assert cache.children(owner, (DEPLOYMENT,))["Deployment"]["fraud-stable"]["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]
     finally:
         cache.stop()
+
+
+def test_a_deleted_child_does_not_come_back_through_a_late_write_through(cluster: tuple[KubeEmulator, Kube]) -> None:
+    _, kube = cluster
+    cache = Cache(kube, MD, (DEPLOYMENT,), (NS,), Woken())
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        applied = kube.create(DEPLOYMENT, NS, deployment("fraud-stable", "fraud"))
+        owner = Owner(name="fraud", namespace=NS, uid="u1")
+        wait_until("watched", lambda: "fraud-stable" in cache.children(owner, (DEPLOYMENT,))["Deployment"])
+        kube.delete(DEPLOYMENT, NS, "fraud-stable")
+        wait_until("deleted", lambda: not cache.children(owner, (DEPLOYMENT,))["Deployment"])
+        cache.put(DEPLOYMENT, applied)  # the answer to an apply that raced the deletion
+        assert not cache.children(owner, (DEPLOYMENT,))["Deployment"]
+        recreated = kube.create(DEPLOYMENT, NS, deployment("fraud-stable", "fraud"))  # a new object: another uid
+        wait_until("the new one is cached", lambda: cache.children(owner, (DEPLOYMENT,))["Deployment"].get("fraud-stable", {})
+                   .get("metadata", {}).get("uid") == recreated["metadata"]["uid"])
+    finally:
+        cache.stop()
+
+
+def test_a_child_whose_label_moves_wakes_its_former_model_deployment(cluster: tuple[KubeEmulator, Kube]) -> None:
+    _, kube = cluster
+    woken = Woken()
+    cache = Cache(kube, MD, (DEPLOYMENT,), (NS,), woken)
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        kube.create(DEPLOYMENT, NS, deployment("fraud-stable", "fraud"))
+        wait_until("watched", lambda: woken.count("fraud") >= 1)
+        before = woken.count("fraud")
+        kube.merge_patch(DEPLOYMENT, NS, "fraud-stable", {"metadata": {"labels": {LABEL_MD: "other"}}})
+        wait_until("the former parent woken", lambda: woken.count("fraud") > before)
+        assert woken.count("other") >= 1
+    finally:
+        cache.stop()
+
+
+class FailingKube:
+    """A client whose every list is forbidden (a missing RoleBinding)."""
+
+    def list_raw(self, *args: object) -> dict:
+        from headway.k8s.client import ApiError
+        raise ApiError(403, "Forbidden", "virtualservices is forbidden")
+
+
+def test_a_kind_that_cannot_be_listed_does_not_hold_up_the_others() -> None:
+    cache = Cache(FailingKube(), MD, (HTTPROUTE,), (NS,), Woken())  # type: ignore[arg-type]
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        assert not cache.serves(HTTPROUTE)
+    finally:
+        cache.stop()
