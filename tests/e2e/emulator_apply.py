@@ -614,8 +614,12 @@ def track_update(types: Types, live: Mapping[str, Any] | None, incoming: Any, re
 # --- Apply ---------------------------------------------------------------------------------------------
 
 def parse_apply_body(body: bytes) -> dict[str, Any]:
+    try:  # JSON (what controllers send) is YAML too, but json parses it a hundred times faster
+        config = json.loads(body) if body.lstrip()[:1] == b'{' else None
+    except ValueError:
+        config = None
     try:
-        config = yaml.safe_load(body.decode('utf-8') if body else '') or {}
+        config = config if config is not None else yaml.safe_load(body.decode('utf-8') if body else '') or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ApplyError(400, 'BadRequest', f'error decoding YAML: {e}')
     if not isinstance(config, dict):

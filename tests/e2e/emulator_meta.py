@@ -14,7 +14,7 @@ Metadata helpers of the Kubernetes API emulator: selectors, names, validation.
 import datetime
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
@@ -39,6 +39,8 @@ _EXISTS_TERM = re.compile(rf'^\s*(!?)\s*({_KEY})\s*$')
 
 def _split_terms(selector: str) -> list[str]:
     """Split by commas, but not by the commas inside ``in (…)`` sets."""
+    if '(' not in selector:  # the common case, without a char-by-char scan
+        return [term for term in selector.split(',') if term.strip()]
     terms: list[str] = []
     depth = 0
     current = ''
@@ -200,3 +202,110 @@ def validate_metadata(meta: Mapping[str, Any]) -> None:
         missing = [f for f in ('apiVersion', 'kind', 'name', 'uid') if not ref.get(f)]
         if missing:
             raise MetadataInvalid(f'metadata.ownerReferences.{missing[0]}: Required value')
+
+
+# --- The store and its indexes ------------------------------------------------------------------
+
+StoreKey = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
+
+
+def key_order(key: StoreKey) -> tuple[str, str, str, str]:
+    """The order of lists: by kind, namespace, name (as etcd's key order)."""
+    group, plural, namespace, name = key
+    return group, plural, namespace or '', name
+
+
+class IndexedStore(dict[StoreKey, dict[str, Any]]):
+    """The emulator's objects by key, with the indexes a real API server's watch cache has, so
+    that no request scans every object: keys by kind and namespace, by label (key=value, per
+    kind), and uids (of all objects and of owners, for garbage collection).
+
+    Every write goes through ``store[key] = obj``, ``del store[key]`` or ``store.pop(key)``; the
+    stored objects are never changed in place (a write stores a new object), so the indexes
+    cannot go stale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (group, plural) -> namespace -> keys (a dict as an ordered set)
+        self._by_kind: dict[tuple[str, str], dict[str | None, dict[StoreKey, None]]] = {}
+        self._by_label: dict[tuple[str, str, str, str], set[StoreKey]] = {}  # (group, plural, label, value)
+        self._uids: dict[str, StoreKey] = {}
+        self._dependents: dict[str, set[StoreKey]] = {}  # owner uid -> keys of objects naming it
+
+    def __setitem__(self, key: StoreKey, obj: dict[str, Any]) -> None:
+        if (old := super().get(key)) is not None:
+            self._unindex(key, old)
+        super().__setitem__(key, obj)
+        self._index(key, obj)
+
+    def __delitem__(self, key: StoreKey) -> None:
+        self._unindex(key, self[key])
+        super().__delitem__(key)
+
+    def pop(self, key: StoreKey, *default: Any) -> Any:  # type: ignore[override]
+        if key in self:
+            obj = super().pop(key)
+            self._unindex(key, obj)
+            return obj
+        return super().pop(key, *default)
+
+    def _index(self, key: StoreKey, obj: dict[str, Any]) -> None:
+        metadata = obj.get('metadata') or {}
+        self._by_kind.setdefault(key[:2], {}).setdefault(key[2], {})[key] = None
+        for label, value in (metadata.get('labels') or {}).items():
+            self._by_label.setdefault((key[0], key[1], label, str(value)), set()).add(key)
+        if uid := metadata.get('uid'):
+            self._uids[uid] = key
+        for ref in metadata.get('ownerReferences') or []:
+            if isinstance(ref, Mapping) and ref.get('uid'):
+                self._dependents.setdefault(ref['uid'], set()).add(key)
+
+    def _unindex(self, key: StoreKey, obj: dict[str, Any]) -> None:
+        metadata = obj.get('metadata') or {}
+        namespaces = self._by_kind.get(key[:2], {})
+        namespaces.get(key[2], {}).pop(key, None)
+        if not namespaces.get(key[2], True):
+            del namespaces[key[2]]
+        for label, value in (metadata.get('labels') or {}).items():
+            index_key = (key[0], key[1], label, str(value))
+            if (keys := self._by_label.get(index_key)) is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_label[index_key]
+        if (uid := metadata.get('uid')) and self._uids.get(uid) == key:
+            del self._uids[uid]
+        for ref in metadata.get('ownerReferences') or []:
+            if isinstance(ref, Mapping) and (keys := self._dependents.get(ref.get('uid') or '')) is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._dependents[ref['uid']]
+
+    def kind_keys(self, group: str, plural: str, namespace: str | None = None,
+                  labels: list[Requirement] | None = None) -> list[StoreKey]:
+        """Keys that may match: of the kind (in the namespace, if given), narrowed by the label
+        index when a requirement is ``key=value`` or ``key in (…)`` — a superset to be checked
+        with the full selector. Sorted as lists are."""
+        candidates: set[StoreKey] | None = None
+        for label, op, values in labels or ():
+            if op in ('=', 'in'):
+                found: set[StoreKey] = set()
+                for value in values:
+                    found |= self._by_label.get((group, plural, label, value), set())
+                if candidates is None or len(found) < len(candidates):
+                    candidates = found
+        if candidates is not None:
+            keys: Iterable[StoreKey] = (k for k in candidates if namespace is None or k[2] == namespace)
+        else:
+            namespaces = self._by_kind.get((group, plural), {})
+            if namespace is not None:
+                keys = list(namespaces.get(namespace, {}))
+            else:
+                keys = [k for in_namespace in namespaces.values() for k in in_namespace]
+        return sorted(keys, key=key_order)
+
+    def uid_exists(self, uid: str) -> bool:
+        return uid in self._uids
+
+    def dependents(self, uid: str) -> list[StoreKey]:
+        """Keys of the objects whose ownerReferences name ``uid``, in list order."""
+        return sorted(self._dependents.get(uid, ()), key=key_order)

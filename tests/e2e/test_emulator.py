@@ -378,7 +378,7 @@ async def test_orphan_propagation_keeps_dependents(api: Api) -> None:
     await api.post(CONFIGMAPS, {'metadata': {'name': 'child', 'ownerReferences': owned_by(owner)}})
     status, _ = await api.delete(f'{DEPLOYMENTS}/owner', {'propagationPolicy': 'Orphan'})
     assert status == 200
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a hold, not a wait: the (asynchronous) garbage collector leaves it alone
     status, child = await api.get(f'{CONFIGMAPS}/child')
     assert status == 200 and not child['metadata'].get('ownerReferences')
 
@@ -529,7 +529,7 @@ async def test_deployments_with_unpullable_images_never_become_ready(kube_emulat
     await api.post(DEPLOYMENTS, deployment('bad', image='registry.example/does-not-exist:1',
                                            replicas=2, progressDeadlineSeconds=1))
     bad = await api.wait_for(f'{DEPLOYMENTS}/bad', lambda d: d.get('status', {}).get('observedGeneration') == 1)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a hold, not a wait: four controller passes later, still nothing ready
     _, bad = await api.get(f'{DEPLOYMENTS}/bad')
     assert bad['status'].get('readyReplicas', 0) == bad['status'].get('availableReplicas', 0) == 0
     assert bad['status']['unavailableReplicas'] == 2
@@ -546,7 +546,7 @@ async def test_deployments_with_unpullable_images_never_become_ready(kube_emulat
     image = [{'op': 'replace', 'path': '/spec/template/spec/containers/0/image', 'value': 'does-not-exist:2'}]
     await api.patch(f'{DEPLOYMENTS}/web', image, JSON_PATCH)
     web = await api.wait_for(f'{DEPLOYMENTS}/web', lambda d: d['status']['observedGeneration'] == 2)
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a hold, not a wait: four controller passes later, the new pods are still not ready
     _, web = await api.get(f'{DEPLOYMENTS}/web')
     assert condition(web, 'Available')['status'] == 'True'
     assert web['status']['availableReplicas'] == 3 and web['status']['updatedReplicas'] == 2

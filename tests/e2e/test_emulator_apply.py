@@ -317,7 +317,7 @@ async def test_fields_no_longer_applied_are_removed_unless_someone_else_owns_the
 async def test_a_no_op_apply_writes_nothing(api: Api) -> None:
     """(d) an unchanged re-apply: same resourceVersion, same managedFields (times too), no event."""
     _, first = await apply(api, f'{DEPLOYMENTS}/web', web())
-    await asyncio.sleep(1.1)  # a new time would show
+    await asyncio.sleep(1.1)  # a hold, not a wait: managedFields times have 1 s resolution, so a new time would show
     status, second = await apply(api, f'{DEPLOYMENTS}/web', web())
     assert status == 200
     assert second['metadata']['resourceVersion'] == first['metadata']['resourceVersion']
