@@ -134,7 +134,13 @@ def served_kinds(reader: Reader, spec: ModelDeploymentSpec | None = None) -> fro
 
 
 def _action_events(actions: list[Action]) -> list[EventIntent]:
-    return [EventIntent("Normal", a.verb.capitalize(), f"{a.kind} {a.name} {a.verb}") for a in actions if a.verb != "conflict"]
+    """One Event per kind of write (Created, Updated, Deleted) naming every child it touched:
+    what ``kubectl describe`` needs, at one API request per verb, not per child."""
+    by_verb: dict[str, list[str]] = {}
+    for a in actions:
+        if a.verb != "conflict":
+            by_verb.setdefault(a.verb, []).append(f"{a.kind} {a.name}")
+    return [EventIntent("Normal", verb.capitalize(), f"{', '.join(names)} {verb}") for verb, names in by_verb.items()]
 
 
 def observe_variants(live: LiveChildren, owner: Owner) -> dict[str, Any]:

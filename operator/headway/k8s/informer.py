@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -54,8 +55,26 @@ def _legacy_owned(entries: list[dict[str, Any]]) -> bool:
     return any(e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" for e in entries)
 
 
+STATUS_READ = frozenset({"Deployment", "ModelDeployment"})  # kinds whose status a reconcile reads
+
+
+def _compact(value: Any) -> Any:
+    """The same JSON value with its keys and short strings interned: a thousand Deployments
+    share one copy of "metadata", "app.kubernetes.io/managed-by", "IfNotPresent"... (about half
+    the memory of the cache)."""
+    if isinstance(value, dict):
+        return {sys.intern(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= 64:
+        return sys.intern(value)
+    return value
+
+
 def slim(obj: Obj, kind: Kind) -> Obj:
-    """The object as cached: typed (list items carry no apiVersion/kind), without what Headway never reads."""
+    """The object as cached: typed (list items carry no apiVersion/kind), compact, without what
+    Headway never reads (managedFields unless 0.1's must be handed over, kubectl's last-applied,
+    the status of children other than Deployments)."""
     meta = dict(obj.get("metadata") or {})
     entries = meta.pop("managedFields", None) or []
     if entries and _legacy_owned(entries):
@@ -63,7 +82,8 @@ def slim(obj: Obj, kind: Kind) -> Obj:
     annotations = meta.get("annotations")
     if annotations and LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-    return {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
+    kept = {k: v for k, v in obj.items() if k != "status" or kind.kind in STATUS_READ}
+    return _compact({**kept, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta})
 
 
 def newer(candidate: Obj, current: Obj | None) -> bool:
