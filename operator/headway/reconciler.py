@@ -237,6 +237,19 @@ def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, A
     return result, writes
 
 
+def _announce(kube: Kube, body: dict[str, Any], owner: Owner, result: Plan, wrote: bool, now: datetime) -> None:
+    """The decision's log lines, Events and counters, once its status is durable."""
+    _count(result, owner)
+    where = f"{owner.namespace}/{owner.name}"
+    if wrote:
+        log.info("%s status: %s", where, _summary(result), extra=_log_fields(owner, result, "StatusWritten"))
+    for event in result.events:
+        log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s %s: %s [%s]", where,
+                event.reason, event.message, _summary(result), extra=_log_fields(owner, result, event.reason))
+        post_event(kube, body, event, now)
+        telemetry.EVENTS.labels(event.type, event.reason).inc()
+
+
 class Conflict(ApiError):
     """The ModelDeployment changed between the read and the status write: nothing was written."""
 
@@ -280,14 +293,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
                 raise Conflict(exc.status, exc.reason, exc.message) from exc
             raise
         # 2. Its Events and log lines.
-        _count(result, owner)
-        if stored is not None:
-            log.info("%s/%s status: %s", namespace, name, _summary(result), extra=_log_fields(owner, result, "StatusWritten"))
-        for event in result.events:
-            log.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s/%s %s: %s [%s]", namespace, name,
-                    event.reason, event.message, _summary(result), extra=_log_fields(owner, result, event.reason))
-            post_event(kube, body, event, now)
-            telemetry.EVENTS.labels(event.type, event.reason).inc()
+        _announce(kube, body, owner, result, stored is not None, now)
         # 3. The children follow the status.
         try:
             actions = apply_writes(kube, owner, writes, reader)
