@@ -14,6 +14,20 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Prices:
+    """The price table cost is computed from (per hour of one unit), in ``currency``."""
+
+    vcpu_hour: float = 0.0
+    gib_hour: float = 0.0  # memory, per GiB
+    gpu_hour: float = 0.0
+    currency: str = "USD"
+
+    @property
+    def configured(self) -> bool:
+        return self.vcpu_hour > 0 or self.gib_hour > 0 or self.gpu_hour > 0
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
     prometheus_url: str | None = None  # default for spec.analysis.prometheus.url
@@ -26,6 +40,7 @@ class OperatorConfig:
     resync_seconds: float = 600.0  # safety resync: every ModelDeployment is looked at again (from the caches) within this
     measure_timeout_seconds: float = 30.0  # a metric measurement still unanswered after this is an error (Inconclusive)
     kubeconfig: str | None = None  # else $KUBECONFIG, ~/.kube/config or in-cluster
+    prices: Prices = field(default_factory=Prices)  # no prices: no status.cost
     verbose: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -45,6 +60,10 @@ ENV = {
     "priority": "HEADWAY_PRIORITY",
     "resync_seconds": "HEADWAY_RESYNC_SECONDS",
     "measure_timeout_seconds": "HEADWAY_MEASURE_TIMEOUT_SECONDS",
+    "price_vcpu_hour": "HEADWAY_PRICE_VCPU_HOUR",
+    "price_gib_hour": "HEADWAY_PRICE_GIB_HOUR",
+    "price_gpu_hour": "HEADWAY_PRICE_GPU_HOUR",
+    "currency": "HEADWAY_CURRENCY",
 }
 
 
@@ -79,6 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure-timeout-seconds", type=float, default=float(env(ENV["measure_timeout_seconds"], "30")),
                         help="a metric measurement without an answer after this long counts as failed (Inconclusive, never a "
                              f"Pass); it never delays other decisions [${ENV['measure_timeout_seconds']}]")
+    for key, what in (("price_vcpu_hour", "one vCPU"), ("price_gib_hour", "one GiB of memory"), ("price_gpu_hour", "one GPU")):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=float, default=float(env(ENV[key], "0")),
+                            help=f"price of {what} for an hour, for status.cost and budgets [${ENV[key]}]")
+    parser.add_argument("--currency", default=env(ENV["currency"], "USD"), help=f"currency of the prices [${ENV['currency']}]")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -108,8 +131,17 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         resync_seconds=args.resync_seconds,
         measure_timeout_seconds=args.measure_timeout_seconds,
         kubeconfig=args.kubeconfig,
+        prices=_prices(args),
         verbose=args.verbose,
     )
+
+
+def _prices(args: argparse.Namespace) -> Prices:
+    """The price table; ValueError for a negative price."""
+    prices = Prices(args.price_vcpu_hour, args.price_gib_hour, args.price_gpu_hour, args.currency)
+    if min(prices.vcpu_hour, prices.gib_hour, prices.gpu_hour) < 0:
+        raise ValueError("prices must not be negative")
+    return prices
 
 
 def _split_env(name: str) -> list[str]:

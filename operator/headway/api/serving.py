@@ -100,32 +100,75 @@ class Resources(ApiModel):
 
 
 class CpuMetric(ApiModel):
-    """Scale on CPU utilisation (HorizontalPodAutoscaler v2)."""
+    """Scale on CPU utilisation (HorizontalPodAutoscaler v2, or KEDA's cpu trigger)."""
 
     average_utilization: int = Field(ge=1, le=1000)
     """Target average CPU utilisation, percent of the request."""
 
 
-class RequestsPerSecondMetric(ApiModel):
-    """Scale on requests per second per pod, from BentoML's metrics (KEDA Prometheus trigger)."""
+class MemoryMetric(ApiModel):
+    """Scale on memory utilisation (HorizontalPodAutoscaler v2, or KEDA's memory trigger)."""
 
-    average: float = Field(gt=0)
+    average_utilization: int = Field(ge=1, le=1000)
+    """Target average memory utilisation, percent of the request."""
+
+
+class RequestsPerSecondMetric(ApiModel):
+    """Scale on requests per second per pod, from BentoML's bentoml_service_request_total (KEDA Prometheus trigger)."""
+
+    average: float = Field(gt=0, le=1_000_000)
     """Target requests per second per pod."""
 
 
-class AutoscalingMetric(ApiModel):
-    """One scaling signal: exactly one of cpu and requestsPerSecond."""
+class InFlightMetric(ApiModel):
+    """Scale on requests in flight per pod, from BentoML's bentoml_service_request_in_progress (KEDA Prometheus trigger)."""
 
-    __cel__ = (exactly_one_of("set exactly one of cpu and requestsPerSecond", "cpu", "requestsPerSecond"),)
+    average: float = Field(gt=0, le=100_000)
+    """Target requests in flight per pod."""
+
+
+class AutoscalingMetric(ApiModel):
+    """One scaling signal: exactly one of cpu, memory, requestsPerSecond and inFlight."""
+
+    __cel__ = (exactly_one_of("set exactly one of cpu, memory, requestsPerSecond and inFlight",
+                              "cpu", "memory", "requestsPerSecond", "inFlight"),)
 
     cpu: CpuMetric | None = None
     """CPU utilisation target."""
+    memory: MemoryMetric | None = None
+    """Memory utilisation target."""
     requests_per_second: RequestsPerSecondMetric | None = None
-    """Requests-per-second target."""
+    """Requests-per-second target (needs KEDA)."""
+    in_flight: InFlightMetric | None = None
+    """In-flight requests target (needs KEDA)."""
+
+    @property
+    def needs_keda(self) -> bool:
+        return self.requests_per_second is not None or self.in_flight is not None
+
+
+class ScalingRules(ApiModel):
+    """How fast one direction may scale (HorizontalPodAutoscaler v2 behavior)."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    """Look back this long and take the safest recommendation (no flapping)."""
+    max_percent_per_minute: int | None = Field(default=None, ge=1, le=10000)
+    """Change by at most this percentage of the current replicas per minute."""
+    max_pods_per_minute: int | None = Field(default=None, ge=1, le=1000)
+    """Change by at most this many pods per minute."""
+
+
+class ScalingBehavior(ApiModel):
+    """Stabilisation and rate limits, per direction."""
+
+    scale_up: ScalingRules | None = None
+    """Scaling up (default: as fast as the HorizontalPodAutoscaler allows)."""
+    scale_down: ScalingRules | None = None
+    """Scaling down (default: 300 s stabilisation)."""
 
 
 class Autoscaling(ApiModel):
-    """Autoscaling of every variant; a candidate's bounds follow its share of traffic."""
+    """Autoscaling of every variant, each with a scaler of its own; a candidate's floor follows its share of traffic."""
 
     __cel__ = (
         Rule(
@@ -140,13 +183,38 @@ class Autoscaling(ApiModel):
             ".minReplicas",
             lambda m: m.min_replicas > 0 or m.scale_to_zero,
         ),
+        Rule(
+            "!has(self.engine) || self.engine != 'hpa' || ((!has(self.scaleToZero) || !self.scaleToZero)"
+            " && self.metrics.all(m, !has(m.requestsPerSecond) && !has(m.inFlight)))",
+            "engine hpa cannot scale on requestsPerSecond or inFlight, nor to zero: use engine keda (or auto)",
+            ".engine",
+            lambda m: m.engine != "hpa" or not (m.scale_to_zero or any(x.needs_keda for x in m.metrics)),
+        ),
+        Rule(
+            "self.metrics.filter(m, has(m.cpu)).size() <= 1 && self.metrics.filter(m, has(m.memory)).size() <= 1"
+            " && self.metrics.filter(m, has(m.requestsPerSecond)).size() <= 1 && self.metrics.filter(m, has(m.inFlight)).size() <= 1",
+            "each kind of metric may appear once",
+            ".metrics",
+            lambda m: all(sum(getattr(x, a) is not None for x in m.metrics) <= 1
+                          for a in ("cpu", "memory", "requests_per_second", "in_flight")),
+        ),
     )
 
+    engine: Literal["auto", "hpa", "keda"] = "auto"
+    """What scales: hpa (HorizontalPodAutoscaler), keda (ScaledObject), or auto: keda when a request metric or scale-to-zero is asked, else hpa."""
     min_replicas: int = Field(default=1, ge=0, le=1000)
     """Fewest replicas per variant."""
     max_replicas: int = Field(ge=1, le=1000)
     """Most replicas per variant."""
-    metrics: list[AutoscalingMetric] = Field(min_length=1, max_length=4)  # one per kind, with room
+    metrics: list[AutoscalingMetric] = Field(min_length=1, max_length=4)  # one per kind
     """Scaling signals; the largest replica count any of them asks for wins."""
+    behavior: ScalingBehavior | None = None
+    """Stabilisation windows and rate limits."""
     scale_to_zero: bool = False
-    """Let shadow and experiment variants scale to zero when idle (through KEDA)."""
+    """Let shadow and idle experiment variants scale to zero (KEDA only); serving variants keep their floor."""
+
+    @property
+    def chosen_engine(self) -> Literal["hpa", "keda"]:
+        if self.engine != "auto":
+            return self.engine
+        return "keda" if self.scale_to_zero or any(m.needs_keda for m in self.metrics) else "hpa"

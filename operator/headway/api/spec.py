@@ -53,8 +53,13 @@ class Cost(ApiModel):
     # label keys (317) and values (63): they are put on every child object.
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
     """Labels put on every child object and pod (team, cost-center, project, ...)."""
-    monthly_budget: float | None = Field(default=None, ge=0)
-    """Monthly budget in the currency of the operator's price table."""
+    monthly_budget: float | None = Field(default=None, ge=0, le=1e12)
+    """Monthly budget in the currency of the operator's price table (projected at maxReplicas)."""
+    enforce: bool = False
+    """Enforce the budget: cap maxReplicas to what fits (never below minReplicas), and hold a rollout whose
+    candidate raises the cost per prediction by more than maxIncrease."""
+    max_increase: float | None = Field(default=None, gt=0, le=10000)
+    """Largest increase of the cost per 1,000 predictions a candidate may bring, in percent (with enforce)."""
 
 
 class ModelDeploymentSpec(ApiModel):

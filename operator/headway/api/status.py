@@ -36,6 +36,8 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     SLOS_MET = "SLOsMet"
     SPEC_SUPPORTED = "SpecSupported"
+    WITHIN_BUDGET = "WithinBudget"
+    SCALER_AVAILABLE = "ScalerAvailable"
 
 
 class Condition(ApiModel):
@@ -274,6 +276,46 @@ class HistoryEntry(ApiModel):
     """What was measured when deciding."""
 
 
+class VariantCost(ApiModel):
+    """What one variant costs."""
+
+    name: str
+    """stable, candidate, previous or an experiment variant."""
+    replicas: int
+    """Replicas running now (from its Deployment)."""
+    hourly: float
+    """Per hour at the replicas running now."""
+    hourly_at_max: float
+    """Per hour at the most replicas it may scale to."""
+    per_thousand_predictions: float | None = None
+    """Per 1,000 predictions it served over the last analysis window (when measured)."""
+
+
+class CostStatus(ApiModel):
+    """Cost, from the operator's price table and each variant's resources and replicas."""
+
+    currency: str
+    """Currency of the price table."""
+    hourly: float
+    """Per hour now, all variants."""
+    hourly_at_max: float
+    """Per hour with every variant at its most replicas (maxReplicas, or the budget's cap)."""
+    monthly_projected: float
+    """Per month (730 h) at the current hourly cost."""
+    monthly_at_max: float
+    """Per month (730 h) at maxReplicas: what the budget is checked against."""
+    per_thousand_predictions: float | None = None
+    """Per 1,000 predictions served over the last analysis window (when measured)."""
+    monthly_budget: float | None = None
+    """spec.cost.monthlyBudget."""
+    over_budget_by: float | None = None
+    """How much monthlyAtMax exceeds the budget (absent when within it)."""
+    capped_max_replicas: int | None = None
+    """With spec.cost.enforce: the maxReplicas per variant that fits the budget (never below minReplicas)."""
+    variants: list[VariantCost] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Per variant."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """The observed state of the model in production."""
 
@@ -313,10 +355,12 @@ class ModelDeploymentStatus(ApiModel):
     """Controls waiting for the rollout they were given for (bound to its candidate revision)."""
     ready: str | None = None
     """Ready replicas of stable over desired, e.g. 3/3 (for kubectl get)."""
+    cost: CostStatus | None = None
+    """Cost now, at maxReplicas and per prediction, against the budget (when the operator has a price table)."""
     conditions: list[Condition] = Field(
         default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
     )
-    """Ready, Progressing, Degraded, SLOsMet, SpecSupported."""
+    """Ready, Progressing, Degraded, SLOsMet, SpecSupported, WithinBudget, ScalerAvailable."""
     problems: list[ProblemStatus] = Field(default_factory=list)
     """Problems with the spec, each naming its field; empty when the spec is valid."""
     ignored_fields: list[str] = Field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import headway
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
@@ -41,12 +41,25 @@ def bento_name_version(bento: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class ScalerBounds:
+    """A variant's own autoscaler: which engine, and the replicas it may choose between.
+
+    While a variant has one, the scaler owns the Deployment's ``spec.replicas``: Headway renders
+    the scaler and never writes the replica count."""
+
+    engine: Literal["hpa", "keda"]
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
 class VariantWorkload:
-    """What one variant runs: its name, its model, and how many replicas."""
+    """What one variant runs: its name, its model, and how many replicas (or its scaler's bounds)."""
 
     variant: str
     model: ModelSpec
-    replicas: int
+    replicas: int  # fixed replicas; with a scaler, the floor it starts from (never written to the Deployment)
+    scaler: ScalerBounds | None = None
 
 
 @dataclass(frozen=True)
