@@ -12,19 +12,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Prices:
-    """The price table cost is computed from (per hour of one unit), in ``currency``."""
-
-    vcpu_hour: float = 0.0
-    gib_hour: float = 0.0  # memory, per GiB
-    gpu_hour: float = 0.0
-    currency: str = "USD"
-
-    @property
-    def configured(self) -> bool:
-        return self.vcpu_hour > 0 or self.gib_hour > 0 or self.gpu_hour > 0
+from headway.planning.cost import Prices as Prices  # re-exported: the price table lives with the cost it prices
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 from collections.abc import Callable
@@ -45,9 +45,12 @@ from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, shared_label
 from headway.planning.measure import NO_URL, Measurement, MeasureRequest
 from headway.planning.observe import Observation, observe_deployment, parse_status
 from headway.planning.plan import Plan, RenderProblem, finish, plan
+from headway.planning.cost import Prices
 from headway.planning.validation import normalize_url, parse_spec
+from headway.planning.validation import prometheus_url as analysis_url
 from headway.planning.verdicts import VariantData
 from headway.rendering.monitoring import build_podmonitor
+from headway.rendering.scaling import scaler_problems
 from headway.rendering.workload import build_children
 from headway import telemetry
 from headway.traffic import registry
@@ -55,15 +58,18 @@ from headway.traffic import registry
 log = logging.getLogger(__name__)
 
 MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PLURAL, headway.KIND))
-WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
+HPA = register_kind(Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"))
+WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB, HPA)  # built in: always served
 # The optional kinds of the capability table ("group/Kind"), with what the API client needs.
 CRD_KINDS: dict[str, Kind] = {f"{k.group}/{k.kind}": register_kind(k) for k in (
     Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     Kind("networking.istio.io", "v1", "virtualservices", "VirtualService"),
     Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"),
+    Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject"),
 )}
 ROUTE_KINDS = tuple(CRD_KINDS[k] for k in capabilities.ROUTE_KINDS)
 PODMONITOR = CRD_KINDS[capabilities.PODMONITOR]
+SCALEDOBJECT = CRD_KINDS[capabilities.SCALEDOBJECT]
 CHILD_KINDS = WORKLOAD_KINDS + tuple(CRD_KINDS.values())  # every kind the watch caches hold
 _sources: dict[str, MetricSource] = {}
 Sources = Callable[[str], MetricSource]
@@ -128,6 +134,8 @@ def served_kinds(reader: Reader, spec: ModelDeploymentSpec | None = None) -> fro
     served = frozenset(name for name, kind in CRD_KINDS.items() if reader.serves(kind))
     if spec is not None:
         needed = set(capabilities.capabilities_of(spec.traffic).kinds) | ({capabilities.PODMONITOR} if spec.analysis else set())
+        if spec.autoscaling is not None and spec.autoscaling.chosen_engine == "keda":
+            needed.add(capabilities.SCALEDOBJECT)
         for name in needed - served:
             reader.need(CRD_KINDS[name])
     return served
@@ -162,9 +170,14 @@ def _count(result: Plan, owner: Owner) -> None:
     if result.traffic is not None:
         for variant, weight in result.traffic.weights.items():
             telemetry.WEIGHT.labels(owner.namespace, owner.name, variant).set(weight)
+    cost = result.status.cost
+    if cost is not None:
+        labels = result.spec.cost.labels if result.spec is not None and result.spec.cost is not None else {}
+        telemetry.COST.set(owner.namespace, owner.name, {v.name: v.hourly for v in cost.variants}, labels)
 
 
-def render_children(owner: Owner, result: Plan, served: frozenset[str]) -> tuple[list[dict[str, Any]], set[tuple[str, str]], list[str]]:
+def render_children(owner: Owner, result: Plan, served: frozenset[str], metrics_url: str | None = None,
+                    ) -> tuple[list[dict[str, Any]], set[tuple[str, str]], list[str]]:
     """The children a plan wants, the (kind, name) pairs to leave alone, and route problems.
 
     Pure: ``served`` holds the optional kinds ("group/Kind") the cluster serves. The route is
@@ -172,7 +185,7 @@ def render_children(owner: Owner, result: Plan, served: frozenset[str]) -> tuple
     """
     assert result.spec is not None and result.workloads is not None
     spec = result.spec
-    children = build_children(owner, spec, result.workloads)
+    children = build_children(owner, spec, result.workloads, metrics_url=metrics_url)
     problems: list[str] = []
     labels = shared_labels(owner, spec)
     if result.traffic is not None:
@@ -188,18 +201,28 @@ def render_children(owner: Owner, result: Plan, served: frozenset[str]) -> tuple
     return children, keep, problems
 
 
-def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, prometheus_url: str | None,
-             allowed: tuple[str, ...], measurer: Measurer[Measurement] | None) -> tuple[Observation, LiveChildren]:
+@dataclass(frozen=True)
+class Settings:
+    """What the operator's configuration gives every reconcile."""
+
+    prometheus_url: str | None = None  # the default for spec.analysis.prometheus.url, always allowed
+    allowed_prometheus_urls: tuple[str, ...] = ()  # more URLs a ModelDeployment may name
+    prices: Prices | None = None  # the price table (None: no status.cost)
+
+
+def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, settings: Settings,
+             measurer: Measurer[Measurement] | None) -> tuple[Observation, LiveChildren]:
     """Everything a plan depends on, read once, before planning."""
     spec, _ = parse_spec(body.get("spec") or {})
     served = served_kinds(reader, spec)
-    managed = WORKLOAD_KINDS + tuple(k for k in (*ROUTE_KINDS, PODMONITOR) if f"{k.group}/{k.kind}" in served)
+    managed = WORKLOAD_KINDS + tuple(k for k in CRD_KINDS.values() if f"{k.group}/{k.kind}" in served)
     live = reader.children(owner, managed)
     observation = Observation(
         raw_spec=body.get("spec") or {}, generation=body["metadata"].get("generation"), annotations=body["metadata"].get("annotations") or {},
         previous=previous, live=observe_variants(live, owner), served=served,
         measurement=measurer.latest(owner.key) if measurer is not None else None,
-        allowed_metrics_urls=allowed_urls(prometheus_url, allowed), default_metrics_url=prometheus_url,
+        allowed_metrics_urls=allowed_urls(settings.prometheus_url, settings.allowed_prometheus_urls),
+        default_metrics_url=settings.prometheus_url, prices=settings.prices,
     )
     return observation, live
 
@@ -221,18 +244,20 @@ def _measure(owner: Owner, observed: Observation, result: Plan, now: datetime, m
 
 
 def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, now: datetime,
-                     prometheus_url: str | None, allowed: tuple[str, ...], measurer: Measurer[Measurement] | None,
-                     sources: Sources) -> tuple[Plan, Writes]:
+                     settings: Settings, measurer: Measurer[Measurement] | None, sources: Sources) -> tuple[Plan, Writes]:
     """observe -> decide -> render -> derive status: the plan and the child writes, before any write."""
-    observed, live = _observe(reader, owner, body, previous, prometheus_url, allowed, measurer)
+    observed, live = _observe(reader, owner, body, previous, settings, measurer)
     result = _measure(owner, observed, plan(owner, observed, now), now, measurer, sources)
     _record_verdicts(owner, result)
     writes = Writes([], [], [])
     if result.spec is not None and result.workloads is not None:
-        children, keep, route_problems = render_children(owner, result, observed.served)
+        metrics_url = analysis_url(result.spec, observed.default_metrics_url)
+        children, keep, route_problems = render_children(owner, result, observed.served, metrics_url)
         writes = plan_writes(kube, owner, children, live, keep)
         problems = [RenderProblem("ChildConflict", a.detail) for a in writes.conflicts]
         problems += [RenderProblem("RouteNotApplied", p) for p in route_problems]
+        if any(w.scaler is not None for w in result.workloads):  # a scaler that cannot work is not rendered: say why
+            problems += [RenderProblem("ScalerNotApplied", p) for p in scaler_problems(result.spec, metrics_url)]
         result = finish(result, observed, problems, now)
     return result, writes
 
@@ -255,7 +280,7 @@ class Conflict(ApiError):
 
 
 def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None,
-              allowed_prometheus_urls: tuple[str, ...] = (), *, reader: Reader | None = None,
+              allowed_prometheus_urls: tuple[str, ...] = (), *, prices: Prices | None = None, reader: Reader | None = None,
               measurer: Measurer[Measurement] | None = None, sources: Sources | None = None) -> Plan | None:
     """Bring one ModelDeployment's status, then its children, in line with its spec.
 
@@ -274,8 +299,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         now = now or datetime.now(timezone.utc)
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"]["uid"])
         previous = parse_status(body.get("status"))
-        result, writes = _plan_and_render(kube, reader, owner, body, previous, now, prometheus_url, allowed_prometheus_urls,
-                                          measurer, sources or metric_source)
+        settings = Settings(prometheus_url, allowed_prometheus_urls, prices)
+        result, writes = _plan_and_render(kube, reader, owner, body, previous, now, settings, measurer, sources or metric_source)
 
         # 1. The decision, with the resourceVersion it was made from.
         try:

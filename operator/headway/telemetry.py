@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import re
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 RECONCILES = Counter("headway_reconciles_total", "Reconciles of ModelDeployments, by outcome.", ["outcome"])
 RECONCILE_SECONDS = Histogram("headway_reconcile_duration_seconds", "Time one reconcile takes.")
@@ -20,3 +25,45 @@ API_REQUESTS = Counter("headway_api_requests_total",
                        ["verb"])
 CACHE_OBJECTS = Gauge("headway_cache_objects", "Objects held in the operator's watch caches, by kind.", ["kind"])
 MEASUREMENTS = Counter("headway_measurements_total", "Metric measurements run off the reconcile path, by outcome.", ["outcome"])
+
+
+class CostCollector:
+    """``headway_cost_hourly``: what each variant costs per hour now, labelled with its cost labels.
+
+    Cost labels differ between ModelDeployments (team, cost-center, ...), so the metric is built
+    at scrape time with the union of their keys (made into Prometheus label names:
+    ``cost-center`` -> ``cost_center``); a variant without one of them has it empty.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._costs: dict[tuple[str, str], tuple[dict[str, float], dict[str, str]]] = {}
+
+    def set(self, namespace: str, name: str, hourly: dict[str, float], labels: dict[str, str]) -> None:
+        with self._lock:
+            self._costs[(namespace, name)] = (dict(hourly), {_label_name(k): v for k, v in labels.items()})
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._costs.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            costs = dict(self._costs)
+        keys = sorted({k for _, labels in costs.values() for k in labels} - {"namespace", "modeldeployment", "variant"})
+        family = GaugeMetricFamily("headway_cost_hourly", "Cost per hour of each variant now, in the price table's currency.",
+                                   labels=["namespace", "modeldeployment", "variant", *keys])
+        for (namespace, name), (hourly, labels) in sorted(costs.items()):
+            for variant, value in sorted(hourly.items()):
+                family.add_metric([namespace, name, variant, *(labels.get(k, "") for k in keys)], value)
+        yield family
+
+
+def _label_name(key: str) -> str:
+    """A Kubernetes label key as a Prometheus label name (team.example.com/cost-center -> cost_center)."""
+    name = re.sub(r"[^a-zA-Z0-9_]", "_", key.rsplit("/", 1)[-1])
+    return name if name and not name[0].isdigit() else f"_{name}"
+
+
+COST = CostCollector()
+REGISTRY.register(COST)

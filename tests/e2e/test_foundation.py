@@ -148,13 +148,14 @@ def test_unavailable_model_is_not_ready(env: Env) -> None:
     assert env.md("broken")["status"]["phase"] == "Pending"
 
 
-def test_fields_not_acted_on_are_reported(env: Env) -> None:
+def test_every_field_is_acted_on_and_a_budget_without_prices_says_what_is_missing(env: Env) -> None:
     env.create_md("fraud", {**SPEC, "cost": {"labels": {"team": "risk"}, "monthlyBudget": 2500}})
-    cond = env.wait_condition("fraud", "SpecSupported", "False", "FieldsNotActedOn")
-    assert "spec.cost.monthlyBudget" in cond["message"]
-    wait_for("a FieldsNotActedOn event", lambda: "FieldsNotActedOn" in env.event_reasons("fraud"))
-    assert env.md("fraud")["status"]["ignoredFields"] == ["spec.cost.monthlyBudget"]
-    env.wait_phase("fraud", "Succeeded")  # reported, and the rest of the spec still applies
+    env.wait_phase("fraud", "Succeeded")
+    supported = env.wait_condition("fraud", "SpecSupported", "True")
+    assert env.md("fraud")["status"].get("ignoredFields", []) == [], supported
+    budget = env.wait_condition("fraud", "WithinBudget", "Unknown", "NoPriceTable")
+    assert "prices.vcpuHour" in budget["message"]  # what to set in the chart
+    assert "cost" not in env.md("fraud")["status"]  # no price table: no cost to show
 
 
 def test_scaling_down_to_one_replica_removes_the_pdb(env: Env) -> None:

@@ -45,6 +45,8 @@ RELEASE = "headway"
 SERVICE_ACCOUNT = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"  # the chart's default name
 PROMPT = 10.0  # seconds from creation to Ready: kopf must not be stuck retrying a 403
 VIRTUALSERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
+HPA = Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
+SCALEDOBJECT = Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
 RBAC_KINDS = {
     "ServiceAccount": Kind("", "v1", "serviceaccounts", "ServiceAccount"),
     "ClusterRole": Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
@@ -103,7 +105,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         install_crd(kube)
         for crd in ("gateway-api/standard_gateway.networking.k8s.io_httproutes.yaml",
                     "istio/virtualservices.networking.istio.io.yaml",
-                    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml"):
+                    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+                    "keda/keda.sh_scaledobjects.yaml"):
             emulator.install_crd(load_yaml(SHARED_SCHEMAS / crd))
         namespace = new_namespace(kube)
 
@@ -180,6 +183,16 @@ def walk(env: Env) -> None:
     # One replica: the disruption budget goes.
     env.patch_spec("fraud", {"replicas": 1})
     wait_for("the PodDisruptionBudget pruned", lambda: env.kube.get(PDB, env.namespace, "fraud-stable") is None)
+
+    # Autoscaling: a HorizontalPodAutoscaler per variant, then KEDA's ScaledObject, then fixed replicas again.
+    scaled = {"minReplicas": 1, "maxReplicas": 3, "metrics": [{"cpu": {"averageUtilization": 70}}]}
+    env.patch_spec("fraud", {"replicas": None, "resources": {"requests": {"cpu": "500m"}}, "autoscaling": scaled})
+    wait_for("the HorizontalPodAutoscaler", lambda: env.kube.get(HPA, env.namespace, "fraud-stable"))
+    env.patch_spec("fraud", {"analysis": ANALYSIS, "autoscaling": {**scaled, "metrics": [{"inFlight": {"average": 4}}]}})
+    wait_for("the ScaledObject", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-stable"))
+    wait_for("the HorizontalPodAutoscaler pruned", lambda: env.kube.get(HPA, env.namespace, "fraud-stable") is None)
+    env.patch_spec("fraud", {"replicas": 1, "autoscaling": None, "analysis": None})
+    wait_for("the ScaledObject pruned", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-stable") is None)
 
     # An analysed rollout: a PodMonitor for the model servers; no metrics, so it rolls back.
     env.patch_spec("fraud", {"model": V1, "analysis": ANALYSIS})

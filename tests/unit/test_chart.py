@@ -86,6 +86,8 @@ CHILDREN = [
     ("gateway.networking.k8s.io", "httproutes"),
     ("networking.istio.io", "virtualservices"),
     ("monitoring.coreos.com", "podmonitors"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("keda.sh", "scaledobjects"),
 ]
 
 
@@ -210,6 +212,10 @@ def test_deployment_env_defaults(defaults: list[dict[str, Any]]) -> None:
         "HEADWAY_METRICS_PORT": "9090",
         "HEADWAY_RESYNC_SECONDS": "600",
         "HEADWAY_MEASURE_TIMEOUT_SECONDS": "30",
+        "HEADWAY_PRICE_VCPU_HOUR": "0",
+        "HEADWAY_PRICE_GIB_HOUR": "0",
+        "HEADWAY_PRICE_GPU_HOUR": "0",
+        "HEADWAY_CURRENCY": "USD",
         # kopf's peer identity is the pod name.
         "POD_ID": {"fieldRef": {"fieldPath": "metadata.name"}},
     }
@@ -439,8 +445,7 @@ def test_no_wildcards_in_any_rbac(rendered: dict[str, list[dict[str, Any]]]) -> 
             # kinds (kopf's scanning is off), and has no autoscalers to manage.
             granted = rule_triples(role)
             assert not {t[1] for t in granted} & {"secrets", "pods", "configmaps", "namespaces",
-                                                    "customresourcedefinitions", "horizontalpodautoscalers",
-                                                    "scaledobjects"}, name
+                                                    "customresourcedefinitions"}, name
             assert {t for t in granted if t[2] == "update"} <= {(GROUP, f"{PLURAL}/finalizers", "update")}, name
 
 

@@ -127,6 +127,13 @@ permission here is used, and nothing else.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "list", "watch", "patch", "delete"]
+# One autoscaler per scaled variant: a HorizontalPodAutoscaler, or KEDA's ScaledObject.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Scraping the model servers through prometheus-operator.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]

@@ -20,8 +20,8 @@ from headway.api.base import ApiModel, Rule
 from headway.api.limits import DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, Hostname, ObjectName
 from headway.api.routing import GatewayApiTraffic, IstioTraffic, ParentReference, Traffic
 from headway.api.serving import (
-    BENTO_TAG_PATTERN, Autoscaling, AutoscalingMetric, CpuMetric, EnvValueFrom, EnvVar, ModelSpec, RequestsPerSecondMetric,
-    Resources, SecretKeyRef,
+    BENTO_TAG_PATTERN, Autoscaling, AutoscalingMetric, CpuMetric, EnvValueFrom, EnvVar, InFlightMetric, MemoryMetric, ModelSpec,
+    RequestsPerSecondMetric, Resources, ScalingBehavior, ScalingRules, SecretKeyRef,
 )
 from headway.api.strategies import (
     CanaryStep, Decide, Experiment, ExperimentVariant, HeaderMatch, MatchRule, PauseStep, Rollout, RolloutStep, ShadowStep,
@@ -31,7 +31,7 @@ from headway.api.types import LabelKey, LabelValue
 __all__ = [
     "BENTO_TAG_PATTERN", "DNS_LABEL_MAX", "DNS_SUBDOMAIN_MAX", "Analysis", "Autoscaling", "AutoscalingMetric", "CanaryStep",
     "Cost", "CpuMetric", "Decide", "EnvValueFrom", "EnvVar", "ErrorRateSlo", "Experiment", "ExperimentVariant",
-    "GatewayApiTraffic", "HeaderMatch", "Hostname", "IstioTraffic", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
+    "GatewayApiTraffic", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
     "ModelSpec", "ObjectName", "ParentReference", "PauseStep", "PrometheusSource", "QuerySlo", "RequestsPerSecondMetric",
     "Resources", "Rollout", "RolloutStep", "SecretKeyRef", "SeriesLabels", "ShadowStep", "Slo", "Traffic",
 ]

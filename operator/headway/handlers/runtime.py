@@ -15,6 +15,7 @@ the next look the plan asked for.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,7 +27,7 @@ from headway.k8s.client import ApiError, Kube
 from headway.metrics.measurer import Measurer
 from headway.planning.measure import Measurement
 from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, Conflict, forget, reconcile
-from headway.telemetry import RECONCILE_SECONDS, RECONCILES
+from headway.telemetry import COST, RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
 MIN_WAKE_SECONDS = 1.0
@@ -40,6 +41,7 @@ class Runtime:
         self.measurer: Measurer[Measurement] = Measurer(lambda key: self.queue.add(*key), workers=workers,
                                                         timeout=config.measure_timeout_seconds)
         self._ready = False
+        self._ready_lock = threading.Lock()
 
     def start(self) -> None:
         self.cache.start()
@@ -54,7 +56,10 @@ class Runtime:
         """Workers start once every child cache has answered its first list (else a reconcile
         would see no children and write them all again)."""
         if not self._ready and self.cache.wait_synced(0.5):
-            self._ready = True
+            with self._ready_lock:
+                if self._ready:
+                    return True
+                self._ready = True
             log.info("watch caches synced: %s", ", ".join(f"{k}={n}" for k, n in sorted(self.cache.sizes().items())))
         return self._ready
 
@@ -75,6 +80,7 @@ class Runtime:
         self.queue.forget(namespace, name)
         self.measurer.forget((namespace, name))
         forget(namespace, name)
+        COST.forget(namespace, name)
 
     def run(self, namespace: str, name: str) -> None:
         """Reconcile one ModelDeployment and schedule its next look."""
@@ -83,7 +89,7 @@ class Runtime:
         with RECONCILE_SECONDS.time():
             try:
                 result = reconcile(self.kube, namespace, name, now=now, prometheus_url=self.config.prometheus_url,
-                                   allowed_prometheus_urls=self.config.allowed_prometheus_urls,
+                                   allowed_prometheus_urls=self.config.allowed_prometheus_urls, prices=self.config.prices,
                                    reader=self.cache, measurer=self.measurer)
             except Conflict:
                 RECONCILES.labels("conflict").inc()

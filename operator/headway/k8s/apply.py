@@ -41,6 +41,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from headway.k8s.cache import LiveChildren
+from headway.k8s.informer import replicas_managers
 from headway.k8s.client import EVENT, FIELD_MANAGER, ApiError, Kind, Kube, kind_of
 from headway.planning.conditions import EventIntent, rfc3339
 from headway.planning.naming import ANNOTATION_HASH, LABEL_MD, Owner, object_hash
@@ -207,6 +208,7 @@ class Writes:
     deletes: list[tuple[Kind, dict[str, Any], Action]]
     conflicts: list[Action]
     upgrades: list[tuple[Kind, dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)  # (kind, live, managedFields)
+    handovers: list[tuple[Kind, dict[str, Any]]] = field(default_factory=list)  # replicas handed to a scaler
 
     def __bool__(self) -> bool:
         return bool(self.applies or self.deletes)
@@ -238,6 +240,9 @@ def plan_writes(
         if upgraded is not None:
             writes.upgrades.append((kind, current, upgraded))  # type: ignore[arg-type]
             why = "taking over the fields Headway 0.1 wrote"
+        if current is not None and _hands_over_replicas(current, stamped):
+            writes.handovers.append((kind, _replicas_only(current)))
+            why = why or "spec.replicas handed over to the variant's autoscaler"
         if why is not None:
             writes.applies.append((kind, stamped, Action("created" if current is None else "updated", kind.kind, name, why)))
     for kind_name, objects in live.items():
@@ -255,8 +260,33 @@ class Written(Protocol):
     def remove(self, kind: Kind, namespace: str, name: str) -> None: ...
 
 
+HANDOVER_MANAGER = "headway-replicas-handover"
+
+
+def _hands_over_replicas(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Headway stops rendering a Deployment's replicas (an autoscaler now owns them) while its
+    apply still owns the field: applying without it would remove it, resetting the Deployment
+    to 1 replica until the autoscaler notices."""
+    return (live.get("kind") == "Deployment" and "replicas" not in (desired.get("spec") or {})
+            and "replicas" in (live.get("spec") or {}) and FIELD_MANAGER in replicas_managers(live))
+
+
+def _replicas_only(live: dict[str, Any]) -> dict[str, Any]:
+    meta = live["metadata"]
+    return {"apiVersion": live["apiVersion"], "kind": live["kind"],
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace")}, "spec": {"replicas": live["spec"]["replicas"]}}
+
+
 def apply_writes(kube: Kube, owner: Owner, writes: Writes, written: Written | None = None) -> list[Action]:
-    """Carry out the writes in order (workloads before the route, pruning last)."""
+    """Carry out the writes in order (workloads before the route, pruning last).
+
+    A Deployment whose replicas an autoscaler takes over is first applied with only its current
+    replica count by a second field manager (``headway-replicas-handover``), as Kubernetes
+    documents for handing a field to another owner; Headway's own apply then drops the field
+    without resetting it, and the autoscaler's first scale takes it from there.
+    """
+    for kind, body in writes.handovers:
+        kube.apply(kind, owner.namespace, body, field_manager=HANDOVER_MANAGER)
     for kind, current, upgraded in writes.upgrades:
         meta = current["metadata"]
         kube.json_patch(kind, owner.namespace, meta["name"], [

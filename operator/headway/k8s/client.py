@@ -193,17 +193,19 @@ class Kube:
 
     def merge_patch(
         self, kind: Kind, namespace: str | None, name: str, patch: dict[str, Any], subresource: str | None = None,
+        field_manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
         """RFC 7386 merge patch; put metadata.resourceVersion in it to fail with 409 on a stale read."""
         return self._call("PATCH", kind.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH,
-                          query=[("fieldManager", FIELD_MANAGER)])
+                          query=[("fieldManager", field_manager)])
 
     def json_patch(self, kind: Kind, namespace: str | None, name: str, ops: JsonPatch) -> dict[str, Any]:
         """RFC 6902 JSON patch (a ``test`` op that fails answers 422, a stale resourceVersion 409)."""
         return self._call("PATCH", kind.path(namespace, name), body=ops, content_type=JSON_PATCH,
                           query=[("fieldManager", FIELD_MANAGER)])
 
-    def apply(self, kind: Kind, namespace: str | None, body: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+    def apply(self, kind: Kind, namespace: str | None, body: dict[str, Any], *, force: bool = True,
+              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply of the whole desired object as field manager ``headway``.
 
         The server merges it field by field: Headway owns exactly the fields it sends, a field
@@ -212,7 +214,7 @@ class Kube:
         mesh's injected fields) are left alone. ``force`` takes over fields that a hand edit
         (kubectl edit) changed: what Headway renders wins, as a controller's apply should.
         """
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true" if force else "false")]
+        query = [("fieldManager", field_manager), ("force", "true" if force else "false")]
         name = body["metadata"]["name"]
         return self._call("PATCH", kind.path(namespace, name), body=body, query=query, content_type=APPLY_PATCH)
 

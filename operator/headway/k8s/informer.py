@@ -48,6 +48,18 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 LEGACY_MANAGERS = ("OpenAPI-Generator",)  # Headway 0.1's writes (no fieldManager); see k8s/apply.py
 
 
+REPLICAS_MANAGERS = "headway.internal/replicasManagers"  # cache only: who owns a Deployment's spec.replicas
+
+
+def replicas_managers(obj: Obj) -> list[str]:
+    """The field managers owning ``spec.replicas`` (from managedFields, or as the cache kept them)."""
+    meta = obj.get("metadata") or {}
+    if REPLICAS_MANAGERS in meta:
+        return list(meta[REPLICAS_MANAGERS])
+    return [e.get("manager", "") for e in meta.get("managedFields") or []
+            if "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})]
+
+
 def _legacy_owned(entries: list[dict[str, Any]]) -> bool:
     """Whether 0.1's manager still owns fields that Headway's apply has not taken over."""
     if any(e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" for e in entries):
@@ -79,6 +91,8 @@ def slim(obj: Obj, kind: Kind) -> Obj:
     entries = meta.pop("managedFields", None) or []
     if entries and _legacy_owned(entries):
         meta["managedFields"] = entries
+    if kind.kind == "Deployment":
+        meta[REPLICAS_MANAGERS] = replicas_managers({"metadata": {"managedFields": entries}})
     annotations = meta.get("annotations")
     if annotations and LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}

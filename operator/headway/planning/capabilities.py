@@ -25,6 +25,7 @@ PinKind = Literal["header", "cookie"]
 HTTPROUTE = "gateway.networking.k8s.io/HTTPRoute"
 VIRTUALSERVICE = "networking.istio.io/VirtualService"
 PODMONITOR = "monitoring.coreos.com/PodMonitor"
+SCALEDOBJECT = "keda.sh/ScaledObject"  # KEDA: autoscaling on request metrics, and to zero
 DEFAULT_PROVIDER = "none"  # without spec.traffic
 
 
@@ -67,8 +68,8 @@ CAPABILITIES: dict[str, Capabilities] = {
 }
 
 ROUTE_KINDS: tuple[str, ...] = tuple(kind for c in CAPABILITIES.values() for kind in c.kinds)
-# Kinds a cluster may or may not serve (CRDs): every route kind, and the PodMonitor.
-OPTIONAL_KINDS: tuple[str, ...] = (*ROUTE_KINDS, PODMONITOR)
+# Kinds a cluster may or may not serve (CRDs): every route kind, the PodMonitor, KEDA's ScaledObject.
+OPTIONAL_KINDS: tuple[str, ...] = (*ROUTE_KINDS, PODMONITOR, SCALEDOBJECT)
 
 
 def capabilities_of(traffic: Traffic | None) -> Capabilities:

@@ -2,12 +2,34 @@
 
 Every planner states, per variant, a ``Demand``: the share of traffic (live or mirrored)
 the variant must be able to carry, a floor it runs even without a share, and the live
-share it carries right now. ``replicas()`` turns that into replicas from ``spec.replicas``
-(the stable's size, which carries all traffic). An autoscaler plugs in here: it changes
-what a share is worth in replicas, not the planners.
+share it carries right now. ``Capacity`` (built once per plan by ``capacity_of``) turns
+that into replicas, and, with ``spec.autoscaling``, into each variant's own scaler.
 
 Capacity comes before traffic: a variant is sized for the larger of the share it is about
-to get and the share it has, and traffic moves only once the pods are there.
+to get and the share it has, and traffic moves only once the pods are there
+(``Capacity.need``: the ready replicas a share needs).
+
+Fixed replicas (``spec.replicas``, or autoscaling whose KEDA is not installed: fixed at
+``minReplicas``): the stable's size carries all traffic and a share is that fraction of it.
+
+With scalers (``spec.autoscaling``; the scaler owns ``spec.replicas``, Headway never writes
+it) a variant's ``replicas`` is the floor its scaler may not go below (``min_replicas``),
+and the replicas that carry all traffic are the stable's *current* replicas (its scaler's
+decision, read from its Deployment, within [minReplicas, maxReplicas]):
+
+- the stable (baseline): [minReplicas, maxReplicas]; while it holds (an analysis compares
+  the candidate against it, or a promotion keeps capacity) its floor is its current replicas;
+- a variant with a share: floor ceil(share x stable's current replicas / 100), at least 1
+  (it serves, mirrors or is about to), capped at maxReplicas;
+- an idle variant (mirrored traffic only, or an experiment arm with no live weight): floor 0
+  with ``scaleToZero`` and KEDA (and a request metric to wake it); serving variants keep at least 1;
+- ``fixed`` demands (a bake's previous version, a rolled-back candidate draining) run fixed
+  replicas with no scaler, and so does a variant whose floor is 0 without scale-to-zero
+  (nothing to carry; a HorizontalPodAutoscaler cannot go to 0).
+
+Without a router (provider none) the split is the ratio of pods behind one Service: with
+fixed replicas the stable gives up the pods the others carry; with scalers it does not (the
+scalers choose the pods, and the split is as approximate as that ratio).
 """
 
 from __future__ import annotations
@@ -15,9 +37,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
-from headway.api.spec import ModelDeploymentSpec
-from headway.planning.capabilities import capabilities_of
+from headway.api.spec import Autoscaling, ModelDeploymentSpec
+from headway.planning.capabilities import SCALEDOBJECT, capabilities_of
+from headway.planning.naming import STABLE, ScalerBounds
+from headway.planning.observe import DeploymentState, Observation
 
 
 @dataclass(frozen=True)
@@ -31,11 +56,25 @@ class Demand:
     share: int | None  # percent of traffic to size for; None: the baseline
     floor: int = 0  # replicas it runs even with no share (a pinned arm, a bake's previous version, a drain)
     carries: int = 0  # percent of live traffic it carries now
+    mirror_only: bool = False  # its share is mirrored traffic only (a shadow step): idle, with scale-to-zero
+    hold: bool = False  # with a scaler: its current replicas are its floor (compared against; a promotion)
+    fixed: bool = False  # fixed replicas even when the others scale (a bake's previous version; a drain)
+    stable: bool = False  # the stable workload sized by a share (an experiment's control): at least minReplicas
+
+
+@dataclass(frozen=True)
+class Size:
+    """A variant's replicas (with a scaler: its floor) and its scaler, if it has one."""
+
+    replicas: int
+    scaler: ScalerBounds | None = None
 
 
 def total_replicas(spec: ModelDeploymentSpec) -> int:
-    """Replicas that carry all the traffic (the stable's size)."""
-    return spec.replicas if spec.replicas is not None else 1
+    """Replicas that carry all the traffic with fixed replicas (the stable's size)."""
+    if spec.replicas is not None:
+        return spec.replicas
+    return max(1, spec.autoscaling.min_replicas) if spec.autoscaling is not None else 1
 
 
 def replicas_for_share(total: int, share: int) -> int:
@@ -48,10 +87,97 @@ def replica_ratio(spec: ModelDeploymentSpec) -> bool:
     return capabilities_of(spec.traffic).split == "replicas"
 
 
-def replicas(spec: ModelDeploymentSpec, demand: Mapping[str, Demand]) -> dict[str, int]:
-    """Replicas per variant, in the order of ``demand``."""
-    total = total_replicas(spec)
+def keda_missing(spec: ModelDeploymentSpec, served: frozenset[str]) -> bool:
+    """Autoscaling needs KEDA (a request metric, scale-to-zero, or engine keda) and its CRD is not served."""
+    return spec.autoscaling is not None and spec.autoscaling.chosen_engine == "keda" and SCALEDOBJECT not in served
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a share of traffic is worth in replicas for one plan, and each variant's scaler."""
+
+    spec: ModelDeploymentSpec
+    total: int  # replicas carrying all traffic: spec.replicas, or with scalers the stable's current replicas
+    scaling: Autoscaling | None  # each variant's scaler; None: fixed replicas
+
+    @property
+    def scaled(self) -> bool:
+        return self.scaling is not None
+
+    @property
+    def engine(self) -> Literal["hpa", "keda"]:
+        assert self.scaling is not None
+        return self.scaling.chosen_engine
+
+    @property
+    def to_zero(self) -> bool:
+        """Idle variants may scale to zero: scaleToZero with KEDA, and a request metric to wake them
+        (KEDA refuses minReplicaCount 0 with only cpu and memory triggers)."""
+        scaling = self.scaling
+        return (scaling is not None and scaling.scale_to_zero and scaling.chosen_engine == "keda"
+                and any(m.needs_keda for m in scaling.metrics))
+
+    @property
+    def min_floor(self) -> int:
+        """The stable's floor: minReplicas, at least 1 (it serves)."""
+        return max(1, self.scaling.min_replicas) if self.scaling is not None else self.total
+
+    def need(self, share: int, mirror_only: bool = False) -> int:
+        """Ready replicas a variant needs before it gets ``share`` percent (live or mirrored): its floor."""
+        if self.scaling is None:
+            return replicas_for_share(self.total, share)
+        if mirror_only and self.to_zero:
+            return 0
+        return min(self.scaling.max_replicas, replicas_for_share(self.total, share))
+
+    def sizes(self, demand: Mapping[str, Demand]) -> dict[str, Size]:
+        """Replicas (and scalers) per variant, in the order of ``demand``."""
+        if self.scaling is None:
+            return {v: Size(n) for v, n in _fixed(self.spec, self.total, demand).items()}
+        return {v: self._scaled(d) for v, d in demand.items()}
+
+    def _scaled(self, d: Demand) -> Size:
+        assert self.scaling is not None
+        top = self.scaling.max_replicas
+        if d.fixed:
+            return Size(max(replicas_for_share(self.total, d.share or 0), d.floor))
+        if d.share is None:
+            floor = self.total if d.hold else self.min_floor
+        elif (d.mirror_only or (d.share == 0 and d.carries == 0)) and self.to_zero and not d.stable:
+            floor = 0  # idle: mirrored traffic only, or no live weight
+        else:
+            floor = max(replicas_for_share(self.total, max(d.share, d.carries)), d.floor)
+            if d.stable:
+                floor = max(floor, self.min_floor)
+            if floor == 0:
+                return Size(0)  # nothing to carry: no pods, no scaler (a HorizontalPodAutoscaler cannot go to 0)
+        floor = min(floor, top)
+        return Size(floor, ScalerBounds(self.engine, floor, top))
+
+
+def _fixed(spec: ModelDeploymentSpec, total: int, demand: Mapping[str, Demand]) -> dict[str, int]:
     sized = {v: max(replicas_for_share(total, d.share), d.floor) for v, d in demand.items() if d.share is not None}
     # With no router, the baseline gives up the pods whose share the others already carry.
     given = sum(replicas_for_share(total, d.carries) for d in demand.values() if d.share is not None) if replica_ratio(spec) else 0
     return {v: sized[v] if d.share is not None else (max(1, total - given) if given else total) for v, d in demand.items()}
+
+
+def capacity_of(spec: ModelDeploymentSpec, obs: Observation) -> Capacity:
+    """The plan's capacity: fixed replicas, or scalers sized from the stable's current replicas."""
+    scaling = spec.autoscaling
+    if scaling is None or keda_missing(spec, obs.served):
+        return fixed_capacity(spec)
+    stable = obs.live.get(STABLE, DeploymentState(exists=False))
+    low = max(1, scaling.min_replicas)
+    current = stable.replicas if stable.exists else low
+    return Capacity(spec, min(max(current, low), max(low, scaling.max_replicas)), scaling)
+
+
+def fixed_capacity(spec: ModelDeploymentSpec) -> Capacity:
+    """Fixed replicas: spec.replicas (or minReplicas when the scaler is not available)."""
+    return Capacity(spec, total_replicas(spec), None)
+
+
+def replicas(spec: ModelDeploymentSpec, demand: Mapping[str, Demand]) -> dict[str, int]:
+    """Fixed replicas per variant, in the order of ``demand`` (no scalers)."""
+    return _fixed(spec, total_replicas(spec), demand)

@@ -10,6 +10,12 @@ Phase: the stable Deployment's own state (``_steady_phase``) unless the strategy
 overrides it while stable is fine (Progressing, Paused, Promoting, Degraded, RolledBack);
 an invalid spec makes it Degraded (Failed if nothing is deployed); a render problem makes
 it Degraded (RolledBack and Failed stay).
+
+ScalerAvailable (``scaler_condition``): present only with ``spec.autoscaling`` (a spec
+without it has no such condition, so objects that do not autoscale keep the status they
+had); False (KedaNotInstalled, with a Warning Event when it turns False) when KEDA is
+needed and ``keda.sh/ScaledObject`` is not served: every variant then runs fixed at
+minReplicas; True otherwise.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from typing import Literal
 
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import (
-    Condition, ConditionType, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+    Condition, ConditionType, CostStatus, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
+from headway.planning.capacity import keda_missing
 from headway.planning.conditions import EventIntent, append_history, set_condition
+from headway.planning.cost import assess_cost, budget_events
 from headway.planning.measure import Judgement
 from headway.planning.naming import CANDIDATE, STABLE
 from headway.planning.observe import DeploymentState, Observation
@@ -37,9 +45,10 @@ RENDER_REASONS = ("ChildConflict", "RouteNotApplied")  # by precedence: a confli
 
 @dataclass(frozen=True)
 class RenderProblem:
-    """Why a planned child cannot be written: ``ChildConflict`` or ``RouteNotApplied``."""
+    """Why a planned child cannot be written: ``ChildConflict``, ``RouteNotApplied`` or
+    ``ScalerNotApplied`` (an autoscaler that could not scale: its variant keeps fixed replicas)."""
 
-    reason: Literal["ChildConflict", "RouteNotApplied"]
+    reason: Literal["ChildConflict", "RouteNotApplied", "ScalerNotApplied"]
     message: str
 
 
@@ -135,6 +144,27 @@ def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase
     return out
 
 
+def scaler_condition(spec: ModelDeploymentSpec | None, obs: Observation) -> Triple | None:
+    """ScalerAvailable: absent without spec.autoscaling; False when KEDA is needed but not served
+    (every variant then runs fixed at minReplicas); kept as it was while the spec does not parse."""
+    if spec is None:
+        old = next((c for c in obs.previous.conditions if c.type == ConditionType.SCALER_AVAILABLE), None)
+        return (old.status, old.reason, old.message) if old is not None else None
+    scaling = spec.autoscaling
+    if scaling is None:
+        return None
+    if keda_missing(spec, obs.served):
+        why = ("engine keda" if scaling.engine == "keda" else "scaleToZero" if scaling.scale_to_zero
+               else "a requestsPerSecond or inFlight metric")
+        return ("False", "KedaNotInstalled",
+                f"spec.autoscaling needs KEDA ({why}) but this cluster does not serve keda.sh/ScaledObject: install KEDA "
+                f"(https://keda.sh/docs/latest/deploy/), or scale on cpu or memory with engine hpa; until then every variant "
+                f"runs fixed at minReplicas ({max(1, scaling.min_replicas)})")
+    kind = "HorizontalPodAutoscaler" if scaling.chosen_engine == "hpa" else "KEDA ScaledObject"
+    return ("True", "HpaAvailable" if scaling.chosen_engine == "hpa" else "KedaAvailable",
+            f"each variant scales with its own {kind}, up to {scaling.max_replicas} replicas")
+
+
 def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], now: datetime
                   ) -> tuple[ModelDeploymentStatus, list[EventIntent]]:
     """The new status and every Event of this plan, in order."""
@@ -151,18 +181,42 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
     conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
                   cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]
+    scaler = scaler_condition(d.spec, obs)
+    if scaler is not None:
+        conditions.append(cond(ConditionType.SCALER_AVAILABLE, scaler))
     events = [*d.events, *result.events]
     if p.phase != previous.phase and previous.phase is not None:
         kind: Literal["Normal", "Warning"] = "Warning" if p.phase in (Phase.DEGRADED, Phase.FAILED, Phase.ROLLED_BACK) else "Normal"
         events.append(EventIntent(kind, f"Phase{p.phase.value}", f"phase {previous.phase.value} -> {p.phase.value}: {p.message}"))
     events += d.late_events
+    was = next((c for c in previous.conditions if c.type == ConditionType.SCALER_AVAILABLE), None)
+    if scaler is not None and scaler[0] == "False" and (was is None or was.status != "False"):
+        events.append(EventIntent("Warning", scaler[1], scaler[2]))  # once, when it turns False
+    cost, budget, budget_notes = _cost(d, obs, now)
+    conditions += budget
+    events += budget_notes
     old = next((c for c in previous.conditions if c.type == ConditionType.DEGRADED), None)
     if p.degraded[1] in RENDER_REASONS and (old is None or old.reason != p.degraded[1] or old.message != p.degraded[2]):
         events.append(EventIntent("Warning", p.degraded[1], p.degraded[2]))  # one Warning per change
     history = previous.history
     for entry in [*d.history, *result.history, *d.late_history]:
         history = append_history(history, entry)
-    return _status(d, obs, p.phase, conditions, history), events
+    return _status(d, obs, p.phase, conditions, history).model_copy(update={"cost": cost}), events
+
+
+def _cost(d: Decision, obs: Observation, now: datetime) -> tuple[CostStatus | None, list[Condition], list[EventIntent]]:
+    """status.cost, the WithinBudget condition (none without a budget) and its Events (cost.py).
+
+    An invalid spec changes nothing: the last cost and condition stay."""
+    previous, workloads = obs.previous, d.strategy.workloads
+    if not d.valid or d.spec is None or workloads is None:
+        return previous.cost, [c for c in previous.conditions if c.type == ConditionType.WITHIN_BUDGET], []
+    recorded = obs.measurement if d.judgement.verdicts else None  # only a measurement this plan recorded
+    cost, budget = assess_cost(d.spec, obs.prices, workloads, obs.live, d.strategy.keep, previous, recorded)
+    if budget is None:
+        return cost, [], []
+    condition = set_condition(previous.conditions, ConditionType.WITHIN_BUDGET, *budget, now, obs.generation)
+    return cost, [condition], budget_events(previous.conditions, budget)
 
 
 def _status(d: Decision, obs: Observation, phase: Phase, conditions: list[Condition], history: list[HistoryEntry]) -> ModelDeploymentStatus:

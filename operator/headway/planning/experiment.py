@@ -17,7 +17,7 @@ from datetime import datetime
 from headway.api.spec import ExperimentVariant, ModelDeploymentSpec
 from headway.api.status import ExperimentDecision, Phase, VariantStatus
 from headway.planning.analysis import failing_arms
-from headway.planning.capacity import Demand, replicas, replicas_for_share, total_replicas
+from headway.planning.capacity import Capacity, Demand, capacity_of
 from headway.planning.conditions import EventIntent
 from headway.planning.measure import Judgement
 from headway.planning.naming import STABLE, Owner, VariantWorkload, revision_of
@@ -34,6 +34,7 @@ class _Arms:
     variants: list[ExperimentVariant]
     control: ExperimentVariant
     states: dict[str, DeploymentState]
+    capacity: Capacity
     off: set[str] = field(default_factory=set)  # rolled back by the analysis: weight 0, no pods
     serving: set[str] = field(default_factory=set)  # may carry traffic
     weights: dict[str, int] = field(default_factory=dict)  # by workload variant
@@ -51,7 +52,7 @@ def plan_experiment(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, j
     variants = list(spec.experiment.variants)
     control = next(v for v in variants if v.model is None)
     arms = _Arms(spec, variants, control, {v.name: obs.live.get(STABLE if v.name == control.name else v.name, DeploymentState(exists=False))
-                                           for v in variants})
+                                           for v in variants}, capacity_of(spec, obs))
     suspended = _suspend(arms, obs, judgement, result, now)
     waiting = _route(arms, obs)
     decision, size = _decide(arms, judgement.decision, obs, result, now)
@@ -133,7 +134,7 @@ def _decide(arms: _Arms, decision: ExperimentDecision | None, obs: Observation, 
             and decide.promote_winner and decision.winner in names):
         winner = decision.winner
         size[winner] = 100  # capacity first: traffic moves once the winner can carry it all
-        if arms.states[winner].current_available >= replicas_for_share(total_replicas(arms.spec), 100):
+        if arms.states[winner].current_available >= arms.capacity.need(100):
             arms.weights = {k: 0 for k in arms.weights} | {arms.key(winner): 100}
             arms.pins = ()
             if not decision.promoted:
@@ -143,17 +144,22 @@ def _decide(arms: _Arms, decision: ExperimentDecision | None, obs: Observation, 
 
 
 def _size(arms: _Arms, owner: Owner, size: dict[str, int]) -> tuple[list[VariantWorkload], list[VariantStatus]]:
-    """Each arm sized for its share (control and pinned arms run at least one pod); rolled-back arms run none."""
+    """Each arm sized for its share (control and pinned arms run at least one pod); rolled-back arms run none.
+
+    With scalers each arm has its own, its floor its share of the control's current replicas
+    (the control at least minReplicas); an arm with no live weight may idle at 0 (scaleToZero)."""
     assert arms.spec.experiment is not None
     pinned = {m.variant for m in arms.spec.experiment.match}
-    demand = {v.name: Demand(0) if v.name in arms.off else Demand(size[v.name], floor=1 if v.name in pinned or v.model is None else 0)
+    demand = {v.name: Demand(0, fixed=True) if v.name in arms.off else
+              Demand(size[v.name], floor=1 if v.name in pinned or v.model is None else 0, carries=arms.weights[arms.key(v.name)],
+                     stable=v.model is None)
               for v in arms.variants}
-    sizes = replicas(arms.spec, demand)
+    sizes = arms.capacity.sizes(demand)
     workloads, statuses = [], []
     for v in arms.variants:
-        model, key = v.model or arms.spec.model, arms.key(v.name)
-        workloads.append(VariantWorkload(key, model, sizes[v.name]))
-        statuses.append(variant_status(v.name, model, arms.states[v.name], sizes[v.name], arms.weights[key], owner, key))
+        model, key, n = v.model or arms.spec.model, arms.key(v.name), sizes[v.name]
+        workloads.append(VariantWorkload(key, model, n.replicas, n.scaler))
+        statuses.append(variant_status(v.name, model, arms.states[v.name], n.replicas, arms.weights[key], owner, key))
     return workloads, statuses
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from headway.api.status import ModelDeploymentStatus
 
 if TYPE_CHECKING:
+    from headway.planning.cost import Prices
     from headway.planning.measure import Measurement
 
 
@@ -106,5 +107,6 @@ class Observation:
     measurement: Measurement | None = None  # the latest metrics measurement, if any arrived
     allowed_metrics_urls: frozenset[str] | None = None  # Prometheus URLs the operator may call (None: unchecked)
     default_metrics_url: str | None = None  # the operator's own Prometheus (--prometheus-url)
+    prices: Prices | None = None  # the operator's price table (None or not configured: no status.cost)
 
 

@@ -35,8 +35,11 @@ from headway.planning.single import plan_rollout, plan_steady
 from headway.planning.steps import duration
 from headway.planning.strategy import DRAIN, Sections, StrategyResult, ignore_pending
 from headway.planning.traffic_plan import TrafficPlan
-from headway.planning.validation import Problem, check_spec, ignored_fields, metrics_url_problems, parse_spec
+from headway.planning.validation import (
+    Problem, check_spec, ignored_fields, metrics_url_problems, parse_spec, scaler_metric_problems,
+)
 from headway.planning.verdicts import Verdict
+from headway.planning.cost import max_replicas_cap
 
 
 @dataclass
@@ -60,7 +63,8 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
     previous = obs.previous
     spec, problems = parse_spec(obs.raw_spec)
     if spec is not None:
-        problems = check_spec(owner.name, spec) + metrics_url_problems(spec, obs.allowed_metrics_urls)
+        problems = (check_spec(owner.name, spec) + metrics_url_problems(spec, obs.allowed_metrics_urls)
+                    + scaler_metric_problems(spec, obs.default_metrics_url, obs.allowed_metrics_urls))
     ignored = ignored_fields(obs.raw_spec) if spec is not None else []
     if judgement is None:
         judgement = judge(owner, spec, previous, obs.measurement, now, obs.default_metrics_url, obs.allowed_metrics_urls)
@@ -72,10 +76,27 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
         strategy = plan_steady(spec, obs, owner, now)
     else:
         strategy = plan_rollout(spec, obs, owner, judgement.gate, now)
+    if spec is not None and not problems:
+        _cap_to_budget(spec, obs, strategy)
     d = Decision(spec, problems, ignored, strategy, judgement)
     _spec_notes(d, previous, now)
     _typos(d, obs, now)
     return d
+
+
+def _cap_to_budget(spec: ModelDeploymentSpec, obs: Observation, strategy: StrategyResult) -> None:
+    """spec.cost.enforce: every scaler's maxReplicas capped to what the monthly budget allows
+    (never below its minReplicas: a budget never stops a model)."""
+    if strategy.workloads is None:
+        return
+    cap = max_replicas_cap(spec, obs.prices, strategy.workloads, obs.live, strategy.keep)
+    if cap is None:
+        return
+    strategy.workloads = [
+        replace(w, scaler=replace(w.scaler, max_replicas=max(w.scaler.min_replicas, min(w.scaler.max_replicas, cap))))
+        if w.scaler is not None else w
+        for w in strategy.workloads
+    ]
 
 
 def _spec_notes(d: Decision, previous: ModelDeploymentStatus, now: datetime) -> None:

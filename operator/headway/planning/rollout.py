@@ -31,12 +31,13 @@ from headway.api.status import (
 )
 from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
-from headway.planning.capacity import replicas_for_share, total_replicas
+from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import revision_of
 from headway.planning.observe import DeploymentState, serving_pods
-from headway.planning.steps import analysed, describe, duration, step_share, step_traffic
+from headway.planning.steps import analysed, describe, duration, mirror_only, step_share, step_traffic
 from headway.planning.traffic_plan import STABLE_ONLY, PinPlan, TrafficPlan
+from headway.planning.cost import cost_increase_hold
 
 step_duration = duration  # the name the step table's clock had before
 
@@ -67,12 +68,25 @@ class _Run:
     steps: list[RolloutStep]
     controls: dict[str, str]
     gate: Gate | None
-    total: int
+    capacity: Capacity
     now: datetime
+    cost_hold: str | None = None  # spec.cost.maxIncrease exceeded: steps do not advance on their own
 
     @property
     def drev(self) -> str:
         return revision_of(self.desired)
+
+    @property
+    def total(self) -> int:
+        return self.capacity.total
+
+    def need(self, k: int) -> int:
+        """Ready candidate replicas step k's share needs before it gets it (capacity before traffic)."""
+        return self.capacity.need(step_share(self.steps, k), mirror_only(self.steps, k))
+
+    def lost(self, pods: int, k: int) -> bool:
+        """The candidate has no pod serving while step k needs one (an idle scaled-to-zero shadow needs none)."""
+        return pods == 0 and (not self.capacity.scaled or self.need(k) > 0)
 
     def record(self, event: str, message: str, kind: Literal["Normal", "Warning"] = "Normal", evidence: dict[str, Any] | None = None,
                rev: str | None = None, bento: str | None = None) -> None:
@@ -91,7 +105,7 @@ def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, 
     out = RolloutDecision(stable_model=previous.stable_model or spec.model, previous_model=previous.previous_model, rollout=None,
                           rolled_back=None, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None)
     if previous.stable_model is None:
-        _Run(out, spec.model, [], {}, None, 0, now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
+        _Run(out, spec.model, [], {}, None, fixed_capacity(spec), now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
     return out
 
 
@@ -104,7 +118,8 @@ def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> boo
 
 
 def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: DeploymentState, candidate: DeploymentState,
-           controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime) -> RolloutDecision:
+           controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime, capacity: Capacity | None = None) -> RolloutDecision:
+    """``capacity`` None: fixed replicas (spec.replicas)."""
     if previous.stable_model is None:
         return steady_decision(spec, previous, now)
     steps = list(spec.rollout.steps) if spec.rollout else []
@@ -113,7 +128,7 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
         bake=previous.bake,
     )
-    run = _Run(out, spec.model, steps, controls, gate, total_replicas(spec), now)
+    run = _Run(out, spec.model, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous))
     if out.bake is not None and _bake(run) is not None:
         return out
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
@@ -213,7 +228,7 @@ def _progress(run: _Run, rollout: RolloutStatus, candidate: DeploymentState, pau
     manual = "promote-step" in run.controls
     while True:  # each pass either returns or moves to the next step
         out.candidate_share = step_share(run.steps, rollout.step)
-        if started is None or pods == 0:
+        if started is None or run.lost(pods, rollout.step):
             entered = _enter_step(run, rollout, started, candidate, pods)
             if entered is None:
                 return out
@@ -239,7 +254,7 @@ def _enter_step(run: _Run, rollout: RolloutStatus, started: datetime | None, can
         rollout = rollout.model_copy(update={"step_started_at": None, "hold_reason": "CandidateUnavailable"})
         run.record("CandidateUnavailable", f"{desired.bento} became unavailable at {where}: all traffic back on stable, holding", "Warning")
     carried = k > 0 and rollout.hold_reason is None  # the previous step's traffic is still applied
-    if pods == 0 and (carried or rollout.hold_reason is not None):
+    if run.lost(pods, k) and (carried or rollout.hold_reason is not None):
         if rollout.hold_reason is None:
             rollout = rollout.model_copy(update={"hold_reason": "CandidateUnavailable"})
             run.record("CandidateUnavailable", f"{desired.bento} became unavailable before {where}: all traffic back on stable, holding", "Warning")
@@ -250,12 +265,13 @@ def _enter_step(run: _Run, rollout: RolloutStatus, started: datetime | None, can
     if rollout.paused_at is not None:
         out.phase, out.message = Phase.PAUSED, f"paused before {where} (spec.paused or headway.dev/paused)"
         return None
-    expected = replicas_for_share(run.total, out.candidate_share)
-    if not (candidate.observed and pods >= expected):
+    expected = run.need(k)
+    if not (candidate.observed and pods >= expected and (candidate.exists or not run.capacity.scaled)):
         if candidate.deadline_exceeded:
             out.phase, out.message = Phase.DEGRADED, f"{desired.bento} ({desired.image}) does not become available ({candidate.message}); stable serves"
         else:
-            out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods)"
+            floor = f"; its scaler's floor is {expected}, capacity before traffic" if run.capacity.scaled else ""
+            out.phase, out.message = Phase.PROGRESSING, f"waiting for {desired.bento} to be ready for {where} ({candidate.ready_replicas}/{expected} pods{floor})"
         return None
     run.record("StepStarted", f"{desired.bento} {where}", evidence=_traffic_evidence(step_traffic(run.steps, k)))
     return rollout.model_copy(update={"step_started_at": rfc3339(run.now), "hold_reason": None})
@@ -283,6 +299,9 @@ def _step_done(run: _Run, rollout: RolloutStatus, started: datetime, manual: boo
     if not manual and needs_gate and gate is not None and gate.result != "Pass":
         out.phase = Phase.PROGRESSING
         out.message = f"{where}: duration passed, waiting for a passing analysis ({gate.result}: {gate.message})"
+        return False
+    if not manual and run.cost_hold is not None:  # the budget's rule: a user may still pass the step (promote-step)
+        out.phase, out.message = Phase.PROGRESSING, f"{where}: duration passed, {run.cost_hold}"
         return False
     why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
     evidence = _traffic_evidence(step_traffic(run.steps, k))

@@ -5,7 +5,9 @@ step, and after a promotion with a bake time the previous version stays at one p
 Both go through the rollout state machine's decision (rollout.py) and differ only in
 which decision: the steady one is a no-op that records the first deployment. The
 kubectl controls are bound to the version rolling out (controls.py); an experiment
-removed from the spec drains its variants here.
+removed from the spec drains its variants here. With ``spec.autoscaling`` every variant but
+the baking previous version (and a rolled-back candidate) gets its own scaler, bounded by
+capacity.py from the rollout's state.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from datetime import datetime
 from headway.api.spec import ModelDeploymentSpec
 from headway.planning import controls as ctl
 from headway.planning.analysis import Gate
-from headway.planning.capacity import Demand, replica_ratio, replicas
+from headway.planning.capacity import Capacity, Demand, capacity_of, replica_ratio
 from headway.planning.conditions import parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState, Observation
 from headway.planning.rollout import RolloutDecision, decide, steady_decision
+from headway.planning.steps import comparing, mirror_only
 from headway.planning.strategy import DRAIN, Sections, StrategyResult, drain, drain_events, split_of, variant_status
 
 
@@ -34,7 +37,8 @@ def plan_rollout(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, gate
     paused = spec.paused or ctl.paused_by_annotation(obs.annotations)
 
     def decision(controls: dict[str, str]) -> RolloutDecision:
-        return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now)
+        return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now,
+                      capacity_of(spec, obs))
 
     return _assemble(spec, obs, owner, now, decision)
 
@@ -56,7 +60,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     deferred = ctl.settle(active, d.handled, skipped, bound, target, spec.model.bento, in_progress, d.rolled_back, rfc3339(now))
     for message in ctl.ignored_notes(skipped, pending):
         result.note(now, "ControlIgnored", message, "Warning")
-    result.workloads = _workloads(spec, obs, d, now)
+    result.workloads = _workloads(spec, obs, capacity_of(spec, obs), d, now)
     sizes = {w.variant: w.replicas for w in result.workloads}
     candidate = None
     if d.candidate_model is not None:
@@ -76,9 +80,16 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     return result
 
 
-def _workloads(spec: ModelDeploymentSpec, obs: Observation, d: RolloutDecision, now: datetime) -> list[VariantWorkload]:
-    """Stable at full size, the candidate sized for its step, the baking previous version at one pod."""
-    demand = {STABLE: Demand(None)}
+def _workloads(spec: ModelDeploymentSpec, obs: Observation, capacity: Capacity, d: RolloutDecision, now: datetime) -> list[VariantWorkload]:
+    """Stable at full size, the candidate sized for its step, the baking previous version at one pod.
+
+    With scalers (capacity.py): stable holds its current replicas while an analysis compares
+    the candidate against it and while a promotion replaces its pods; the candidate's floor
+    follows its share of the stable's current replicas."""
+    steps = list(spec.rollout.steps) if spec.rollout else []
+    rollout = d.rollout
+    hold = rollout is not None and (rollout.promoting or comparing(steps, rollout, spec.analysis is not None))
+    demand = {STABLE: Demand(None, hold=hold)}
     if d.candidate_model is not None:
         floor = 0
         live = _state(obs, CANDIDATE)
@@ -88,10 +99,12 @@ def _workloads(spec: ModelDeploymentSpec, obs: Observation, d: RolloutDecision, 
             floor = live.replicas if live.exists else 0
         # No router: the split is the replica ratio (both variants' pods behind one Service);
         # stable shrinks only for the share the candidate already carries.
-        carries = 0 if d.rollout and d.rollout.promoting else d.traffic.weights.get(CANDIDATE, 0)
-        demand[CANDIDATE] = Demand(d.candidate_share, floor=floor, carries=carries)
+        carries = 0 if rollout and rollout.promoting else d.traffic.weights.get(CANDIDATE, 0)
+        idle = rollout is not None and not rollout.promoting and carries == 0 and mirror_only(steps, rollout.step)
+        demand[CANDIDATE] = Demand(d.candidate_share, floor=floor, carries=carries, mirror_only=idle,
+                                   fixed=d.rolled_back is not None or rollout is None)
     if d.bake is not None and d.previous_model is not None:
-        demand[PREVIOUS] = Demand(0, floor=1)  # during the bake the previous version stays available, at one pod
-    sizes = replicas(spec, demand)
+        demand[PREVIOUS] = Demand(0, floor=1, fixed=True)  # during the bake the previous version stays available, at one pod
+    sizes = capacity.sizes(demand)
     models = {STABLE: d.stable_model, CANDIDATE: d.candidate_model, PREVIOUS: d.previous_model}
-    return [VariantWorkload(v, models[v], n) for v, n in sizes.items()]  # type: ignore[arg-type]
+    return [VariantWorkload(v, models[v], n.replicas, n.scaler) for v, n in sizes.items()]  # type: ignore[arg-type]

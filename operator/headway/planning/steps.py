@@ -14,6 +14,9 @@ pause    keeps the traffic of the step before it         no          duration pa
 
 The rollout state machine (rollout.py) and the analysis (analysis.py) read this table
 instead of branching on the kind; a new kind (an approval, a load test) is a new row.
+With autoscaling, capacity reads it too: while an analysed step runs (``comparing``) the
+stable keeps its current replicas as its scaler's floor, and a mirror-only step
+(``mirror_only``) lets a candidate with scale-to-zero idle at 0 (capacity.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from headway.api.spec import RolloutStep
+from headway.api.status import RolloutStatus
 from headway.api.types import parse_duration
 from headway.planning.naming import CANDIDATE
 from headway.planning.traffic_plan import STABLE_ONLY, TrafficPlan, candidate_traffic, carried_share
@@ -79,3 +83,16 @@ def step_share(steps: list[RolloutStep], k: int) -> int:
     """Share of traffic (live or mirrored) the candidate must be sized for at step k."""
     plan = step_traffic(steps, min(k, len(steps) - 1)) if steps else STABLE_ONLY
     return carried_share(plan, CANDIDATE)
+
+
+def mirror_only(steps: list[RolloutStep], k: int) -> bool:
+    """Whether step k sends the candidate mirrored traffic only (a shadow step, or a pause after one)."""
+    plan = step_traffic(steps, min(k, len(steps) - 1)) if steps else STABLE_ONLY
+    return plan.mirror is not None and plan.weights.get(CANDIDATE, 0) == 0
+
+
+def comparing(steps: list[RolloutStep], rollout: RolloutStatus | None, with_analysis: bool) -> bool:
+    """An analysed step is running: the analysis compares the candidate against stable (as
+    analysis.request asks for it: started, not paused, not promoting)."""
+    return (with_analysis and rollout is not None and not rollout.promoting and rollout.step_started_at is not None
+            and rollout.paused_at is None and rollout.step < len(steps) and analysed(steps[rollout.step]))

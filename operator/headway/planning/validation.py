@@ -32,8 +32,6 @@ class Problem:
 # Spec fields this operator version reads but does not act on yet. Each one is reported
 # (condition SpecSupported=False and an Event) instead of being silently ignored.
 NOT_YET_ACTED_ON: tuple[tuple[str, str], ...] = (
-    ("autoscaling", "autoscaling is not acted on yet: the Deployments keep fixed replica counts"),
-    ("cost.monthlyBudget", "budgets are not acted on yet (cost labels are)"),
 )
 RESERVED_VARIANTS = ("stable", "candidate", "previous")
 
@@ -252,3 +250,34 @@ def metrics_url_problems(spec: ModelDeploymentSpec, allowed: frozenset[str] | No
     return [Problem("spec.analysis.prometheus.url",
                     f"{url} is not a Prometheus this operator may call (allowed: {listed}); omit it to use the operator's "
                     "default, or ask the operator's admin to add it with --allowed-prometheus-url")]
+
+
+def prometheus_url(spec: ModelDeploymentSpec, default_url: str | None) -> str | None:
+    """The Prometheus the analysis and KEDA's Prometheus triggers ask: the spec's, else the operator's."""
+    own = spec.analysis.prometheus.url if spec.analysis is not None and spec.analysis.prometheus is not None else None
+    return normalize_url(own) if own else (normalize_url(default_url) if default_url else None)
+
+
+def scaler_metric_problems(spec: ModelDeploymentSpec, default_url: str | None, allowed: frozenset[str] | None) -> list[Problem]:
+    """A request metric (requestsPerSecond, inFlight) scales on a Prometheus query: it needs the
+    Prometheus the analysis would use, and one the operator may call (like ``metrics_url_problems``;
+    ``allowed`` None: unchecked, e.g. in pure tests; the operator always passes its allow-list)."""
+    if spec.autoscaling is None or allowed is None:
+        return []
+    url = prometheus_url(spec, default_url)
+    own = spec.analysis is not None and spec.analysis.prometheus is not None and bool(spec.analysis.prometheus.url)
+    problems = []
+    for i, metric in enumerate(spec.autoscaling.metrics):
+        if not metric.needs_keda:
+            continue
+        kind = "requestsPerSecond" if metric.requests_per_second is not None else "inFlight"
+        if url is None:
+            why = "no Prometheus is configured: set spec.analysis.prometheus.url or the operator's --prometheus-url"
+        elif own and url not in allowed:  # the operator's own --prometheus-url is trusted
+            why = (f"{url} is not a Prometheus this operator may call (allowed: {', '.join(sorted(allowed)) or 'none'}); "
+                   "omit spec.analysis.prometheus.url to use the operator's default, or ask the operator's admin to add it "
+                   "with --allowed-prometheus-url")
+        else:
+            continue
+        problems.append(Problem(f"spec.autoscaling.metrics[{i}]", f"{kind} scales on a Prometheus query, but {why}"))
+    return problems

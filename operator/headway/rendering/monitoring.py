@@ -23,8 +23,13 @@ def _meta_label(label: str) -> str:
     return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
 
 
+def series_labels(spec: ModelDeploymentSpec) -> SeriesLabels:
+    """The label names that select one variant's series (the analysis' and the scalers' queries)."""
+    return spec.analysis.series_labels if spec.analysis and spec.analysis.series_labels else SeriesLabels()
+
+
 def build_podmonitor(owner: Owner, spec: ModelDeploymentSpec, labels: dict[str, str]) -> dict[str, Any]:
-    names = spec.analysis.series_labels if spec.analysis and spec.analysis.series_labels else SeriesLabels()
+    names = series_labels(spec)
     interval = spec.analysis.interval if spec.analysis else "30s"
     relabelings = [
         {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"], "targetLabel": names.namespace},

@@ -10,6 +10,11 @@ token) while still running an unmodified `bentoml containerize` image:
 - the bento lives in the image under /home/bentoml/bento, so BENTOML_HOME (where BentoML
   writes its Prometheus multiprocess files) points at a separate writable emptyDir
   instead of over it; /tmp is another emptyDir.
+
+A variant with a scaler (``VariantWorkload.scaler``, see rendering/scaling.py) gets its
+HorizontalPodAutoscaler or ScaledObject, and its Deployment is rendered without
+``spec.replicas``: the scaler owns the count, Headway never writes it. When the scaler
+cannot be rendered (``scaler_problems``), the Deployment keeps a fixed count instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.planning.capabilities import capabilities_of
 from headway.planning.naming import LABEL_MD, STABLE, Owner, VariantWorkload, child_labels, selector_labels, shared_labels
+from headway.rendering.scaling import build_scaler
 
 BENTO_UID = 1034
 BENTOML_HOME = "/var/lib/bentoml"
@@ -94,8 +100,10 @@ def _container(spec: ModelDeploymentSpec, model: ModelSpec) -> dict[str, Any]:
     return container
 
 
-def build_deployment(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload) -> dict[str, Any]:
-    """The Deployment of one variant; rolling updates never drop below the desired capacity."""
+def build_deployment(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload, *, scaled: bool = False) -> dict[str, Any]:
+    """The Deployment of one variant; rolling updates never drop below the desired capacity.
+
+    ``scaled``: a scaler owns the replica count, so ``spec.replicas`` is not rendered."""
     model = workload.model
     labels = child_labels(owner, spec, workload.variant, model)
     pod_spec: dict[str, Any] = {
@@ -124,7 +132,7 @@ def build_deployment(owner: Owner, spec: ModelDeploymentSpec, workload: VariantW
         "kind": "Deployment",
         "metadata": _metadata(owner, owner.variant_name(workload.variant), labels),
         "spec": {
-            "replicas": workload.replicas,
+            **({} if scaled else {"replicas": workload.replicas}),
             "revisionHistoryLimit": 5,
             "progressDeadlineSeconds": 600,
             "selector": {"matchLabels": selector_labels(owner, workload.variant)},
@@ -177,9 +185,15 @@ def build_umbrella_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str,
     return _service(owner, owner.name, labels, selector, spec.model.port)
 
 
-def build_pdb(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload) -> dict[str, Any] | None:
-    """A PodDisruptionBudget keeping all but one stable pod up during voluntary disruptions."""
-    if workload.replicas <= 1:
+def build_pdb(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload, *, scaled: bool = False) -> dict[str, Any] | None:
+    """A PodDisruptionBudget keeping all but one stable pod up during voluntary disruptions.
+
+    ``maxUnavailable: 1`` does not depend on the count, so the only question is whether the
+    variant may run more than one pod. With a scaler that is ``max_replicas > 1``, not the
+    floor: a scaler between 1 and 10 replicas at 10 must not lose them all in one drain, and at
+    1 replica the budget still allows the eviction (it never blocks a drain)."""
+    most = workload.scaler.max_replicas if scaled and workload.scaler is not None else workload.replicas
+    if most <= 1:
         return None
     labels = child_labels(owner, spec, workload.variant, workload.model)
     return {
@@ -190,14 +204,22 @@ def build_pdb(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload
     }
 
 
-def build_children(owner: Owner, spec: ModelDeploymentSpec, workloads: list[VariantWorkload]) -> list[dict[str, Any]]:
-    """Every workload child: per variant a Deployment and a Service (and the stable PDB),
-    plus the umbrella Service."""
+def build_children(owner: Owner, spec: ModelDeploymentSpec, workloads: list[VariantWorkload], *,
+                   metrics_url: str | None = None) -> list[dict[str, Any]]:
+    """Every workload child: per variant a Deployment, a Service and its scaler if it has one
+    (and the stable PDB), plus the umbrella Service.
+
+    ``metrics_url``: the Prometheus a KEDA trigger queries (``spec.analysis.prometheus.url``,
+    allow-listed, or the operator's default); without it no request-metric scaler is rendered
+    (``scaler_problems`` says so)."""
     children: list[dict[str, Any]] = []
     for workload in workloads:
-        children.append(build_deployment(owner, spec, workload))
+        scaler = build_scaler(owner, spec, workload, metrics_url)
+        children.append(build_deployment(owner, spec, workload, scaled=scaler is not None))
         children.append(build_variant_service(owner, spec, workload))
-        if workload.variant == STABLE and (pdb := build_pdb(owner, spec, workload)) is not None:
+        if scaler is not None:
+            children.append(scaler)
+        if workload.variant == STABLE and (pdb := build_pdb(owner, spec, workload, scaled=scaler is not None)) is not None:
             children.append(pdb)
     children.append(build_umbrella_service(owner, spec))
     return children

@@ -8,6 +8,7 @@ the workloads the previous plan asked for (as if the Deployment controller had c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 from headway.api.spec import ModelSpec
 from headway.api.status import HistoryEntry, ModelDeploymentStatus
 from headway.planning.conditions import EventIntent
-from headway.planning.naming import CANDIDATE, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.naming import CANDIDATE, STABLE, Owner, ScalerBounds, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState, parse_status
 from headway.planning.measure import Judgement
 from headway.planning.observe import Observation
 from headway.planning.plan import Plan, plan
 from headway.planning.rollout import Gate, replicas_for_share
+from headway.planning.cost import Prices
 
 OWNER = Owner("fraud-scorer", "ml", "uid-1")
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -90,6 +92,15 @@ def deployment_state(workload: VariantWorkload | None, ready: int | None = None,
     )
 
 
+# A simulated autoscaler: (variant, its scaler's bounds, its Deployment as it is) -> the replicas it sets.
+Autoscaler = Callable[[str, ScalerBounds, DeploymentState | None], int]
+
+
+def keep_replicas(variant: str, bounds: ScalerBounds, live: DeploymentState | None) -> int:
+    """An autoscaler that leaves the replicas where they are (a new Deployment: at the floor)."""
+    return live.replicas if live is not None and live.exists else bounds.min_replicas
+
+
 def workload_of(result: Plan, variant: str) -> VariantWorkload | None:
     return next((w for w in result.workloads or [] if w.variant == variant), None)
 
@@ -116,7 +127,8 @@ class Cluster:
     ``reconcile`` plans from the committed status, round-trips the new status through its
     wire form (status alone must carry the state), then lets the Deployments converge on
     the planned workloads, except the variants in ``broken`` (0 ready) or ``frozen`` (left as
-    they were).
+    they were). A workload with a scaler converges on the replicas ``autoscaler`` chooses,
+    within its bounds (Headway never sets them).
     """
 
     spec: dict[str, Any]
@@ -128,10 +140,14 @@ class Cluster:
     events: list[EventIntent] = field(default_factory=list)
     last: Plan | None = None
     seen: dict[str, DeploymentState] = field(default_factory=dict)  # what the last committed plan observed
+    served: frozenset[str] = frozenset()  # optional kinds the cluster serves ("keda.sh/ScaledObject")
+    metrics_url: str | None = None  # the operator's --prometheus-url
+    prices: Prices | None = None  # the operator's price table
+    autoscaler: Autoscaler = keep_replicas
 
     def observed(self) -> Observation:
         return Observation(raw_spec=self.spec, generation=1, annotations=dict(self.annotations), previous=self.status,
-                           live=dict(self.live))
+                           live=dict(self.live), served=self.served, default_metrics_url=self.metrics_url, prices=self.prices)
 
     def plan(self, now: datetime, gate: Gate | None = None) -> Plan:
         """Plan without committing anything (a dry run, or a run that dies before writing status).
@@ -154,7 +170,11 @@ class Cluster:
             if w.variant in self.frozen and w.variant in self.live:
                 live[w.variant] = self.live[w.variant]
             else:
-                live[w.variant] = deployment_state(w, 0 if w.variant in self.broken else None)
+                scaled = None
+                if w.scaler is not None:
+                    chosen = self.autoscaler(w.variant, w.scaler, self.live.get(w.variant))
+                    scaled = min(max(chosen, w.scaler.min_replicas), w.scaler.max_replicas)
+                live[w.variant] = deployment_state(w, 0 if w.variant in self.broken else None, replicas=scaled)
         for variant in result.keep:
             if variant in self.live:
                 live[variant] = self.live[variant]
@@ -205,9 +225,11 @@ class Cluster:
         return [e.reason for e in self.events]
 
 
-def running(spec: dict[str, Any], version: str = "1.0.0", now: datetime = T0) -> Cluster:
-    """A cluster whose first version (``version``) is deployed and available; ``spec`` is applied next."""
-    cluster = Cluster(spec={**spec, "model": model(version)})
+def running(spec: dict[str, Any], version: str = "1.0.0", now: datetime = T0, **options: Any) -> Cluster:
+    """A cluster whose first version (``version``) is deployed and available; ``spec`` is applied next.
+
+    ``options``: more fields of the Cluster (served, metrics_url, autoscaler)."""
+    cluster = Cluster(spec={**spec, "model": model(version)}, **options)
     cluster.reconcile(now)
     cluster.reconcile(now)
     assert cluster.status.phase == "Succeeded", cluster.status.phase
@@ -237,7 +259,7 @@ def assert_routes_only_to_ready(seen: dict[str, DeploymentState], result: Plan, 
 
 
 __all__ = [
-    "CANDIDATE", "GATEWAY", "OWNER", "STABLE", "STEPS", "T0", "Cluster", "assert_routes_only_to_ready", "at", "canary",
-    "deployment_state", "labels", "model", "new_entries", "pause", "replicas_of", "rev", "rollout_spec", "running",
+    "CANDIDATE", "GATEWAY", "OWNER", "STABLE", "STEPS", "T0", "Autoscaler", "Cluster", "assert_routes_only_to_ready", "at", "canary",
+    "deployment_state", "keep_replicas", "labels", "model", "new_entries", "pause", "replicas_of", "rev", "rollout_spec", "running",
     "shadow", "step_label", "ts", "workload_of",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headway.api.spec import ModelDeploymentSpec, Traffic
-from headway.planning.capabilities import CAPABILITIES, OPTIONAL_KINDS, PODMONITOR, ROUTE_KINDS, capabilities_of
+from headway.planning.capabilities import CAPABILITIES, OPTIONAL_KINDS, PODMONITOR, ROUTE_KINDS, SCALEDOBJECT, capabilities_of
 from headway.planning.naming import VariantWorkload
 from headway.planning.traffic_plan import PinPlan
 from headway.traffic import gatewayapi, istio, none
@@ -43,7 +43,7 @@ def test_every_provider_in_the_table_has_a_module_with_its_row() -> None:
 
 def test_route_kinds_cover_every_provider() -> None:
     assert set(ROUTE_KINDS) == {"gateway.networking.k8s.io/HTTPRoute", "networking.istio.io/VirtualService"}
-    assert set(OPTIONAL_KINDS) == set(ROUTE_KINDS) | {PODMONITOR}
+    assert set(OPTIONAL_KINDS) == set(ROUTE_KINDS) | {PODMONITOR, SCALEDOBJECT}
     for provider in PROVIDERS.values():
         kinds = provider.capabilities.kinds
         for obj in render(provider, CASES["canary"], TRAFFIC[provider.name]):

@@ -1,0 +1,288 @@
+"""Autoscaling per variant (issue 9): each variant's scaler bounds as the planner states them.
+
+A variant with a scaler has ``VariantWorkload.scaler`` (its engine, floor and ceiling) and
+``replicas`` is that floor: its Deployment's replicas are the scaler's (the simulated
+``Cluster.autoscaler`` here), never Headway's. The rules (capacity.py):
+stable [minReplicas, maxReplicas], holding its current replicas while an analysis compares
+against it and through a promotion; the candidate's floor its share of the stable's current
+replicas; weight raised only once that floor is ready; idle variants to zero with KEDA.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from headway.api.status import ModelDeploymentStatus
+from headway.planning.analysis import Gate
+from headway.planning.capabilities import SCALEDOBJECT
+from headway.planning.naming import CANDIDATE, STABLE, ScalerBounds
+from headway.planning.observe import DeploymentState
+from headway.planning.plan import Plan, plan
+from tests.unit.planning.rollout_cases import (
+    GATEWAY, OWNER, Cluster, at, canary, deployment_state, labels, model, new_entries, rollout_spec, running, shadow, workload_of,
+)
+
+CPU = [{"cpu": {"averageUtilization": 70}}]
+RPS = [{"requestsPerSecond": {"average": 20}}]
+ANALYSIS = {"interval": "30s", "slos": [{"errorRate": {"max": 0.01}}], "failureLimit": 2}
+KEDA = frozenset({SCALEDOBJECT})
+PROMETHEUS = "http://prometheus.monitoring:9090"
+
+
+def scaled(version: str, steps: list[dict[str, Any]], *, low: int = 2, high: int = 20, metrics: list[dict[str, Any]] = CPU,
+           analysis: bool = False, **autoscaling: Any) -> dict[str, Any]:
+    spec = rollout_spec(version, steps)
+    del spec["replicas"]
+    spec["autoscaling"] = {"minReplicas": low, "maxReplicas": high, "metrics": metrics, **autoscaling}
+    if analysis:
+        spec["analysis"] = ANALYSIS
+    return spec
+
+
+def bounds(result: Plan, variant: str) -> ScalerBounds | None:
+    w = workload_of(result, variant)
+    assert w is not None, f"no {variant} workload"
+    return w.scaler
+
+
+def scale(cluster: Cluster, variant: str, replicas: int) -> None:
+    """The variant's scaler moved its Deployment to ``replicas`` (all ready)."""
+    live = cluster.live[variant]
+    cluster.live[variant] = replace(live, replicas=replicas, ready_replicas=replicas, available_replicas=replicas,
+                                    current_available=replicas, complete=True, available=True)
+
+
+def condition(status: ModelDeploymentStatus, type_: str) -> tuple[str, str, str] | None:
+    c = next((c for c in status.conditions if c.type == type_), None)
+    return None if c is None else (c.status, c.reason, c.message)
+
+
+def test_steady_state_stable_scales_between_min_and_max() -> None:
+    cluster = running(scaled("1.0.0", []))
+    result = cluster.reconcile(at(1))
+    assert bounds(result, STABLE) == ScalerBounds("hpa", 2, 20)
+    assert workload_of(result, STABLE).replicas == 2  # type: ignore[union-attr]  # the floor, never written
+    assert condition(result.status, "ScalerAvailable")[:2] == ("True", "HpaAvailable")  # type: ignore[index]
+    assert condition(result.status, "SpecSupported")[0] == "True"  # type: ignore[index]
+    scale(cluster, STABLE, 7)  # the scaler's decision survives: the plan states the same bounds
+    assert bounds(cluster.reconcile(at(2)), STABLE) == ScalerBounds("hpa", 2, 20)
+
+
+def test_fixed_replicas_have_no_scaler_and_no_condition() -> None:
+    result = running(rollout_spec("1.0.0", [])).reconcile(at(1))
+    assert bounds(result, STABLE) is None and workload_of(result, STABLE).replicas == 4  # type: ignore[union-attr]
+    assert condition(result.status, "ScalerAvailable") is None
+
+
+def test_candidate_floor_follows_its_weight_times_the_stables_current_replicas() -> None:
+    cluster = running(scaled("1.0.0", [canary(25, "10m")]))
+    scale(cluster, STABLE, 8)
+    cluster.set_model("2.0.0")
+    first = cluster.reconcile(at(0))
+    assert bounds(first, CANDIDATE) == ScalerBounds("hpa", 2, 20)  # ceil(25% x 8)
+    assert bounds(first, STABLE) == ScalerBounds("hpa", 2, 20)  # no analysis: nothing holds it
+    started = cluster.reconcile(at(1))
+    assert labels(new_entries(ModelDeploymentStatus(), started.status))[-1] == "StepStarted 1/1"
+    scale(cluster, STABLE, 12)
+    assert bounds(cluster.reconcile(at(2)), CANDIDATE) == ScalerBounds("hpa", 3, 20)  # recomputed: ceil(25% x 12)
+    scale(cluster, STABLE, 80)  # beyond maxReplicas (read within bounds): capped at max
+    assert bounds(cluster.reconcile(at(3)), CANDIDATE) == ScalerBounds("hpa", 5, 20)  # ceil(25% x 20)
+
+
+def test_stable_holds_its_current_replicas_while_an_analysis_compares() -> None:
+    cluster = running(scaled("1.0.0", [canary(20, "1m"), {"pause": {}}], analysis=True))
+    scale(cluster, STABLE, 6)
+    cluster.set_model("2.0.0")
+    entering = cluster.reconcile(at(0))
+    assert bounds(entering, STABLE) == ScalerBounds("hpa", 2, 20)  # the step has not started: no comparison yet
+    running_step = cluster.reconcile(at(1), Gate("Inconclusive", "not enough data"))
+    assert running_step.status.rollout is not None and running_step.status.rollout.step_started_at is not None
+    assert bounds(running_step, STABLE) == ScalerBounds("hpa", 6, 20)  # does not scale down mid-comparison
+    scale(cluster, STABLE, 9)  # scaling up is fine, and the floor follows it up
+    assert bounds(cluster.reconcile(at(2), Gate("Inconclusive", "not enough data")), STABLE) == ScalerBounds("hpa", 9, 20)
+    paused = cluster.reconcile(at(70), Gate("Pass", "ok"))  # the analysed step ends; the pause is not analysed
+    assert paused.status.rollout is not None and paused.status.rollout.step == 1
+    assert bounds(paused, STABLE) == ScalerBounds("hpa", 2, 20)
+
+
+def test_a_weight_is_raised_only_once_the_next_weights_floor_is_ready() -> None:
+    cluster = running(scaled("1.0.0", [canary(10, "1m"), canary(50, "1m")]))
+    scale(cluster, STABLE, 10)
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(0))
+    cluster.reconcile(at(1))  # step 1 (10%) started with its one pod
+    assert cluster.status.traffic is not None and cluster.status.traffic.candidate_weight == 10
+    waiting = cluster.plan(at(62))
+    cluster.commit(waiting)
+    assert bounds(waiting, CANDIDATE) == ScalerBounds("hpa", 5, 20)  # ceil(50% x 10): capacity first
+    assert waiting.traffic is not None and waiting.traffic.weights[CANDIDATE] == 10  # the weight waits
+    assert "waiting for fraud_scorer:2.0.0 to be ready for step 2/2: canary 50% (1/5 pods; its scaler's floor is 5" in waiting.status.conditions[1].message
+    assert waiting.wake_at is None  # event-driven: the Deployment becoming ready wakes it
+    w = workload_of(waiting, CANDIDATE)
+    cluster.live[CANDIDATE] = deployment_state(w, 4, replicas=5)  # the scaler asked for 5, 4 are ready
+    assert cluster.reconcile(at(63)).traffic.weights[CANDIDATE] == 10  # type: ignore[union-attr]
+    cluster.live[CANDIDATE] = deployment_state(w, replicas=5)
+    raised = cluster.reconcile(at(64))
+    assert raised.traffic is not None and raised.traffic.weights[CANDIDATE] == 50
+    assert labels(raised.status.history)[-1] == "StepStarted 2/2"
+
+
+def test_promotion_keeps_the_stables_capacity_then_releases_it() -> None:
+    cluster = running(scaled("1.0.0", [canary(50, "1m")]))
+    scale(cluster, STABLE, 9)
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(0))
+    cluster.reconcile(at(1))
+    cluster.frozen = {STABLE}  # the stable Deployment has not rolled to the new template yet
+    promoting = cluster.reconcile(at(62))
+    assert promoting.status.rollout is not None and promoting.status.rollout.promoting
+    assert bounds(promoting, STABLE) == ScalerBounds("hpa", 9, 20)  # the new stable starts at the old one's replicas
+    assert workload_of(promoting, STABLE).model.bento == "fraud_scorer:2.0.0"  # type: ignore[union-attr]
+    cluster.frozen = set()
+    cluster.converge(promoting)  # rolled, at the replicas its scaler kept (9), never minReplicas
+    assert cluster.live[STABLE].replicas == 9
+    promoted = cluster.reconcile(at(63))
+    assert "Promoted" in labels(promoted.status.history)
+    assert bounds(promoted, STABLE) == ScalerBounds("hpa", 2, 20) and workload_of(promoted, CANDIDATE) is None
+
+
+def test_keda_not_installed_fixes_replicas_at_min_and_says_so() -> None:
+    spec = scaled("1.0.0", [], low=3, metrics=RPS)
+    cluster = Cluster(spec=spec, metrics_url=PROMETHEUS)
+    first = cluster.reconcile(at(0))
+    assert bounds(first, STABLE) is None and workload_of(first, STABLE).replicas == 3  # type: ignore[union-attr]
+    status, reason, message = condition(first.status, "ScalerAvailable")  # type: ignore[misc]
+    assert (status, reason) == ("False", "KedaNotInstalled")
+    assert "spec.autoscaling" in message and "install KEDA" in message and "minReplicas (3)" in message
+    assert [e.reason for e in first.events if e.type == "Warning"] == ["KedaNotInstalled"]
+    again = cluster.reconcile(at(1))
+    assert "KedaNotInstalled" not in [e.reason for e in again.events]  # said once
+    assert again.status.phase == "Succeeded" and condition(again.status, "SpecSupported")[0] == "True"  # type: ignore[index]
+    cluster.served = KEDA  # KEDA installed: each variant gets its ScaledObject
+    installed = cluster.reconcile(at(2))
+    assert bounds(installed, STABLE) == ScalerBounds("keda", 3, 20)
+    assert condition(installed.status, "ScalerAvailable")[:2] == ("True", "KedaAvailable")  # type: ignore[index]
+
+
+def test_a_request_metric_needs_a_prometheus_the_operator_may_call() -> None:
+    spec = scaled("1.0.0", [], metrics=CPU + RPS)
+    nowhere = plan(OWNER, replace(Cluster(spec=spec, served=KEDA).observed(), allowed_metrics_urls=frozenset()), at(0))
+    assert nowhere.workloads is None
+    assert [(p.field, "no Prometheus is configured" in p.message) for p in nowhere.status.problems] == [("spec.autoscaling.metrics[1]", True)]
+    elsewhere = {**spec, "analysis": {**ANALYSIS, "prometheus": {"url": "http://evil.example.com"}}}
+    cluster = Cluster(spec=elsewhere, served=KEDA, metrics_url=PROMETHEUS)
+    obs = replace(cluster.observed(), allowed_metrics_urls=frozenset({PROMETHEUS}))
+    refused = plan(OWNER, obs, at(0))
+    assert {p.field for p in refused.status.problems} == {"spec.analysis.prometheus.url", "spec.autoscaling.metrics[1]"}
+    own = plan(OWNER, replace(Cluster(spec=spec, served=KEDA, metrics_url=PROMETHEUS).observed(), allowed_metrics_urls=frozenset({PROMETHEUS})), at(0))
+    assert own.status.problems == [] and bounds(own, STABLE) == ScalerBounds("keda", 2, 20)  # the operator's own Prometheus
+
+
+def test_a_shadow_candidate_may_scale_to_zero_and_serves_with_one_before_its_weight() -> None:
+    spec = scaled("1.0.0", [shadow(50, "1m"), canary(20, "1m")], low=1, metrics=RPS, scaleToZero=True)
+    cluster = running(spec, served=KEDA, metrics_url=PROMETHEUS)
+    scale(cluster, STABLE, 10)
+    cluster.set_model("2.0.0")
+    entering = cluster.reconcile(at(0))
+    assert bounds(entering, CANDIDATE) == ScalerBounds("keda", 0, 20)  # mirrored traffic only: may idle at 0
+    assert bounds(entering, STABLE) == ScalerBounds("keda", 1, 20)  # serving: never to zero
+    assert cluster.live[CANDIDATE].replicas == 0
+    shadowing = cluster.reconcile(at(1))
+    assert shadowing.traffic is not None and shadowing.traffic.mirror == (CANDIDATE, 50)
+    assert cluster.reconcile(at(2)).status.phase == "Progressing"  # 0 pods while shadowing is not "unavailable"
+    assert "CandidateUnavailable" not in cluster.reasons()
+    to_canary = cluster.reconcile(at(62))
+    assert bounds(to_canary, CANDIDATE) == ScalerBounds("keda", 2, 20)  # about to serve: ceil(20% x 10)
+    assert to_canary.traffic is not None and to_canary.traffic.weights.get(CANDIDATE, 0) == 0  # capacity first
+    assert cluster.reconcile(at(63)).traffic.weights[CANDIDATE] == 20  # type: ignore[union-attr]
+
+
+def test_experiment_arms_each_scale_with_a_floor_from_the_controls_replicas() -> None:
+    spec = {"model": model("1.0.0"), "traffic": GATEWAY,
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "metrics": RPS, "scaleToZero": True},
+            "experiment": {"variants": [{"name": "control", "weight": 70}, {"name": "b", "weight": 30, "model": model("2.0.0")},
+                                        {"name": "pinned", "weight": 0, "model": model("3.0.0")}],
+                           "match": [{"header": {"name": "x-arm", "value": "pinned"}, "variant": "pinned"}]}}
+    cluster = Cluster(spec=spec, served=KEDA, metrics_url=PROMETHEUS)
+    cluster.reconcile(at(0))
+    scale(cluster, STABLE, 8)
+    result = cluster.reconcile(at(1))
+    assert bounds(result, STABLE) == ScalerBounds("keda", 6, 10)  # control: ceil(70% x 8), at least minReplicas
+    assert bounds(result, "b") == ScalerBounds("keda", 3, 10)  # ceil(30% x 8)
+    assert bounds(result, "pinned") == ScalerBounds("keda", 0, 10)  # no live weight: idles at 0
+
+
+def test_bake_previous_and_rolled_back_candidate_run_fixed_replicas() -> None:
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    spec["rollout"]["bakeTime"] = "5m"
+    cluster = running(spec)
+    cluster.set_model("2.0.0")
+    cluster.reconcile(at(0))
+    cluster.reconcile(at(1))
+    cluster.reconcile(at(62))
+    baking = cluster.reconcile(at(63))
+    assert baking.status.bake is not None
+    previous = workload_of(baking, "previous")
+    assert previous is not None and previous.scaler is None and previous.replicas == 1
+    cluster.set_model("3.0.0")
+    cluster.reconcile(at(400))
+    cluster.reconcile(at(401))
+    rolled = cluster.reconcile(at(402), Gate("Fail", "bad", rollback=True))
+    assert rolled.status.rolled_back is not None and bounds(rolled, CANDIDATE) is None
+
+
+class Autoscaler:
+    """A busy autoscaler: at every reconcile it moves each scaled variant somewhere within its bounds."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def __call__(self, variant: str, b: ScalerBounds, live: DeploymentState | None) -> int:
+        current = live.replicas if live is not None and live.exists else b.min_replicas
+        return max(b.min_replicas, min(b.max_replicas, current + self.rng.randint(-4, 4)))
+
+
+def all_bounds(result: Plan) -> dict[str, ScalerBounds | None]:
+    return {w.variant: w.scaler for w in result.workloads or []}
+
+
+def replan_without_flip_flop(cluster: Cluster, now_s: float, gate: Gate | None) -> None:
+    """Reconciles with the same observation settle: bounds never go back to what they were before a change."""
+    seen = [all_bounds(cluster.last)]  # type: ignore[arg-type]
+    for _ in range(3):
+        seen.append(all_bounds(cluster.commit(cluster.plan(at(now_s), gate))))
+    changes = [b for i, b in enumerate(seen) if i == 0 or b != seen[i - 1]]
+    assert len(changes) == len({repr(sorted(b.items())) for b in changes}), f"bounds flip-flop: {changes}"
+    assert seen[-1] == seen[-2], f"bounds do not settle: {seen}"
+
+
+@pytest.mark.parametrize("traffic, steps", [
+    (GATEWAY, [shadow(50, "1m"), canary(10, "1m"), canary(50, "1m")]),
+    (None, [canary(25, "1m"), {"pause": {"duration": "30s"}}, canary(75, "1m")]),  # no router: the split is the pod ratio
+])
+def test_replay_an_autoscaler_changing_replicas_through_a_whole_rollout(traffic: dict[str, Any] | None, steps: list[dict[str, Any]]) -> None:
+    for seed in range(5):
+        spec = scaled("1.0.0", steps, analysis=True)
+        if traffic is None:
+            del spec["traffic"]
+        cluster = running(spec, autoscaler=Autoscaler(seed))
+        cluster.set_model("2.0.0")
+        t = 0.0
+        while t < 1200 and not (cluster.status.rollout is None and "Promoted" in labels(cluster.status.history)):
+            result = cluster.reconcile(at(t), Gate("Pass", "ok"))
+            for variant, b in all_bounds(result).items():
+                if variant in (STABLE, CANDIDATE):
+                    assert b is not None, f"t={t}: fixed replicas planned for {variant}, which has a scaler"
+                    live = cluster.seen.get(variant)
+                    if variant == STABLE and result.status.rollout is not None and result.status.rollout.promoting:
+                        assert live is not None and b.min_replicas == min(max(live.replicas, 2), 20)
+            replan_without_flip_flop(cluster, t, Gate("Pass", "ok"))
+            t += 7
+        assert "Promoted" in labels(cluster.status.history), (seed, labels(cluster.status.history))
+        final = cluster.reconcile(at(t))
+        assert all_bounds(final) == {STABLE: ScalerBounds("hpa", 2, 20)}
+        assert "CandidateUnavailable" not in cluster.reasons()
