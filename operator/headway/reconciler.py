@@ -133,9 +133,11 @@ def served_kinds(reader: Reader, spec: ModelDeploymentSpec | None = None) -> fro
     """
     served = frozenset(name for name, kind in CRD_KINDS.items() if reader.serves(kind))
     if spec is not None:
-        needed = set(capabilities.capabilities_of(spec.traffic).kinds) | ({capabilities.PODMONITOR} if spec.analysis else set())
+        needed = set(capabilities.capabilities_of(spec.traffic).kinds)
         if spec.autoscaling is not None and spec.autoscaling.chosen_engine == "keda":
-            needed.add(capabilities.SCALEDOBJECT)
+            needed |= {capabilities.SCALEDOBJECT, capabilities.PODMONITOR}
+        if spec.analysis is not None:
+            needed.add(capabilities.PODMONITOR)
         for name in needed - served:
             reader.need(CRD_KINDS[name])
     return served
@@ -193,7 +195,10 @@ def render_children(owner: Owner, result: Plan, served: frozenset[str], metrics_
         problems = [str(p) for p in registry.route_problems(spec, result.traffic, services, served)]
         if not problems:
             children += registry.render_route(owner, spec, result.traffic, services, labels)
-    if spec.analysis is not None and capabilities.PODMONITOR in served:
+    # The PodMonitor gives the model servers' series the labels the analysis and KEDA's request
+    # metrics select on (modeldeployment, variant): rendered for either, where prometheus-operator runs.
+    request_metrics = spec.autoscaling is not None and any(m.needs_keda for m in spec.autoscaling.metrics)
+    if (spec.analysis is not None or request_metrics) and capabilities.PODMONITOR in served:
         children.append(build_podmonitor(owner, spec, labels))
     keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
     if problems:  # never prune the route that serves now because a new one can't be rendered

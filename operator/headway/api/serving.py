@@ -203,7 +203,7 @@ class Autoscaling(ApiModel):
     engine: Literal["auto", "hpa", "keda"] = "auto"
     """What scales: hpa (HorizontalPodAutoscaler), keda (ScaledObject), or auto: keda when a request metric or scale-to-zero is asked, else hpa."""
     min_replicas: int = Field(default=1, ge=0, le=1000)
-    """Fewest replicas per variant."""
+    """Fewest replicas of the stable variant (and of an experiment's control); a candidate's floor follows its share of traffic."""
     max_replicas: int = Field(ge=1, le=1000)
     """Most replicas per variant."""
     metrics: list[AutoscalingMetric] = Field(min_length=1, max_length=4)  # one per kind
@@ -211,7 +211,7 @@ class Autoscaling(ApiModel):
     behavior: ScalingBehavior | None = None
     """Stabilisation windows and rate limits."""
     scale_to_zero: bool = False
-    """Let shadow and idle experiment variants scale to zero (KEDA only); serving variants keep their floor."""
+    """Let experiment variants that carry nothing (weight 0, no pin) scale to zero (KEDA only); others keep pods."""
 
     @property
     def chosen_engine(self) -> Literal["hpa", "keda"]:

@@ -261,6 +261,7 @@ class Written(Protocol):
 
 
 HANDOVER_MANAGER = "headway-replicas-handover"
+SCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 
 
 def _hands_over_replicas(live: dict[str, Any], desired: dict[str, Any]) -> bool:
@@ -272,9 +273,13 @@ def _hands_over_replicas(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 
 def _replicas_only(live: dict[str, Any]) -> dict[str, Any]:
+    """The hand-over: the current replica count, but at least 1 — a HorizontalPodAutoscaler does
+    nothing for a Deployment at 0 (ScalingDisabled), so a variant that was scaled to 0 while it had
+    nothing to carry would never get its pods back."""
     meta = live["metadata"]
     return {"apiVersion": live["apiVersion"], "kind": live["kind"],
-            "metadata": {"name": meta["name"], "namespace": meta.get("namespace")}, "spec": {"replicas": live["spec"]["replicas"]}}
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+            "spec": {"replicas": max(1, int(live["spec"]["replicas"]))}}
 
 
 def apply_writes(kube: Kube, owner: Owner, writes: Writes, written: Written | None = None) -> list[Action]:
@@ -287,6 +292,11 @@ def apply_writes(kube: Kube, owner: Owner, writes: Writes, written: Written | No
     """
     for kind, body in writes.handovers:
         kube.apply(kind, owner.namespace, body, field_manager=HANDOVER_MANAGER)
+    # A variant that changes engine (HPA -> KEDA) loses its old scaler first: KEDA refuses a
+    # ScaledObject whose target another HorizontalPodAutoscaler already scales.
+    for kind, current, _ in writes.deletes:
+        if kind.kind in SCALER_KINDS:
+            _delete(kube, owner, kind, current, written)
     for kind, current, upgraded in writes.upgrades:
         meta = current["metadata"]
         kube.json_patch(kind, owner.namespace, meta["name"], [
@@ -300,11 +310,16 @@ def apply_writes(kube: Kube, owner: Owner, writes: Writes, written: Written | No
             if written is not None:
                 written.put(kind, result)
     for kind, current, _ in writes.deletes:
-        kube.delete(kind, owner.namespace, current["metadata"]["name"], uid=current["metadata"].get("uid"))
-        _applied.pop(current["metadata"].get("uid", ""), None)
-        if written is not None:
-            written.remove(kind, owner.namespace, current["metadata"]["name"])
+        if kind.kind not in SCALER_KINDS:  # (those went first)
+            _delete(kube, owner, kind, current, written)
     return [a for _, _, a in writes.applies] + [a for _, _, a in writes.deletes]
+
+
+def _delete(kube: Kube, owner: Owner, kind: Kind, current: dict[str, Any], written: Written | None) -> None:
+    kube.delete(kind, owner.namespace, current["metadata"]["name"], uid=current["metadata"].get("uid"))
+    _applied.pop(current["metadata"].get("uid", ""), None)
+    if written is not None:
+        written.remove(kind, owner.namespace, current["metadata"]["name"])
 
 
 def patch_status(kube: Kube, kind: Kind, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:

@@ -123,11 +123,11 @@ class Capacity:
         return max(1, self.scaling.min_replicas) if self.scaling is not None else self.total
 
     def need(self, share: int, mirror_only: bool = False) -> int:
-        """Ready replicas a variant needs before it gets ``share`` percent (live or mirrored): its floor."""
+        """Ready replicas a variant needs before it gets ``share`` percent (live or mirrored): its floor.
+        Mirrored traffic is traffic: a shadow candidate needs its pods too (with none, the mirrored
+        requests reach nothing, no series exist, and neither KEDA nor the analysis sees any load)."""
         if self.scaling is None:
             return replicas_for_share(self.total, share)
-        if mirror_only and self.to_zero:
-            return 0
         return min(self.scaling.max_replicas, replicas_for_share(self.total, share))
 
     def sizes(self, demand: Mapping[str, Demand]) -> dict[str, Size]:
@@ -143,8 +143,8 @@ class Capacity:
             return Size(max(replicas_for_share(self.total, d.share or 0), d.floor))
         if d.share is None:
             floor = self.total if d.hold else self.min_floor
-        elif (d.mirror_only or (d.share == 0 and d.carries == 0)) and self.to_zero and not d.stable:
-            floor = 0  # idle: mirrored traffic only, or no live weight
+        elif d.share == 0 and d.carries == 0 and d.floor == 0 and self.to_zero and not d.stable:
+            floor = 0  # idle: no live weight, no pin, nothing mirrored to it
         else:
             floor = max(replicas_for_share(self.total, max(d.share, d.carries)), d.floor)
             if d.stable:

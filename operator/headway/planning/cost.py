@@ -268,11 +268,12 @@ def assess_cost(spec: ModelDeploymentSpec, prices: Prices | None, workloads: Seq
 
 
 def budget_events(previous: Sequence[Condition], triple: Triple) -> list[EventIntent]:
-    """A Warning ``OverBudget`` when the budget is exceeded or the excess changes; a Normal
-    ``WithinBudget`` when it fits again. Nothing while it stays the same."""
+    """A Warning ``OverBudget`` when the budget becomes exceeded (or the reason changes); a Normal
+    ``WithinBudget`` when it fits again. Nothing while it stays so: the amounts move with the
+    replicas during a rollout, and the condition's message keeps them current."""
     old = next((c for c in previous if c.type == "WithinBudget"), None)
     status, reason, message = triple
-    if status == "False" and (old is None or (old.status, old.message) != (status, message)):
+    if status == "False" and (old is None or (old.status, old.reason) != (status, reason)):
         return [EventIntent("Warning", reason, message)]
     if status == "True" and old is not None and old.status == "False":
         return [EventIntent("Normal", reason, message)]
@@ -295,4 +296,5 @@ def cost_increase_hold(spec: ModelDeploymentSpec, status: ModelDeploymentStatus)
         return None
     c = cost.currency
     return (f"held: the candidate costs {candidate:.6g} {c} per 1,000 predictions against the stable's {stable:.6g} {c}, "
-            f"{increase:.1f}% more; spec.cost.maxIncrease allows {cfg.max_increase:g}%")
+            f"{increase:.1f}% more; spec.cost.maxIncrease allows {cfg.max_increase:g}% "
+            "(promote-step passes the step anyway; abort rolls back)")

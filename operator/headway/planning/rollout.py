@@ -71,6 +71,7 @@ class _Run:
     capacity: Capacity
     now: datetime
     cost_hold: str | None = None  # spec.cost.maxIncrease exceeded: steps do not advance on their own
+    held_before: bool = False  # the hold of this step was already recorded
 
     @property
     def drev(self) -> str:
@@ -128,7 +129,11 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
         bake=previous.bake,
     )
-    run = _Run(out, spec.model, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous))
+    step = previous.rollout.step if previous.rollout is not None else None
+    held_before = any(h.event == "StepHeld" and h.revision == revision_of(spec.model) and (h.evidence or {}).get("step") == step
+                      for h in previous.history[-20:])
+    run = _Run(out, spec.model, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous),
+               held_before)
     if out.bake is not None and _bake(run) is not None:
         return out
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
@@ -302,6 +307,8 @@ def _step_done(run: _Run, rollout: RolloutStatus, started: datetime, manual: boo
         return False
     if not manual and run.cost_hold is not None:  # the budget's rule: a user may still pass the step (promote-step)
         out.phase, out.message = Phase.PROGRESSING, f"{where}: duration passed, {run.cost_hold}"
+        if not run.held_before:  # said once per step, with its evidence, not at every reconcile
+            run.record("StepHeld", f"{run.desired.bento} {where} {run.cost_hold}", "Warning", {"step": k, "reason": "CostIncrease"})
         return False
     why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
     evidence = _traffic_evidence(step_traffic(run.steps, k))

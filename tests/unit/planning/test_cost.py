@@ -345,4 +345,7 @@ def test_a_candidate_dearer_per_prediction_than_max_increase_holds_the_step() ->
     held = cluster.reconcile(at(200))
     assert held.status.rollout is not None and held.status.rollout.step == 0  # the 1m step is over, but held
     message = next(c.message for c in held.status.conditions if c.type == "Progressing")
-    assert "50.0% more" in message and "maxIncrease" in message
+    assert "50.0% more" in message and "maxIncrease" in message and "promote-step" in message
+    assert [e.reason for e in held.events].count("StepHeld") == 1  # said once, with evidence in history
+    again = cluster.reconcile(at(300))
+    assert again.status.rollout is not None and again.status.rollout.step == 0 and "StepHeld" not in [e.reason for e in again.events]
