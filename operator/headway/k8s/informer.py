@@ -243,6 +243,7 @@ class Informer:
         self._stop = threading.Event()
         self._recheck = threading.Event()
         self._last_check = 0.0
+        self._wanted_at = -self.WANTED_SECONDS  # nobody has needed it yet
         where = namespace or "all"
         self._thread = threading.Thread(target=self._run, name=f"informer-{store.kind.plural}-{where}", daemon=True)
 
@@ -253,10 +254,19 @@ class Informer:
         self._stop.set()
         self._recheck.set()
 
+    WANTED_SECONDS = 900.0  # after the last ModelDeployment that needed it asked (the safety resync asks again)
+
     def recheck(self) -> None:
-        """Someone needs this kind: if it was not served, look again (at most once a minute)."""
+        """Someone needs this kind: if it is not served, look again now (at most once a minute) and
+        keep looking once a minute while it is wanted, so that a CRD installed meanwhile is found."""
+        self._wanted_at = time.monotonic()
         if self.served is False and time.monotonic() - self._last_check >= self.RECHECK_SECONDS:
             self._recheck.set()
+
+    def _wait_until_needed(self) -> None:
+        wanted = time.monotonic() - self._wanted_at < self.WANTED_SECONDS
+        self._recheck.wait(self.RECHECK_SECONDS if wanted else None)
+        self._recheck.clear()
 
     def _run(self) -> None:
         backoff = 1.0
@@ -266,8 +276,7 @@ class Informer:
                 if version is None:
                     version = self._list()
                     if version is None:  # not served: wait until someone needs it
-                        self._recheck.wait()
-                        self._recheck.clear()
+                        self._wait_until_needed()
                         continue
                 started = time.monotonic()
                 version, events = self._watch(version)  # the server ended the watch: go on from where it was

@@ -40,7 +40,7 @@ from headway.planning.validation import Problem
 NEVER_SERVED = (None, Phase.PENDING, Phase.FAILED)
 Status3 = Literal["True", "False", "Unknown"]
 Triple = tuple[Status3, str, str]  # a condition's status, reason, message
-RENDER_REASONS = ("ChildConflict", "RouteNotApplied")  # by precedence: a conflict is reported before a route
+RENDER_REASONS = ("ChildConflict", "RouteNotApplied", "ScalerNotApplied")  # by precedence: a conflict is reported before a route
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ def _steady_phase(previous: ModelDeploymentStatus, state: DeploymentState, stabl
         why = f"{stable.bento} ({stable.image}) does not become available: {state.message or 'progress deadline exceeded'}"
         ready: Triple = ("True", "Available", f"serving the previous pods; {why}") if state.available else ("False", "ProgressDeadlineExceeded", why)
         return (Phase.FAILED if never_served else Phase.DEGRADED), ready, ("False", "ProgressDeadlineExceeded", why)
+    if rolled and state.observed and not state.complete and state.current_available >= max(1, stable.replicas):
+        # More replicas than its floor asked: an autoscaler scaling up (Available is False until the
+        # new pods are ready, maxUnavailable being 0). It serves at least its floor: not degraded.
+        return (Phase.SUCCEEDED, ("True", "Available", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready (scaling)"),
+                ("False", "Complete", f"{stable.bento} is rolled out"))
     if not state.available:
         return ((Phase.PENDING if never_served else Phase.DEGRADED),
                 ("False", "Unavailable", f"{state.ready_replicas}/{state.replicas} replicas of {stable.bento} ready"),
@@ -144,10 +149,10 @@ def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase
     return out
 
 
-def scaler_condition(spec: ModelDeploymentSpec | None, obs: Observation) -> Triple | None:
+def scaler_condition(spec: ModelDeploymentSpec | None, obs: Observation, problems: bool = False) -> Triple | None:
     """ScalerAvailable: absent without spec.autoscaling; False when KEDA is needed but not served
     (every variant then runs fixed at minReplicas); kept as it was while the spec does not parse."""
-    if spec is None:
+    if spec is None or problems:  # not acted on: what was true stays true
         old = next((c for c in obs.previous.conditions if c.type == ConditionType.SCALER_AVAILABLE), None)
         return (old.status, old.reason, old.message) if old is not None else None
     scaling = spec.autoscaling
@@ -181,7 +186,7 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
     conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
                   cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]
-    scaler = scaler_condition(d.spec, obs)
+    scaler = scaler_condition(d.spec, obs, bool(d.problems))
     if scaler is not None:
         conditions.append(cond(ConditionType.SCALER_AVAILABLE, scaler))
     events = [*d.events, *result.events]

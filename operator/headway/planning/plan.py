@@ -92,11 +92,16 @@ def _cap_to_budget(spec: ModelDeploymentSpec, obs: Observation, strategy: Strate
     cap = max_replicas_cap(spec, obs.prices, strategy.workloads, obs.live, strategy.keep)
     if cap is None:
         return
-    strategy.workloads = [
-        replace(w, scaler=replace(w.scaler, max_replicas=max(w.scaler.min_replicas, min(w.scaler.max_replicas, cap))))
-        if w.scaler is not None else w
-        for w in strategy.workloads
-    ]
+    def capped(w: VariantWorkload) -> VariantWorkload:
+        if w.scaler is None:
+            return w
+        # Never below what it runs now: a rollout's candidate must not shrink the serving stable
+        # (the projection may exceed the budget meanwhile, and WithinBudget says so).
+        running = obs.live[w.variant].replicas if w.variant in obs.live and obs.live[w.variant].exists else 0
+        top = max(w.scaler.min_replicas, running, min(w.scaler.max_replicas, cap))
+        return replace(w, scaler=replace(w.scaler, max_replicas=min(top, w.scaler.max_replicas)))
+
+    strategy.workloads = [capped(w) for w in strategy.workloads]
 
 
 def _spec_notes(d: Decision, previous: ModelDeploymentStatus, now: datetime) -> None:

@@ -262,11 +262,13 @@ def scaler_metric_problems(spec: ModelDeploymentSpec, default_url: str | None, a
     """A request metric (requestsPerSecond, inFlight) scales on a Prometheus query: it needs the
     Prometheus the analysis would use, and one the operator may call (like ``metrics_url_problems``;
     ``allowed`` None: unchecked, e.g. in pure tests; the operator always passes its allow-list)."""
-    if spec.autoscaling is None or allowed is None:
+    if spec.autoscaling is None:
         return []
+    problems = _utilisation_problems(spec)
+    if allowed is None:
+        return problems
     url = prometheus_url(spec, default_url)
     own = spec.analysis is not None and spec.analysis.prometheus is not None and bool(spec.analysis.prometheus.url)
-    problems = []
     for i, metric in enumerate(spec.autoscaling.metrics):
         if not metric.needs_keda:
             continue
@@ -280,4 +282,20 @@ def scaler_metric_problems(spec: ModelDeploymentSpec, default_url: str | None, a
         else:
             continue
         problems.append(Problem(f"spec.autoscaling.metrics[{i}]", f"{kind} scales on a Prometheus query, but {why}"))
+    return problems
+
+
+def _utilisation_problems(spec: ModelDeploymentSpec) -> list[Problem]:
+    """A cpu or memory utilisation target is a percentage of the pods' request (or limit): without
+    one there is nothing to scale on (an HPA reports FailedGetResourceMetric, KEDA's webhook refuses it)."""
+    assert spec.autoscaling is not None
+    resources = spec.resources
+    problems = []
+    for i, metric in enumerate(spec.autoscaling.metrics):
+        name = "cpu" if metric.cpu is not None else "memory" if metric.memory is not None else None
+        if name is None:
+            continue
+        if resources is None or not ({name} & (set(resources.requests) | set(resources.limits))):
+            problems.append(Problem(f"spec.autoscaling.metrics[{i}]", f"a {name} utilisation target is a percentage of the "
+                                    f"pods' {name} request: set spec.resources.requests.{name}"))
     return problems

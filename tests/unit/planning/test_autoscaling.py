@@ -37,6 +37,7 @@ def scaled(version: str, steps: list[dict[str, Any]], *, low: int = 2, high: int
            analysis: bool = False, **autoscaling: Any) -> dict[str, Any]:
     spec = rollout_spec(version, steps)
     del spec["replicas"]
+    spec["resources"] = {"requests": {"cpu": "500m", "memory": "1Gi"}}  # what utilisation targets are percent of
     spec["autoscaling"] = {"minReplicas": low, "maxReplicas": high, "metrics": metrics, **autoscaling}
     if analysis:
         spec["analysis"] = ANALYSIS
@@ -282,3 +283,23 @@ def test_replay_an_autoscaler_changing_replicas_through_a_whole_rollout(traffic:
         final = cluster.reconcile(at(t))
         assert all_bounds(final) == {STABLE: ScalerBounds("hpa", 2, 20)}
         assert "CandidateUnavailable" not in cluster.reasons()
+
+
+def test_an_autoscaler_scaling_up_is_not_a_degradation() -> None:
+    """Available goes False while new pods start (maxUnavailable 0); the stable still serves its floor."""
+    cluster = running(scaled("1.0.0", []))
+    live = cluster.live[STABLE]
+    cluster.live[STABLE] = replace(live, replicas=6, ready_replicas=2, available_replicas=2, current_available=2,
+                                   available=False, complete=False)
+    result = cluster.reconcile(at(100))
+    assert result.status.phase == "Succeeded", result.status.phase
+    assert condition(result.status, "Ready")[:2] == ("True", "Available")  # type: ignore[index]
+    assert "PhaseDegraded" not in cluster.reasons()
+
+
+def test_a_utilisation_target_needs_the_request_it_is_a_percentage_of() -> None:
+    spec = scaled("1.0.0", [])
+    del spec["resources"]
+    result = plan(OWNER, Cluster(spec=spec).observed(), at(0))
+    assert result.workloads is None  # nothing applied: the running model keeps serving
+    assert [(p.field, "spec.resources.requests.cpu" in p.message) for p in result.status.problems] == [("spec.autoscaling.metrics[0]", True)]

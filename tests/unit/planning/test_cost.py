@@ -349,3 +349,19 @@ def test_a_candidate_dearer_per_prediction_than_max_increase_holds_the_step() ->
     assert [e.reason for e in held.events].count("StepHeld") == 1  # said once, with evidence in history
     again = cluster.reconcile(at(300))
     assert again.status.rollout is not None and again.status.rollout.step == 0 and "StepHeld" not in [e.reason for e in again.events]
+
+
+def test_the_budget_cap_never_shrinks_what_a_variant_runs_now() -> None:
+    from dataclasses import replace as dc_replace
+
+    from headway.planning.cost import Prices
+    from tests.unit.planning.rollout_cases import at, rollout_spec, running
+
+    spec = {**rollout_spec("1.0.0", []), "replicas": None, "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 20, "metrics": [{"cpu": {"averageUtilization": 70}}]},
+            "cost": {"monthlyBudget": 219, "enforce": True}}
+    cluster = running(spec, prices=Prices(vcpu_hour=0.04, gib_hour=0.005))
+    cluster.live["stable"] = dc_replace(cluster.live["stable"], replicas=8, ready_replicas=8, available_replicas=8, current_available=8)
+    result = cluster.reconcile(at(100))
+    assert result.workloads is not None
+    assert [w.scaler.max_replicas for w in result.workloads if w.scaler] == [8]  # the budget fits 6, but 8 run now
