@@ -153,6 +153,8 @@ def uncovered(live: Any, desired: Any, path: str = "", quantities: bool = False)
 
 def _changes(live: dict[str, Any], stamped: dict[str, Any]) -> str:
     paths = [p for p in uncovered(live, stamped) if p != f"metadata.annotations.{ANNOTATION_HASH}"]
+    if _hands_over_replicas(live, stamped):
+        paths.append("spec.replicas (no longer set: the variant's autoscaler owns it)")
     return ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "") if paths else "fields removed"
 
 
