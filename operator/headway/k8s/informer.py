@@ -229,6 +229,7 @@ class Informer:
     """List, then watch one kind in one namespace (None: the whole cluster) into a Store."""
 
     RECHECK_SECONDS = 60.0  # at most this often, a kind that is not served is looked for again (on demand)
+    WANTED_SECONDS = 900.0  # and for this long after the last ModelDeployment that needed it asked (the safety resync asks again)
 
     def __init__(self, kube: Kube, store: Store, namespace: str | None, selector: str, on_change: Callable[[Obj], None],
                  *, watch_seconds: tuple[int, int] = (1800, 3600), on_served: Callable[[], None] | None = None,
@@ -253,8 +254,6 @@ class Informer:
     def stop(self) -> None:
         self._stop.set()
         self._recheck.set()
-
-    WANTED_SECONDS = 900.0  # after the last ModelDeployment that needed it asked (the safety resync asks again)
 
     def recheck(self) -> None:
         """Someone needs this kind: if it is not served, look again now (at most once a minute) and
