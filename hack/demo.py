@@ -68,7 +68,7 @@ def main() -> int:
         log = open(work / "operator.log", "wb")
         operator = subprocess.Popen(
             [sys.executable, "-m", "headway.cli", "operator", "--kubeconfig", str(kubeconfig), "--health-addr", "127.0.0.1:0",
-             "--metrics-port", "0", "--resync-seconds", "1"],
+             "--metrics-port", "0"],  # the default safety resync: steps wake the operator when they end
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
         )
         try:
