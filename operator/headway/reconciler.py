@@ -34,7 +34,7 @@ import headway
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import ModelDeploymentStatus
 from headway.k8s.apply import Action, Writes, apply_writes, confirm_fresh, patch_status, plan_writes, post_event
-from headway.k8s.cache import LiveChildren, LiveReader, Reader
+from headway.k8s.cache import LiveChildren, LiveReader, Reader, kind_key
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent
 from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
@@ -61,7 +61,7 @@ MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PL
 HPA = register_kind(Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"))
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB, HPA)  # built in: always served
 # The optional kinds of the capability table ("group/Kind"), with what the API client needs.
-CRD_KINDS: dict[str, Kind] = {f"{k.group}/{k.kind}": register_kind(k) for k in (
+CRD_KINDS: dict[str, Kind] = {kind_key(k): register_kind(k) for k in (
     Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     Kind("networking.istio.io", "v1", "virtualservices", "VirtualService"),
     Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"),
@@ -220,7 +220,7 @@ def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: Model
     """Everything a plan depends on, read once, before planning."""
     spec, _ = parse_spec(body.get("spec") or {})
     served = served_kinds(reader, spec)
-    managed = WORKLOAD_KINDS + tuple(k for k in CRD_KINDS.values() if f"{k.group}/{k.kind}" in served)
+    managed = WORKLOAD_KINDS + tuple(k for k in CRD_KINDS.values() if kind_key(k) in served)
     live = reader.children(owner, managed)
     observation = Observation(
         raw_spec=body.get("spec") or {}, generation=body["metadata"].get("generation"), annotations=body["metadata"].get("annotations") or {},

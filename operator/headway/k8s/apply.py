@@ -41,7 +41,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from headway.k8s.cache import LiveChildren
-from headway.k8s.informer import replicas_managers
+from headway.k8s.informer import legacy_entries, replicas_managers
 from headway.k8s.client import EVENT, FIELD_MANAGER, ApiError, Kind, Kube, kind_of
 from headway.planning.conditions import EventIntent, rfc3339
 from headway.planning.naming import ANNOTATION_HASH, LABEL_MD, Owner, object_hash
@@ -168,7 +168,6 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
 
 
-LEGACY_MANAGERS = ("OpenAPI-Generator",)  # how the API server named Headway 0.1's writes (no fieldManager)
 _applied: dict[str, str] = {}  # child uid -> the resourceVersion Headway's own last apply returned
 
 
@@ -191,10 +190,7 @@ def needs_apply(live: dict[str, Any], stamped: dict[str, Any]) -> str | None:
 def upgraded_managed_fields(live: dict[str, Any]) -> list[dict[str, Any]] | None:
     """0.1's field ownership handed over to Headway's apply; None when there is nothing to hand over."""
     entries = live["metadata"].get("managedFields") or []
-    if any(e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" for e in entries):
-        return None
-    legacy = [i for i, e in enumerate(entries)
-              if e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" and not e.get("subresource")]
+    legacy = legacy_entries(entries)
     if not legacy:
         return None
     upgraded = [copy.deepcopy(e) for i, e in enumerate(entries) if i not in legacy[1:]]

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-LEGACY_MANAGERS = ("OpenAPI-Generator",)  # Headway 0.1's writes (no fieldManager); see k8s/apply.py
+LEGACY_MANAGERS = ("OpenAPI-Generator",)  # how the API server named Headway 0.1's writes (no fieldManager)
 
 
 REPLICAS_MANAGERS = "headway.internal/replicasManagers"  # cache only: who owns a Deployment's spec.replicas
@@ -60,11 +60,13 @@ def replicas_managers(obj: Obj) -> list[str]:
             if "f:replicas" in ((e.get("fieldsV1") or {}).get("f:spec") or {})]
 
 
-def _legacy_owned(entries: list[dict[str, Any]]) -> bool:
-    """Whether 0.1's manager still owns fields that Headway's apply has not taken over."""
+def legacy_entries(entries: list[dict[str, Any]]) -> list[int]:
+    """The managedFields entries through which Headway 0.1 still owns fields its apply has not
+    taken over (none once Headway has applied); k8s/apply.py hands them over."""
     if any(e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" for e in entries):
-        return False
-    return any(e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" for e in entries)
+        return []
+    return [i for i, e in enumerate(entries)
+            if e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" and not e.get("subresource")]
 
 
 STATUS_READ = frozenset({"Deployment", "ModelDeployment"})  # kinds whose status a reconcile reads
@@ -89,7 +91,7 @@ def slim(obj: Obj, kind: Kind) -> Obj:
     the status of children other than Deployments)."""
     meta = dict(obj.get("metadata") or {})
     entries = meta.pop("managedFields", None) or []
-    if entries and _legacy_owned(entries):
+    if entries and legacy_entries(entries):
         meta["managedFields"] = entries
     if kind.kind == "Deployment":
         meta[REPLICAS_MANAGERS] = replicas_managers({"metadata": {"managedFields": entries}})
