@@ -197,7 +197,7 @@ def render_children(owner: Owner, result: Plan, served: frozenset[str], metrics_
             children += registry.render_route(owner, spec, result.traffic, services, labels)
     # The PodMonitor gives the model servers' series the labels the analysis and KEDA's request
     # metrics select on (modeldeployment, variant): rendered for either, where prometheus-operator runs.
-    request_metrics = spec.autoscaling is not None and any(m.needs_keda for m in spec.autoscaling.metrics)
+    request_metrics = any(w.scaler is not None and any(m.needs_keda for m in w.scaler.settings.metrics) for w in result.workloads or ())
     if (spec.analysis is not None or request_metrics) and capabilities.PODMONITOR in served:
         children.append(build_podmonitor(owner, spec, labels))
     keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
@@ -261,8 +261,10 @@ def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, A
         writes = plan_writes(kube, owner, children, live, keep)
         problems = [RenderProblem("ChildConflict", a.detail) for a in writes.conflicts]
         problems += [RenderProblem("RouteNotApplied", p) for p in route_problems]
-        if any(w.scaler is not None for w in result.workloads):  # a scaler that cannot work is not rendered: say why
-            problems += [RenderProblem("ScalerNotApplied", p) for p in scaler_problems(result.spec, metrics_url)]
+        # A scaler that cannot work is not rendered: say why (each variant scales as its version says).
+        scalings = [w.scaler.settings for w in result.workloads if w.scaler is not None]
+        said = dict.fromkeys(p for scaling in scalings for p in scaler_problems(result.spec, metrics_url, scaling))
+        problems += [RenderProblem("ScalerNotApplied", p) for p in said]
         result = finish(result, observed, problems, now)
     return result, writes
 

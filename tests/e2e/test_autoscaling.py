@@ -81,6 +81,27 @@ def test_each_variant_scales_on_its_own_and_headway_never_fights_the_autoscaler(
     wait_for("the candidate's HPA to go", lambda: hpa(env, "candidate") is None)
 
 
+def test_a_change_to_autoscaling_is_canaried_like_a_model_change(env: Env) -> None:
+    steps = {"steps": [{"canary": {"weight": 50, "duration": "1h"}}]}
+    env.create_md("fraud", {"model": V1, "traffic": TRAFFIC, "autoscaling": AUTOSCALING, "resources": RESOURCES, "rollout": steps})
+    env.wait_phase("fraud", "Succeeded")
+    autoscale(env, "stable", 4)
+    env.patch_spec("fraud", {"autoscaling": {**AUTOSCALING, "maxReplicas": 6}})  # same model, a lower ceiling
+    status = env.wait_history("fraud", "RolloutStarted")
+    started = next(h for h in status["history"] if h["event"] == "RolloutStarted")
+    assert "spec.autoscaling: hpa 2-10 replicas on cpu 70% -> hpa 2-6 replicas on cpu 70%" in started["message"]
+    candidate_hpa = wait_for("the candidate's HPA", lambda: hpa(env, "candidate"))
+    assert (candidate_hpa["spec"]["minReplicas"], candidate_hpa["spec"]["maxReplicas"]) == (2, 6)  # ceil(50% x 4), the new ceiling
+    autoscale(env, "candidate", 2)  # its HPA brings it to its floor (the emulator runs no HPA controller)
+    wait_for("canary 50%", lambda: env.route_split("fraud")[0].get("fraud-candidate") == 50)
+    stable_hpa = hpa(env, "stable")
+    assert stable_hpa is not None and stable_hpa["spec"]["maxReplicas"] == 10, "the stable's scaler changed before promotion"
+    env.annotate("fraud", "headway.dev/promote", "now")
+    env.wait_history("fraud", "Promoted")
+    wait_for("the stable's HPA to take the new ceiling", lambda: (hpa(env, "stable") or {}).get("spec", {}).get("maxReplicas") == 6)
+    wait_for("the candidate's HPA to go", lambda: hpa(env, "candidate") is None)
+
+
 def test_switching_from_fixed_replicas_to_autoscaling_keeps_the_running_replicas(env: Env) -> None:
     env.create_md("fraud", {"model": V1, "traffic": TRAFFIC, "replicas": 3, "resources": RESOURCES})
     env.wait_phase("fraud", "Succeeded")

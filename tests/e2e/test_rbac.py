@@ -188,11 +188,15 @@ def walk(env: Env) -> None:
     scaled = {"minReplicas": 1, "maxReplicas": 3, "metrics": [{"cpu": {"averageUtilization": 70}}]}
     env.patch_spec("fraud", {"replicas": None, "resources": {"requests": {"cpu": "500m"}}, "autoscaling": scaled})
     wait_for("the HorizontalPodAutoscaler", lambda: env.kube.get(HPA, env.namespace, "fraud-stable"))
+    # A change to autoscaling is a new version: its candidate scales with KEDA while the stable
+    # keeps its HPA; with no metrics to read, the analysis rolls it back.
     env.patch_spec("fraud", {"analysis": ANALYSIS, "autoscaling": {**scaled, "metrics": [{"inFlight": {"average": 4}}]}})
-    wait_for("the ScaledObject", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-stable"))
-    wait_for("the HorizontalPodAutoscaler pruned", lambda: env.kube.get(HPA, env.namespace, "fraud-stable") is None)
+    wait_for("the candidate's ScaledObject", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-candidate"))
+    env.wait_phase("fraud", "RolledBack")
+    assert env.kube.get(HPA, env.namespace, "fraud-stable") is not None
     env.patch_spec("fraud", {"replicas": 1, "autoscaling": None, "analysis": None})
-    wait_for("the ScaledObject pruned", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-stable") is None)
+    wait_for("the ScaledObject pruned", lambda: env.kube.get(SCALEDOBJECT, env.namespace, "fraud-candidate") is None)
+    wait_for("the HorizontalPodAutoscaler pruned", lambda: env.kube.get(HPA, env.namespace, "fraud-stable") is None)
 
     # An analysed rollout: a PodMonitor for the model servers; no metrics, so it rolls back.
     env.patch_spec("fraud", {"model": V1, "analysis": ANALYSIS})

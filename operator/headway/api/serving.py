@@ -146,6 +146,18 @@ class AutoscalingMetric(ApiModel):
     def needs_keda(self) -> bool:
         return self.requests_per_second is not None or self.in_flight is not None
 
+    @property
+    def target(self) -> str:
+        """The signal and its target as a person reads it: ``cpu 70%``, ``requestsPerSecond 20``."""
+        if self.cpu is not None:
+            return f"cpu {self.cpu.average_utilization}%"
+        if self.memory is not None:
+            return f"memory {self.memory.average_utilization}%"
+        if self.requests_per_second is not None:
+            return f"requestsPerSecond {self.requests_per_second.average:g}"
+        assert self.in_flight is not None
+        return f"inFlight {self.in_flight.average:g}"
+
 
 class ScalingRules(ApiModel):
     """How fast one direction may scale (HorizontalPodAutoscaler v2 behavior)."""

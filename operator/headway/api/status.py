@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from headway.api.base import ApiModel
-from headway.api.spec import ModelSpec
+from headway.api.spec import Autoscaling, ModelSpec
 
 HISTORY_LIMIT = 20
 
@@ -316,6 +316,17 @@ class CostStatus(ApiModel):
     """Per variant."""
 
 
+class VersionSpec(ModelSpec):
+    """A version as status records it: the model, and the autoscaling it runs with.
+
+    The scaler's spec is part of the version: a change to ``spec.autoscaling`` rolls out like
+    a model change (the candidate runs the new scaler, stable keeps its own until promotion).
+    Without autoscaling a version is exactly its model (same fields, same revision)."""
+
+    autoscaling: Autoscaling | None = None
+    """spec.autoscaling when this version was deployed (absent: fixed replicas)."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """The observed state of the model in production."""
 
@@ -329,10 +340,10 @@ class ModelDeploymentStatus(ApiModel):
     """The version being rolled out, if any."""
     traffic: TrafficStatus | None = None
     """The applied traffic split."""
-    stable_model: ModelSpec | None = None
-    """The full model spec of the stable version (spec.model may already name a candidate)."""
-    previous_model: ModelSpec | None = None
-    """The model spec stable ran before the last promotion (restored by a rollback after promotion)."""
+    stable_model: VersionSpec | None = None
+    """The full model spec and autoscaling of the stable version (spec may already name a candidate)."""
+    previous_model: VersionSpec | None = None
+    """The version stable ran before the last promotion (restored by a rollback after promotion)."""
     rollout: RolloutStatus | None = None
     """The rollout in progress, if any."""
     rolled_back: RolledBackStatus | None = None

@@ -30,6 +30,11 @@ decision, read from its Deployment, within [minReplicas, maxReplicas]):
 Without a router (provider none) the split is the ratio of pods behind one Service: with
 fixed replicas the stable gives up the pods the others carry; with scalers it does not (the
 scalers choose the pods, and the split is as approximate as that ratio).
+
+The scaler's spec belongs to the version (``status.stableModel.autoscaling``): while a change
+to ``spec.autoscaling`` rolls out, the stable keeps the scaler it was promoted with and the
+candidate gets the new one; a stable that ran fixed replicas keeps the replicas it runs until
+the version with autoscaling is promoted (and starts its scaler at them).
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from headway.api.spec import Autoscaling, ModelDeploymentSpec
+from headway.api.status import VersionSpec
 from headway.planning.capabilities import SCALEDOBJECT, capabilities_of
 from headway.planning.naming import STABLE, ScalerBounds
 from headway.planning.observe import DeploymentState, Observation
@@ -89,38 +94,33 @@ def replica_ratio(spec: ModelDeploymentSpec) -> bool:
 
 def keda_missing(spec: ModelDeploymentSpec, served: frozenset[str]) -> bool:
     """Autoscaling needs KEDA (a request metric, scale-to-zero, or engine keda) and its CRD is not served."""
-    return spec.autoscaling is not None and spec.autoscaling.chosen_engine == "keda" and SCALEDOBJECT not in served
+    return usable(spec.autoscaling, served) is None and spec.autoscaling is not None
+
+
+def usable(scaling: Autoscaling | None, served: frozenset[str]) -> Autoscaling | None:
+    """``scaling`` if this cluster can run it (KEDA served when it needs KEDA), else None: fixed replicas."""
+    if scaling is None or (scaling.chosen_engine == "keda" and SCALEDOBJECT not in served):
+        return None
+    return scaling
 
 
 @dataclass(frozen=True)
 class Capacity:
-    """What a share of traffic is worth in replicas for one plan, and each variant's scaler."""
+    """What a share of traffic is worth in replicas for one plan, and each variant's scaler.
+
+    A variant scales as its version says (the scaler's spec is part of the version): the
+    stable (the baseline) with ``stable_scaling``, from the stable version, every other
+    variant with ``scaling``, from the spec. They differ while a change to autoscaling rolls out."""
 
     spec: ModelDeploymentSpec
     total: int  # replicas carrying all traffic: spec.replicas, or with scalers the stable's current replicas
-    scaling: Autoscaling | None  # each variant's scaler; None: fixed replicas
+    scaling: Autoscaling | None  # the spec's autoscaling, for the candidate and experiment arms; None: fixed replicas
+    stable_scaling: Autoscaling | None  # the stable version's autoscaling; None: fixed replicas
 
     @property
     def scaled(self) -> bool:
+        """The candidate (and experiment arms) get scalers."""
         return self.scaling is not None
-
-    @property
-    def engine(self) -> Literal["hpa", "keda"]:
-        assert self.scaling is not None
-        return self.scaling.chosen_engine
-
-    @property
-    def to_zero(self) -> bool:
-        """Idle variants may scale to zero: scaleToZero with KEDA, and a request metric to wake them
-        (KEDA refuses minReplicaCount 0 with only cpu and memory triggers)."""
-        scaling = self.scaling
-        return (scaling is not None and scaling.scale_to_zero and scaling.chosen_engine == "keda"
-                and any(m.needs_keda for m in scaling.metrics))
-
-    @property
-    def min_floor(self) -> int:
-        """The stable's floor: minReplicas, at least 1 (it serves)."""
-        return max(1, self.scaling.min_replicas) if self.scaling is not None else self.total
 
     def need(self, share: int, mirror_only: bool = False) -> int:
         """Ready replicas a variant needs before it gets ``share`` percent (live or mirrored): its floor.
@@ -132,27 +132,36 @@ class Capacity:
 
     def sizes(self, demand: Mapping[str, Demand]) -> dict[str, Size]:
         """Replicas (and scalers) per variant, in the order of ``demand``."""
-        if self.scaling is None:
-            return {v: Size(n) for v, n in _fixed(self.spec, self.total, demand).items()}
-        return {v: self._scaled(d) for v, d in demand.items()}
+        fixed = _fixed(self.spec, self.total, demand)
+        out: dict[str, Size] = {}
+        for v, d in demand.items():
+            scaling = self.stable_scaling if d.share is None else self.scaling
+            out[v] = Size(fixed[v]) if scaling is None else self._scaled(d, scaling)
+        return out
 
-    def _scaled(self, d: Demand) -> Size:
-        assert self.scaling is not None
-        top = self.scaling.max_replicas
+    def _scaled(self, d: Demand, scaling: Autoscaling) -> Size:
+        top = scaling.max_replicas
+        low = max(1, scaling.min_replicas)  # a serving stable's floor: minReplicas, at least 1
         if d.fixed:
             return Size(max(replicas_for_share(self.total, d.share or 0), d.floor))
         if d.share is None:
-            floor = self.total if d.hold else self.min_floor
-        elif d.share == 0 and d.carries == 0 and d.floor == 0 and self.to_zero and not d.stable:
+            floor = self.total if d.hold else low
+        elif d.share == 0 and d.carries == 0 and d.floor == 0 and _to_zero(scaling) and not d.stable:
             floor = 0  # idle: no live weight, no pin, nothing mirrored to it
         else:
             floor = max(replicas_for_share(self.total, max(d.share, d.carries)), d.floor)
             if d.stable:
-                floor = max(floor, self.min_floor)
+                floor = max(floor, low)
             if floor == 0:
                 return Size(0)  # nothing to carry: no pods, no scaler (a HorizontalPodAutoscaler cannot go to 0)
         floor = min(floor, top)
-        return Size(floor, ScalerBounds(self.engine, floor, top))
+        return Size(floor, ScalerBounds(scaling.chosen_engine, floor, top, scaling))
+
+
+def _to_zero(scaling: Autoscaling) -> bool:
+    """Idle variants may scale to zero: scaleToZero with KEDA, and a request metric to wake them
+    (KEDA refuses minReplicaCount 0 with only cpu and memory triggers)."""
+    return scaling.scale_to_zero and scaling.chosen_engine == "keda" and any(m.needs_keda for m in scaling.metrics)
 
 
 def _fixed(spec: ModelDeploymentSpec, total: int, demand: Mapping[str, Demand]) -> dict[str, int]:
@@ -162,20 +171,32 @@ def _fixed(spec: ModelDeploymentSpec, total: int, demand: Mapping[str, Demand]) 
     return {v: sized[v] if d.share is not None else (max(1, total - given) if given else total) for v, d in demand.items()}
 
 
-def capacity_of(spec: ModelDeploymentSpec, obs: Observation) -> Capacity:
-    """The plan's capacity: fixed replicas, or scalers sized from the stable's current replicas."""
-    scaling = spec.autoscaling
-    if scaling is None or keda_missing(spec, obs.served):
-        return fixed_capacity(spec)
-    stable = obs.live.get(STABLE, DeploymentState(exists=False))
-    low = max(1, scaling.min_replicas)
-    current = stable.replicas if stable.exists else low
-    return Capacity(spec, min(max(current, low), max(low, scaling.max_replicas)), scaling)
+def capacity_of(spec: ModelDeploymentSpec, obs: Observation, stable: VersionSpec | None = None) -> Capacity:
+    """The plan's capacity: fixed replicas, or scalers sized from the stable's current replicas.
+
+    ``stable``: the stable version (default: the one the spec asks for). Its autoscaling bounds
+    the replicas that carry all traffic; a stable that runs fixed replicas keeps ``spec.replicas``,
+    or, while autoscaling newly asked for rolls out, the replicas it runs."""
+    scaling = usable(spec.autoscaling, obs.served)
+    wanted = spec.autoscaling if stable is None else stable.autoscaling
+    base = usable(wanted, obs.served)
+    live = obs.live.get(STABLE, DeploymentState(exists=False))
+    if base is not None:
+        low = max(1, base.min_replicas)
+        current = live.replicas if live.exists else low
+        total = min(max(current, low), max(low, base.max_replicas))
+    elif wanted is None and spec.replicas is None and spec.autoscaling is not None and live.exists:
+        total = max(1, live.replicas)  # fixed until the version with autoscaling is promoted: as it runs
+    elif wanted is not None:
+        total = max(1, wanted.min_replicas)  # its KEDA is not served: fixed at minReplicas
+    else:
+        total = total_replicas(spec)
+    return Capacity(spec, total, scaling, base)
 
 
 def fixed_capacity(spec: ModelDeploymentSpec) -> Capacity:
     """Fixed replicas: spec.replicas (or minReplicas when the scaler is not available)."""
-    return Capacity(spec, total_replicas(spec), None)
+    return Capacity(spec, total_replicas(spec), None, None)
 
 
 def replicas(spec: ModelDeploymentSpec, demand: Mapping[str, Demand]) -> dict[str, int]:

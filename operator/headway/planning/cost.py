@@ -100,11 +100,11 @@ class Running:
 
 
 def bounds(spec: ModelDeploymentSpec, w: VariantWorkload) -> tuple[int, int]:
-    """(fewest, most) replicas of a workload: its scaler's bounds with ``spec.autoscaling.maxReplicas``
+    """(fewest, most) replicas of a workload: its scaler's bounds with its version's ``maxReplicas``
     (a cap already applied to the scaler does not hide the uncapped maximum), or its fixed replicas."""
     if w.scaler is None:
         return w.replicas, w.replicas
-    most = max(w.scaler.max_replicas, spec.autoscaling.max_replicas if spec.autoscaling else 0)
+    most = max(w.scaler.max_replicas, w.scaler.settings.max_replicas)
     return w.scaler.min_replicas, max(w.scaler.min_replicas, most)
 
 
@@ -129,7 +129,7 @@ def _scaled(r: Running, workloads: Sequence[VariantWorkload]) -> bool:
 
 def _cap(spec: ModelDeploymentSpec, prices: Prices | None, variants: Sequence[Running], scaled: set[str]) -> int | None:
     cfg, auto = spec.cost, spec.autoscaling
-    if cfg is None or not cfg.enforce or cfg.monthly_budget is None or auto is None or not scaled or prices is None or not priced(prices):
+    if cfg is None or not cfg.enforce or cfg.monthly_budget is None or not scaled or prices is None or not priced(prices):
         return None
     month = pod_hourly(spec.resources, prices) * HOURS_PER_MONTH
     budget = Decimal(str(cfg.monthly_budget))
@@ -139,7 +139,7 @@ def _cap(spec: ModelDeploymentSpec, prices: Prices | None, variants: Sequence[Ru
 
     if fits(None):
         return None
-    floor = max(1, auto.min_replicas)
+    floor = max(1, auto.min_replicas) if auto is not None else 1
     top = max(r.most for r in variants if r.name in scaled)
     return next((n for n in range(top - 1, floor - 1, -1) if fits(n)), floor)
 

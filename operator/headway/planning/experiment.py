@@ -20,7 +20,7 @@ from headway.planning.analysis import failing_arms
 from headway.planning.capacity import Capacity, Demand, capacity_of
 from headway.planning.conditions import EventIntent
 from headway.planning.measure import Judgement
-from headway.planning.naming import STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.naming import STABLE, Owner, VariantWorkload, desired_version, revision_of
 from headway.planning.observe import DeploymentState, Observation, serving_pods
 from headway.planning.strategy import Sections, StrategyResult, drain, drain_events, ignore_pending, variant_status
 from headway.planning.traffic_plan import PinPlan, TrafficPlan
@@ -72,7 +72,7 @@ def plan_experiment(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, j
     result.split = " ".join(f"{v.name}={v.weight}" for v in statuses)
     result.sections = result.sections.but(
         suspended_variants=suspended, experiment_decision=decision, controls={**previous.controls, **ignored_now},
-        deferred_controls=[], stable_model=spec.model, previous_model=previous.previous_model, rollout=None, rolled_back=None,
+        deferred_controls=[], stable_model=desired_version(spec), previous_model=previous.previous_model, rollout=None, rolled_back=None,
         variants=statuses, draining=draining, candidate=None,
         stable=next(v for v in statuses if v.deployment == owner.variant_name(STABLE)).model_copy(update={"name": STABLE}),
     )
@@ -100,7 +100,7 @@ def _route(arms: _Arms, obs: Observation) -> list[str]:
     previously = {p.name: p for p in obs.previous.variants}
     available = set()
     for v in arms.variants:
-        rev = revision_of(v.model or arms.spec.model)
+        rev = revision_of(v.model or desired_version(arms.spec))
         was = previously.get(v.name)
         if serving_pods(arms.states[v.name], rev, was is not None and was.revision == rev and was.ready_replicas > 0) > 0:
             available.add(v.name)  # its pods serve (even while it scales up: Available may be False then)
@@ -157,7 +157,7 @@ def _size(arms: _Arms, owner: Owner, size: dict[str, int]) -> tuple[list[Variant
     sizes = arms.capacity.sizes(demand)
     workloads, statuses = [], []
     for v in arms.variants:
-        model, key, n = v.model or arms.spec.model, arms.key(v.name), sizes[v.name]
+        model, key, n = v.model or desired_version(arms.spec), arms.key(v.name), sizes[v.name]
         workloads.append(VariantWorkload(key, model, n.replicas, n.scaler))
         statuses.append(variant_status(v.name, model, arms.states[v.name], n.replicas, arms.weights[key], owner, key))
     return workloads, statuses
@@ -166,10 +166,10 @@ def _size(arms: _Arms, owner: Owner, size: dict[str, int]) -> tuple[list[Variant
 def _note_control(spec: ModelDeploymentSpec, obs: Observation, result: StrategyResult, now: datetime) -> str:
     """A new control model (the experiment's first deployment, or spec.model changed) is a decision."""
     assert spec.experiment is not None
-    before = obs.previous.stable_model
-    if before is not None and revision_of(before) == revision_of(spec.model):
+    before, control = obs.previous.stable_model, desired_version(spec)
+    if before is not None and revision_of(before) == revision_of(control):
         return ""
     event, words = ("Deployed", "deploying") if before is None else ("Updated", "control moves to")
     message = f"{words} {spec.model.bento} with an experiment of {len(spec.experiment.variants)} variants"
-    result.note(now, event, message, revision=revision_of(spec.model), bento=spec.model.bento)
+    result.note(now, event, message, revision=revision_of(control), bento=spec.model.bento)
     return message

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import headway
-from headway.api.spec import ModelDeploymentSpec, ModelSpec
+from headway.api.spec import Autoscaling, ModelDeploymentSpec, ModelSpec
+from headway.api.status import VersionSpec
 
 LABEL_MD = "headway.dev/modeldeployment"
 LABEL_VARIANT = "headway.dev/variant"
@@ -25,9 +26,22 @@ MAX_NAME_LENGTH = 63 - len("-" + CANDIDATE)
 
 
 def revision_of(model: ModelSpec) -> str:
-    """A short, stable hash of everything that makes a version: changes iff the pods would."""
+    """A short, stable hash of everything that makes a version: its pods and, for a
+    ``VersionSpec``, its autoscaling. Without autoscaling it is the model's hash, byte for byte
+    (a version recorded before autoscaling was part of it keeps its revision)."""
     canonical = json.dumps(model.dump(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def desired_version(spec: ModelDeploymentSpec) -> VersionSpec:
+    """The version the spec asks for: spec.model with spec.autoscaling. A change to either
+    is a new revision, rolled out through the steps."""
+    return VersionSpec.model_validate({**spec.model.model_dump(), "autoscaling": spec.autoscaling})
+
+
+def autoscaling_of(model: ModelSpec | None) -> Autoscaling | None:
+    """The autoscaling a version runs with (None: fixed replicas, or a plain model)."""
+    return model.autoscaling if isinstance(model, VersionSpec) else None
 
 
 def object_hash(obj: dict[str, Any]) -> str:
@@ -50,6 +64,7 @@ class ScalerBounds:
     engine: Literal["hpa", "keda"]
     min_replicas: int
     max_replicas: int
+    settings: Autoscaling  # the variant's version's autoscaling: metrics, behaviour, maxReplicas before any cap
 
 
 @dataclass(frozen=True)

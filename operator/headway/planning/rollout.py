@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from headway.api.spec import ModelDeploymentSpec, ModelSpec, RolloutStep
+from headway.api.spec import ModelDeploymentSpec, RolloutStep
 from headway.api.status import (
-    BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus,
+    BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus, VersionSpec,
 )
 from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
 from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
-from headway.planning.naming import revision_of
+from headway.planning.naming import desired_version, revision_of
 from headway.planning.observe import DeploymentState, serving_pods
 from headway.planning.steps import analysed, describe, duration, mirror_only, step_share, step_traffic
 from headway.planning.traffic_plan import STABLE_ONLY, PinPlan, TrafficPlan
@@ -44,11 +44,11 @@ step_duration = duration  # the name the step table's clock had before
 
 @dataclass
 class RolloutDecision:
-    stable_model: ModelSpec
-    previous_model: ModelSpec | None
+    stable_model: VersionSpec
+    previous_model: VersionSpec | None
     rollout: RolloutStatus | None
     rolled_back: RolledBackStatus | None
-    candidate_model: ModelSpec | None  # run a candidate workload with this model
+    candidate_model: VersionSpec | None  # run a candidate workload with this version
     candidate_share: int  # percent of traffic the candidate is sized for (0: scaled to zero)
     traffic: TrafficPlan
     phase: Phase | None  # None: steady, derived from the stable Deployment
@@ -64,7 +64,7 @@ class _Run:
     """One decision in the making: its inputs, and the decision it builds."""
 
     out: RolloutDecision
-    desired: ModelSpec
+    desired: VersionSpec
     steps: list[RolloutStep]
     controls: dict[str, str]
     gate: Gate | None
@@ -103,18 +103,20 @@ class _Run:
 
 def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, now: datetime) -> RolloutDecision:
     """No rollout in progress: stable runs spec.model (the first version is deployed here)."""
-    out = RolloutDecision(stable_model=previous.stable_model or spec.model, previous_model=previous.previous_model, rollout=None,
+    desired = desired_version(spec)
+    out = RolloutDecision(stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=None,
                           rolled_back=None, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None)
     if previous.stable_model is None:
-        _Run(out, spec.model, [], {}, None, fixed_capacity(spec), now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
+        _Run(out, desired, [], {}, None, fixed_capacity(spec), now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
     return out
 
 
 def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> bool:
-    """Nothing in flight: a first version, or spec.model is stable with no rollout, bake or rollback recorded."""
+    """Nothing in flight: a first version, or the spec's version (spec.model with spec.autoscaling) is
+    stable with no rollout, bake or rollback recorded."""
     if previous.stable_model is None:
         return True
-    return (revision_of(spec.model) == revision_of(previous.stable_model) and previous.rollout is None
+    return (revision_of(desired_version(spec)) == revision_of(previous.stable_model) and previous.rollout is None
             and previous.bake is None and previous.rolled_back is None)
 
 
@@ -130,9 +132,10 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
         bake=previous.bake,
     )
     step = previous.rollout.step if previous.rollout is not None else None
-    held_before = any(h.event == "StepHeld" and h.revision == revision_of(spec.model) and (h.evidence or {}).get("step") == step
+    desired = desired_version(spec)
+    held_before = any(h.event == "StepHeld" and h.revision == revision_of(desired) and (h.evidence or {}).get("step") == step
                       for h in previous.history[-20:])
-    run = _Run(out, spec.model, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous),
+    run = _Run(out, desired, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous),
                held_before)
     if out.bake is not None and _bake(run) is not None:
         return out
@@ -156,7 +159,7 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
     srev = revision_of(out.stable_model)
     if drev == srev:
         if rollout is not None:
-            run.record("RolloutCancelled", f"spec.model is the stable {desired.bento} again: candidate {rollout.bento} removed",
+            run.record("RolloutCancelled", f"the spec asks for the stable version of {desired.bento} again: candidate {rollout.bento} removed",
                        rev=rollout.revision, bento=rollout.bento)
             out.rollout = None
         out.rolled_back = None
@@ -165,17 +168,17 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         out.rollout = None
         out.candidate_model, out.candidate_share = desired, 0
         out.phase = Phase.ROLLED_BACK
-        out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model or retry."
+        out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model (or spec.autoscaling) or retry."
         return out
     if not steps:  # no rollout steps: the new version replaces stable directly
-        run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}): no rollout steps")
+        run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}){change(out.stable_model, desired)}: no rollout steps")
         out.previous_model, out.stable_model, out.rollout = out.stable_model, desired, None
         return out
     if rollout is None or rollout.revision != drev:
         if rollout is not None:
-            run.record("CandidateReplaced", f"spec.model changed during the rollout: {rollout.bento} replaced by {desired.bento}; steps restart")
+            run.record("CandidateReplaced", f"the spec changed during the rollout: {rollout.bento} ({rollout.revision}) replaced by {desired.bento} ({drev}); steps restart")
         else:
-            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}: {len(steps)} steps")
+            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{change(out.stable_model, desired)}: {len(steps)} steps")
         rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
     if "abort" in run.controls:
         run.handle("abort")
@@ -185,7 +188,21 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
     return _progress(run, rollout, candidate, paused, previous.controls, previous.candidate)
 
 
-def _roll_back(run: _Run, desired: ModelSpec, reason: str, message: str, evidence: dict[str, Any] | None = None) -> RolloutDecision:
+def change(stable: VersionSpec, desired: VersionSpec) -> str:
+    """What a new version changes when its model is the stable one's: only the autoscaling."""
+    if stable.model_dump(exclude={"autoscaling"}) != desired.model_dump(exclude={"autoscaling"}):
+        return ""
+    return f" (spec.autoscaling: {_scaling(stable)} -> {_scaling(desired)})"
+
+
+def _scaling(version: VersionSpec) -> str:
+    a = version.autoscaling
+    if a is None:
+        return "fixed replicas"
+    return f"{a.chosen_engine} {a.min_replicas}-{a.max_replicas} replicas on {', '.join(m.target for m in a.metrics)}"
+
+
+def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evidence: dict[str, Any] | None = None) -> RolloutDecision:
     out = run.out
     had = out.rollout is not None and out.rollout.step_started_at is not None
     out.rolled_back = RolledBackStatus(revision=revision_of(desired), bento=desired.bento, reason=reason, message=message, at=rfc3339(run.now))

@@ -20,7 +20,7 @@ from headway.planning import controls as ctl
 from headway.planning.analysis import Gate
 from headway.planning.capacity import Capacity, Demand, capacity_of, replica_ratio
 from headway.planning.conditions import parse_time, rfc3339
-from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, revision_of
+from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, desired_version, revision_of
 from headway.planning.observe import DeploymentState, Observation
 from headway.planning.rollout import RolloutDecision, decide, steady_decision
 from headway.planning.steps import comparing, mirror_only
@@ -38,7 +38,7 @@ def plan_rollout(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, gate
 
     def decision(controls: dict[str, str]) -> RolloutDecision:
         return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now,
-                      capacity_of(spec, obs))
+                      capacity_of(spec, obs, obs.previous.stable_model))
 
     return _assemble(spec, obs, owner, now, decision)
 
@@ -51,7 +51,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
               decision: Callable[[dict[str, str]], RolloutDecision]) -> StrategyResult:
     previous = obs.previous
     pending = ctl.pending(obs.annotations, previous.controls)
-    target = revision_of(spec.model)
+    target = revision_of(desired_version(spec))
     active, skipped, bound = ctl.bind(pending, previous, target, spec.model.bento)
     d = decision(active)
     result = StrategyResult(Sections.of(previous), traffic=d.traffic, phase=d.phase, message=d.message,
@@ -60,7 +60,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     deferred = ctl.settle(active, d.handled, skipped, bound, target, spec.model.bento, in_progress, d.rolled_back, rfc3339(now))
     for message in ctl.ignored_notes(skipped, pending):
         result.note(now, "ControlIgnored", message, "Warning")
-    result.workloads = _workloads(spec, obs, capacity_of(spec, obs), d, now)
+    result.workloads = _workloads(spec, obs, capacity_of(spec, obs, d.stable_model), d, now)
     sizes = {w.variant: w.replicas for w in result.workloads}
     candidate = None
     if d.candidate_model is not None:

@@ -68,9 +68,10 @@ POLICY_PERIOD_SECONDS = 60
 RESOURCES = ("cpu", "memory")
 
 
-def scaler_problems(spec: ModelDeploymentSpec, metrics_url: str | None) -> list[str]:
-    """Why no scaler can be rendered for this spec ([] when it can, or when none is asked)."""
-    scaling = spec.autoscaling
+def scaler_problems(spec: ModelDeploymentSpec, metrics_url: str | None, scaling: Autoscaling | None = None) -> list[str]:
+    """Why no scaler can be rendered for ``scaling`` (default: the spec's autoscaling) with this
+    spec's resources ([] when it can, or when none is asked)."""
+    scaling = scaling or spec.autoscaling
     if scaling is None:
         return []
     problems: list[str] = []
@@ -91,10 +92,13 @@ def scaler_problems(spec: ModelDeploymentSpec, metrics_url: str | None) -> list[
 
 
 def build_scaler(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload, metrics_url: str | None) -> dict[str, Any] | None:
-    """The variant's HPA or ScaledObject; None without a scaler or when one cannot be rendered."""
-    bounds, scaling = workload.scaler, spec.autoscaling
-    if bounds is None or scaling is None or scaler_problems(spec, metrics_url):
+    """The variant's HPA or ScaledObject, as its version's autoscaling says (``workload.scaler.settings``:
+    while a change to spec.autoscaling rolls out, stable and candidate differ); None without a
+    scaler or when one cannot be rendered."""
+    bounds = workload.scaler
+    if bounds is None or scaler_problems(spec, metrics_url, bounds.settings):
         return None
+    scaling = bounds.settings
     name = owner.variant_name(workload.variant)
     metadata: dict[str, Any] = {
         "name": name,

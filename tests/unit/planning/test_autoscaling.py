@@ -44,10 +44,11 @@ def scaled(version: str, steps: list[dict[str, Any]], *, low: int = 2, high: int
     return spec
 
 
-def bounds(result: Plan, variant: str) -> ScalerBounds | None:
+def bounds(result: Plan, variant: str) -> tuple[str, int, int] | None:
+    """(engine, floor, ceiling) of the variant's scaler; None: fixed replicas."""
     w = workload_of(result, variant)
     assert w is not None, f"no {variant} workload"
-    return w.scaler
+    return None if w.scaler is None else (w.scaler.engine, w.scaler.min_replicas, w.scaler.max_replicas)
 
 
 def scale(cluster: Cluster, variant: str, replicas: int) -> None:
@@ -65,12 +66,12 @@ def condition(status: ModelDeploymentStatus, type_: str) -> tuple[str, str, str]
 def test_steady_state_stable_scales_between_min_and_max() -> None:
     cluster = running(scaled("1.0.0", []))
     result = cluster.reconcile(at(1))
-    assert bounds(result, STABLE) == ScalerBounds("hpa", 2, 20)
+    assert bounds(result, STABLE) == ("hpa", 2, 20)
     assert workload_of(result, STABLE).replicas == 2  # type: ignore[union-attr]  # the floor, never written
     assert condition(result.status, "ScalerAvailable")[:2] == ("True", "HpaAvailable")  # type: ignore[index]
     assert condition(result.status, "SpecSupported")[0] == "True"  # type: ignore[index]
     scale(cluster, STABLE, 7)  # the scaler's decision survives: the plan states the same bounds
-    assert bounds(cluster.reconcile(at(2)), STABLE) == ScalerBounds("hpa", 2, 20)
+    assert bounds(cluster.reconcile(at(2)), STABLE) == ("hpa", 2, 20)
 
 
 def test_fixed_replicas_have_no_scaler_and_no_condition() -> None:
@@ -84,14 +85,14 @@ def test_candidate_floor_follows_its_weight_times_the_stables_current_replicas()
     scale(cluster, STABLE, 8)
     cluster.set_model("2.0.0")
     first = cluster.reconcile(at(0))
-    assert bounds(first, CANDIDATE) == ScalerBounds("hpa", 2, 20)  # ceil(25% x 8)
-    assert bounds(first, STABLE) == ScalerBounds("hpa", 2, 20)  # no analysis: nothing holds it
+    assert bounds(first, CANDIDATE) == ("hpa", 2, 20)  # ceil(25% x 8)
+    assert bounds(first, STABLE) == ("hpa", 2, 20)  # no analysis: nothing holds it
     started = cluster.reconcile(at(1))
     assert labels(new_entries(ModelDeploymentStatus(), started.status))[-1] == "StepStarted 1/1"
     scale(cluster, STABLE, 12)
-    assert bounds(cluster.reconcile(at(2)), CANDIDATE) == ScalerBounds("hpa", 3, 20)  # recomputed: ceil(25% x 12)
+    assert bounds(cluster.reconcile(at(2)), CANDIDATE) == ("hpa", 3, 20)  # recomputed: ceil(25% x 12)
     scale(cluster, STABLE, 80)  # beyond maxReplicas (read within bounds): capped at max
-    assert bounds(cluster.reconcile(at(3)), CANDIDATE) == ScalerBounds("hpa", 5, 20)  # ceil(25% x 20)
+    assert bounds(cluster.reconcile(at(3)), CANDIDATE) == ("hpa", 5, 20)  # ceil(25% x 20)
 
 
 def test_stable_holds_its_current_replicas_while_an_analysis_compares() -> None:
@@ -99,15 +100,15 @@ def test_stable_holds_its_current_replicas_while_an_analysis_compares() -> None:
     scale(cluster, STABLE, 6)
     cluster.set_model("2.0.0")
     entering = cluster.reconcile(at(0))
-    assert bounds(entering, STABLE) == ScalerBounds("hpa", 2, 20)  # the step has not started: no comparison yet
+    assert bounds(entering, STABLE) == ("hpa", 2, 20)  # the step has not started: no comparison yet
     running_step = cluster.reconcile(at(1), Gate("Inconclusive", "not enough data"))
     assert running_step.status.rollout is not None and running_step.status.rollout.step_started_at is not None
-    assert bounds(running_step, STABLE) == ScalerBounds("hpa", 6, 20)  # does not scale down mid-comparison
+    assert bounds(running_step, STABLE) == ("hpa", 6, 20)  # does not scale down mid-comparison
     scale(cluster, STABLE, 9)  # scaling up is fine, and the floor follows it up
-    assert bounds(cluster.reconcile(at(2), Gate("Inconclusive", "not enough data")), STABLE) == ScalerBounds("hpa", 9, 20)
+    assert bounds(cluster.reconcile(at(2), Gate("Inconclusive", "not enough data")), STABLE) == ("hpa", 9, 20)
     paused = cluster.reconcile(at(70), Gate("Pass", "ok"))  # the analysed step ends; the pause is not analysed
     assert paused.status.rollout is not None and paused.status.rollout.step == 1
-    assert bounds(paused, STABLE) == ScalerBounds("hpa", 2, 20)
+    assert bounds(paused, STABLE) == ("hpa", 2, 20)
 
 
 def test_a_weight_is_raised_only_once_the_next_weights_floor_is_ready() -> None:
@@ -119,7 +120,7 @@ def test_a_weight_is_raised_only_once_the_next_weights_floor_is_ready() -> None:
     assert cluster.status.traffic is not None and cluster.status.traffic.candidate_weight == 10
     waiting = cluster.plan(at(62))
     cluster.commit(waiting)
-    assert bounds(waiting, CANDIDATE) == ScalerBounds("hpa", 5, 20)  # ceil(50% x 10): capacity first
+    assert bounds(waiting, CANDIDATE) == ("hpa", 5, 20)  # ceil(50% x 10): capacity first
     assert waiting.traffic is not None and waiting.traffic.weights[CANDIDATE] == 10  # the weight waits
     assert "waiting for fraud_scorer:2.0.0 to be ready for step 2/2: canary 50% (1/5 pods; its scaler's floor is 5" in waiting.status.conditions[1].message
     assert waiting.wake_at is None  # event-driven: the Deployment becoming ready wakes it
@@ -141,14 +142,14 @@ def test_promotion_keeps_the_stables_capacity_then_releases_it() -> None:
     cluster.frozen = {STABLE}  # the stable Deployment has not rolled to the new template yet
     promoting = cluster.reconcile(at(62))
     assert promoting.status.rollout is not None and promoting.status.rollout.promoting
-    assert bounds(promoting, STABLE) == ScalerBounds("hpa", 9, 20)  # the new stable starts at the old one's replicas
+    assert bounds(promoting, STABLE) == ("hpa", 9, 20)  # the new stable starts at the old one's replicas
     assert workload_of(promoting, STABLE).model.bento == "fraud_scorer:2.0.0"  # type: ignore[union-attr]
     cluster.frozen = set()
     cluster.converge(promoting)  # rolled, at the replicas its scaler kept (9), never minReplicas
     assert cluster.live[STABLE].replicas == 9
     promoted = cluster.reconcile(at(63))
     assert "Promoted" in labels(promoted.status.history)
-    assert bounds(promoted, STABLE) == ScalerBounds("hpa", 2, 20) and workload_of(promoted, CANDIDATE) is None
+    assert bounds(promoted, STABLE) == ("hpa", 2, 20) and workload_of(promoted, CANDIDATE) is None
 
 
 def test_keda_not_installed_fixes_replicas_at_min_and_says_so() -> None:
@@ -165,7 +166,7 @@ def test_keda_not_installed_fixes_replicas_at_min_and_says_so() -> None:
     assert again.status.phase == "Succeeded" and condition(again.status, "SpecSupported")[0] == "True"  # type: ignore[index]
     cluster.served = KEDA  # KEDA installed: each variant gets its ScaledObject
     installed = cluster.reconcile(at(2))
-    assert bounds(installed, STABLE) == ScalerBounds("keda", 3, 20)
+    assert bounds(installed, STABLE) == ("keda", 3, 20)
     assert condition(installed.status, "ScalerAvailable")[:2] == ("True", "KedaAvailable")  # type: ignore[index]
 
 
@@ -180,7 +181,7 @@ def test_a_request_metric_needs_a_prometheus_the_operator_may_call() -> None:
     refused = plan(OWNER, obs, at(0))
     assert {p.field for p in refused.status.problems} == {"spec.analysis.prometheus.url", "spec.autoscaling.metrics[1]"}
     own = plan(OWNER, replace(Cluster(spec=spec, served=KEDA, metrics_url=PROMETHEUS).observed(), allowed_metrics_urls=frozenset({PROMETHEUS})), at(0))
-    assert own.status.problems == [] and bounds(own, STABLE) == ScalerBounds("keda", 2, 20)  # the operator's own Prometheus
+    assert own.status.problems == [] and bounds(own, STABLE) == ("keda", 2, 20)  # the operator's own Prometheus
 
 
 def test_a_shadow_candidate_keeps_pods_for_its_mirrored_traffic_even_with_scale_to_zero() -> None:
@@ -191,8 +192,8 @@ def test_a_shadow_candidate_keeps_pods_for_its_mirrored_traffic_even_with_scale_
     scale(cluster, STABLE, 10)
     cluster.set_model("2.0.0")
     entering = cluster.reconcile(at(0))
-    assert bounds(entering, CANDIDATE) == ScalerBounds("keda", 5, 20)  # sized for 50% mirrored: ceil(50% x 10)
-    assert bounds(entering, STABLE) == ScalerBounds("keda", 1, 20)  # serving: never to zero
+    assert bounds(entering, CANDIDATE) == ("keda", 5, 20)  # sized for 50% mirrored: ceil(50% x 10)
+    assert bounds(entering, STABLE) == ("keda", 1, 20)  # serving: never to zero
     shadowing = cluster.reconcile(at(1))
     assert shadowing.traffic is not None and shadowing.traffic.mirror == (CANDIDATE, 50)
     assert "CandidateUnavailable" not in cluster.reasons()
@@ -208,9 +209,9 @@ def test_experiment_arms_each_scale_with_a_floor_from_the_controls_replicas() ->
     cluster.reconcile(at(0))
     scale(cluster, STABLE, 8)
     result = cluster.reconcile(at(1))
-    assert bounds(result, STABLE) == ScalerBounds("keda", 6, 10)  # control: ceil(70% x 8), at least minReplicas
-    assert bounds(result, "b") == ScalerBounds("keda", 3, 10)  # ceil(30% x 8)
-    assert bounds(result, "pinned") == ScalerBounds("keda", 1, 10)  # no weight, but pinned requests need a pod
+    assert bounds(result, STABLE) == ("keda", 6, 10)  # control: ceil(70% x 8), at least minReplicas
+    assert bounds(result, "b") == ("keda", 3, 10)  # ceil(30% x 8)
+    assert bounds(result, "pinned") == ("keda", 1, 10)  # no weight, but pinned requests need a pod
 
 
 def test_bake_previous_and_rolled_back_candidate_run_fixed_replicas() -> None:
@@ -243,8 +244,8 @@ class Autoscaler:
         return max(b.min_replicas, min(b.max_replicas, current + self.rng.randint(-4, 4)))
 
 
-def all_bounds(result: Plan) -> dict[str, ScalerBounds | None]:
-    return {w.variant: w.scaler for w in result.workloads or []}
+def all_bounds(result: Plan) -> dict[str, tuple[str, int, int] | None]:
+    return {w.variant: bounds(result, w.variant) for w in result.workloads or []}
 
 
 def replan_without_flip_flop(cluster: Cluster, now_s: float, gate: Gate | None) -> None:
@@ -276,12 +277,12 @@ def test_replay_an_autoscaler_changing_replicas_through_a_whole_rollout(traffic:
                     assert b is not None, f"t={t}: fixed replicas planned for {variant}, which has a scaler"
                     live = cluster.seen.get(variant)
                     if variant == STABLE and result.status.rollout is not None and result.status.rollout.promoting:
-                        assert live is not None and b.min_replicas == min(max(live.replicas, 2), 20)
+                        assert live is not None and b[1] == min(max(live.replicas, 2), 20)
             replan_without_flip_flop(cluster, t, Gate("Pass", "ok"))
             t += 7
         assert "Promoted" in labels(cluster.status.history), (seed, labels(cluster.status.history))
         final = cluster.reconcile(at(t))
-        assert all_bounds(final) == {STABLE: ScalerBounds("hpa", 2, 20)}
+        assert all_bounds(final) == {STABLE: ("hpa", 2, 20)}
         assert "CandidateUnavailable" not in cluster.reasons()
 
 
@@ -303,3 +304,107 @@ def test_a_utilisation_target_needs_the_request_it_is_a_percentage_of() -> None:
     result = plan(OWNER, Cluster(spec=spec).observed(), at(0))
     assert result.workloads is None  # nothing applied: the running model keeps serving
     assert [(p.field, "spec.resources.requests.cpu" in p.message) for p in result.status.problems] == [("spec.autoscaling.metrics[0]", True)]
+
+
+# --- The scaler's spec is part of the version ---------------------------------------------------
+
+
+def settings_of(result: Plan, variant: str) -> tuple[int, int] | None:
+    """(minReplicas, maxReplicas) of the autoscaling the variant's scaler is rendered from."""
+    w = workload_of(result, variant)
+    assert w is not None, f"no {variant} workload"
+    return None if w.scaler is None else (w.scaler.settings.min_replicas, w.scaler.settings.max_replicas)
+
+
+def with_autoscaling(spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**spec, "autoscaling": {**spec["autoscaling"], **changes}}
+
+
+def test_a_change_to_autoscaling_rolls_out_like_a_model_change() -> None:
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    cluster = running(spec)
+    scale(cluster, STABLE, 6)
+    before = cluster.status.stable
+    assert before is not None
+    cluster.spec = with_autoscaling(spec, maxReplicas=8)  # same model, a smaller ceiling
+    started = cluster.reconcile(at(0))
+    assert started.status.rollout is not None and started.status.rollout.revision != before.revision
+    message = next(e.message for e in started.events if e.reason == "RolloutStarted")
+    assert "(spec.autoscaling: hpa 2-20 replicas on cpu 70% -> hpa 2-8 replicas on cpu 70%)" in message
+    assert settings_of(started, CANDIDATE) == (2, 8) and bounds(started, CANDIDATE) == ("hpa", 3, 8)  # ceil(50% x 6)
+    assert settings_of(started, STABLE) == (2, 20) and bounds(started, STABLE) == ("hpa", 2, 20)  # stable keeps its own scaler
+    assert cluster.status.stable_model is not None and cluster.status.stable_model.autoscaling is not None
+    assert cluster.status.stable_model.autoscaling.max_replicas == 20
+    cluster.reconcile(at(1))  # the step starts with the candidate's pods
+    promoting = cluster.reconcile(at(62))
+    assert promoting.status.rollout is not None and promoting.status.rollout.promoting
+    assert settings_of(promoting, STABLE) == (2, 8) and bounds(promoting, STABLE) == ("hpa", 6, 8)  # its replicas, within the new ceiling
+    promoted = cluster.reconcile(at(63))
+    assert "Promoted" in labels(promoted.status.history)
+    assert settings_of(promoted, STABLE) == (2, 8) and workload_of(promoted, CANDIDATE) is None
+    assert cluster.status.stable_model is not None and cluster.status.stable_model.autoscaling is not None
+    assert cluster.status.stable_model.autoscaling.max_replicas == 8
+
+
+def test_without_autoscaling_a_version_is_its_model_and_keeps_its_revision() -> None:
+    """Versions recorded before autoscaling was part of them keep their revision: no rollout at upgrade."""
+    from headway.api.spec import ModelDeploymentSpec
+    from headway.planning.naming import desired_version, revision_of
+    from headway.planning.observe import parse_status
+
+    spec = ModelDeploymentSpec.model_validate(rollout_spec("1.0.0", [canary(10, "1m")]))
+    assert revision_of(desired_version(spec)) == revision_of(spec.model)
+    assert desired_version(spec).dump() == spec.model.dump()
+    cluster = running(rollout_spec("1.0.0", [canary(10, "1m")]))
+    recorded = {**cluster.status.dump(), "stableModel": spec.model.dump()}  # as an older operator recorded it
+    cluster.status = parse_status(recorded)
+    steady = cluster.reconcile(at(0))
+    assert steady.status.rollout is None and steady.status.phase == "Succeeded" and not steady.events
+
+
+def test_autoscaling_added_to_fixed_replicas_rolls_out_and_the_stable_keeps_its_pods_until_promotion() -> None:
+    fixed = rollout_spec("1.0.0", [canary(50, "1m")], replicas=5)
+    cluster = running(fixed)
+    wanted = scaled("1.0.0", [canary(50, "1m")], low=2, high=20)
+    cluster.spec = wanted
+    started = cluster.reconcile(at(0))
+    assert started.status.rollout is not None
+    assert bounds(started, STABLE) is None and workload_of(started, STABLE).replicas == 5  # type: ignore[union-attr]
+    assert bounds(started, CANDIDATE) == ("hpa", 3, 20)  # ceil(50% x the 5 it runs)
+    cluster.reconcile(at(1))
+    promoting = cluster.reconcile(at(62))
+    assert promoting.status.rollout is not None and promoting.status.rollout.promoting
+    assert bounds(promoting, STABLE) == ("hpa", 5, 20)  # its scaler starts at the replicas it ran, not minReplicas
+    promoted = cluster.reconcile(at(63))
+    assert "Promoted" in labels(promoted.status.history) and bounds(promoted, STABLE) == ("hpa", 2, 20)
+
+
+def test_autoscaling_removed_keeps_the_stables_scaler_until_the_fixed_version_is_promoted() -> None:
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    cluster = running(spec)
+    scale(cluster, STABLE, 6)
+    fixed = rollout_spec("1.0.0", [canary(50, "1m")], replicas=4)
+    fixed["resources"] = spec["resources"]
+    cluster.spec = fixed
+    started = cluster.reconcile(at(0))
+    assert started.status.rollout is not None
+    assert bounds(started, STABLE) == ("hpa", 2, 20) and bounds(started, CANDIDATE) is None
+    assert workload_of(started, CANDIDATE).replicas == 3  # type: ignore[union-attr]  # ceil(50% x the stable's 6)
+    cluster.reconcile(at(1))
+    cluster.reconcile(at(62))
+    promoted = cluster.reconcile(at(63))
+    assert "Promoted" in labels(promoted.status.history)
+    assert bounds(promoted, STABLE) is None and workload_of(promoted, STABLE).replicas == 4  # type: ignore[union-attr]
+
+
+def test_an_experiment_applies_autoscaling_to_every_arm_at_once() -> None:
+    """An experiment has no candidate to canary a scaler on: its arms take the new autoscaling together."""
+    spec = scaled("1.0.0", [], high=10)
+    spec["traffic"] = GATEWAY
+    spec["experiment"] = {"variants": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30, "model": model("2.0.0")}]}
+    cluster = running(spec)
+    cluster.reconcile(at(0))
+    cluster.spec = with_autoscaling(spec, maxReplicas=12)
+    changed = cluster.reconcile(at(1))
+    assert settings_of(changed, STABLE) == (2, 12) and settings_of(changed, "b") == (2, 12)
+    assert changed.status.rollout is None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from headway.api.analysis_spec import SeriesLabels
-from headway.api.serving import Resources
+from headway.api.serving import Autoscaling, Resources
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
 from headway.api.status import CostStatus, ModelDeploymentStatus, VariantCost, VariantStatus
 from headway.planning.cost import NO_PRICE_TABLE, Prices, assess_cost, cost_increase_hold, max_replicas_cap, pod_hourly
@@ -37,7 +37,9 @@ def spec(**fields: Any) -> ModelDeploymentSpec:
 
 
 def scaled(variant: str = STABLE, model: dict[str, str] = MODEL, lo: int = 2, hi: int = 10) -> VariantWorkload:
-    return VariantWorkload(variant, ModelSpec.model_validate(model), lo, ScalerBounds("hpa", lo, hi))
+    # the version's autoscaling; ``hi`` below its maxReplicas is a budget cap the planner applied
+    settings = Autoscaling.model_validate({**AUTOSCALING, "maxReplicas": max(hi, AUTOSCALING["maxReplicas"])})
+    return VariantWorkload(variant, ModelSpec.model_validate(model), lo, ScalerBounds("hpa", lo, hi, settings))
 
 
 def live(**replicas: int) -> dict[str, DeploymentState]:

@@ -46,7 +46,7 @@ def _workloads(spec: ModelDeploymentSpec) -> list[VariantWorkload]:
             out.append(VariantWorkload(variant, model, spec.replicas or 1))
             continue
         floor = max(scaling.min_replicas, 1) if serves else scaling.min_replicas
-        out.append(VariantWorkload(variant, model, max(floor, 1), ScalerBounds(scaling.chosen_engine, floor, scaling.max_replicas)))
+        out.append(VariantWorkload(variant, model, max(floor, 1), ScalerBounds(scaling.chosen_engine, floor, scaling.max_replicas, scaling)))
     return out
 
 

@@ -61,7 +61,7 @@ def render(raw: dict[str, Any], bounds: dict[str, tuple[int, int]], metrics_url:
     spec = spec_of(raw)
     assert spec.autoscaling is not None
     engine = spec.autoscaling.chosen_engine
-    workloads = [VariantWorkload(v, spec.model, max(lo, 1), ScalerBounds(engine, lo, hi)) for v, (lo, hi) in bounds.items()]
+    workloads = [VariantWorkload(v, spec.model, max(lo, 1), ScalerBounds(engine, lo, hi, spec.autoscaling)) for v, (lo, hi) in bounds.items()]
     return build_children(OWNER, spec, workloads, metrics_url=metrics_url)
 
 
