@@ -261,9 +261,11 @@ def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, A
         writes = plan_writes(kube, owner, children, live, keep)
         problems = [RenderProblem("ChildConflict", a.detail) for a in writes.conflicts]
         problems += [RenderProblem("RouteNotApplied", p) for p in route_problems]
-        # A scaler that cannot work is not rendered: say why (each variant scales as its version says).
-        scalings = [w.scaler.settings for w in result.workloads if w.scaler is not None]
-        said = dict.fromkeys(p for scaling in scalings for p in scaler_problems(result.spec, metrics_url, scaling))
+        # A scaler that cannot work is planned as fixed replicas and not rendered: say why (the spec's
+        # autoscaling, and the stable version's while a change to it rolls out).
+        stable = result.status.stable_model
+        scalings = [result.spec.autoscaling, stable.autoscaling if stable is not None else None]
+        said = dict.fromkeys(p for scaling in scalings if scaling is not None for p in scaler_problems(result.spec, metrics_url, scaling))
         problems += [RenderProblem("ScalerNotApplied", p) for p in said]
         result = finish(result, observed, problems, now)
     return result, writes

@@ -48,6 +48,7 @@ from headway.api.status import VersionSpec
 from headway.planning.capabilities import SCALEDOBJECT, capabilities_of
 from headway.planning.naming import STABLE, ScalerBounds
 from headway.planning.observe import DeploymentState, Observation
+from headway.planning.validation import prometheus_url
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,40 @@ def replica_ratio(spec: ModelDeploymentSpec) -> bool:
 
 def keda_missing(spec: ModelDeploymentSpec, served: frozenset[str]) -> bool:
     """Autoscaling needs KEDA (a request metric, scale-to-zero, or engine keda) and its CRD is not served."""
-    return usable(spec.autoscaling, served) is None and spec.autoscaling is not None
+    return spec.autoscaling is not None and spec.autoscaling.chosen_engine == "keda" and SCALEDOBJECT not in served
 
 
-def usable(scaling: Autoscaling | None, served: frozenset[str]) -> Autoscaling | None:
-    """``scaling`` if this cluster can run it (KEDA served when it needs KEDA), else None: fixed replicas."""
+RESOURCES = ("cpu", "memory")
+
+
+def scaler_blockers(scaling: Autoscaling | None, spec: ModelDeploymentSpec, metrics_url: str | None) -> list[str]:
+    """Why no scaler can be rendered for ``scaling`` with this spec's resources and Prometheus ([] when
+    it can, or when none is asked). The variant then runs fixed replicas (and ScalerNotApplied says why)."""
+    if scaling is None:
+        return []
+    problems: list[str] = []
+    # A container that sets only a limit gets a request equal to it (the API server's default).
+    requested = set(spec.resources.requests) | set(spec.resources.limits) if spec.resources else set()
+    for resource in RESOURCES:
+        if any(getattr(m, resource) is not None for m in scaling.metrics) and resource not in requested:
+            problems.append(f"spec.autoscaling.metrics: a {resource} utilisation target needs spec.resources.requests.{resource} "
+                            "(utilisation is a percentage of the request); replicas stay fixed")
+    needs_prometheus = any(m.needs_keda for m in scaling.metrics)
+    if needs_prometheus and not metrics_url:
+        problems.append("spec.autoscaling.metrics: requestsPerSecond and inFlight need a Prometheus URL (spec.analysis.prometheus.url "
+                        "or the operator's --prometheus-url); replicas stay fixed")
+    if scaling.scale_to_zero and scaling.chosen_engine == "keda" and not needs_prometheus:
+        problems.append("spec.autoscaling.scaleToZero: KEDA scales to zero only with a requestsPerSecond or inFlight metric "
+                        "(it refuses minReplicaCount 0 with only cpu and memory); replicas stay fixed")
+    return problems
+
+
+def usable(scaling: Autoscaling | None, served: frozenset[str], spec: ModelDeploymentSpec, metrics_url: str | None) -> Autoscaling | None:
+    """``scaling`` if this cluster can run it (KEDA served when it needs KEDA) and its scaler can be
+    rendered with the spec's resources and Prometheus, else None: fixed replicas."""
     if scaling is None or (scaling.chosen_engine == "keda" and SCALEDOBJECT not in served):
         return None
-    return scaling
+    return None if scaler_blockers(scaling, spec, metrics_url) else scaling
 
 
 @dataclass(frozen=True)
@@ -114,8 +141,11 @@ class Capacity:
 
     spec: ModelDeploymentSpec
     total: int  # replicas carrying all traffic: spec.replicas, or with scalers the stable's current replicas
-    scaling: Autoscaling | None  # the spec's autoscaling, for the candidate and experiment arms; None: fixed replicas
+    scaling: Autoscaling | None  # the candidate's (or the experiment arms') autoscaling; None: fixed replicas
     stable_scaling: Autoscaling | None  # the stable version's autoscaling; None: fixed replicas
+    # A fixed stable gives up, without a router, the pods the others carry: only when its size is the
+    # spec's, never when it is the size it runs (that would shrink it at every reconcile).
+    gives: bool = True
 
     @property
     def scaled(self) -> bool:
@@ -132,7 +162,7 @@ class Capacity:
 
     def sizes(self, demand: Mapping[str, Demand]) -> dict[str, Size]:
         """Replicas (and scalers) per variant, in the order of ``demand``."""
-        fixed = _fixed(self.spec, self.total, demand)
+        fixed = _fixed(self.spec, self.total, demand, self.gives)
         out: dict[str, Size] = {}
         for v, d in demand.items():
             scaling = self.stable_scaling if d.share is None else self.scaling
@@ -164,34 +194,41 @@ def _to_zero(scaling: Autoscaling) -> bool:
     return scaling.scale_to_zero and scaling.chosen_engine == "keda" and any(m.needs_keda for m in scaling.metrics)
 
 
-def _fixed(spec: ModelDeploymentSpec, total: int, demand: Mapping[str, Demand]) -> dict[str, int]:
+def _fixed(spec: ModelDeploymentSpec, total: int, demand: Mapping[str, Demand], gives: bool = True) -> dict[str, int]:
     sized = {v: max(replicas_for_share(total, d.share), d.floor) for v, d in demand.items() if d.share is not None}
     # With no router, the baseline gives up the pods whose share the others already carry.
-    given = sum(replicas_for_share(total, d.carries) for d in demand.values() if d.share is not None) if replica_ratio(spec) else 0
+    given = sum(replicas_for_share(total, d.carries) for d in demand.values() if d.share is not None) if replica_ratio(spec) and gives else 0
     return {v: sized[v] if d.share is not None else (max(1, total - given) if given else total) for v, d in demand.items()}
 
 
-def capacity_of(spec: ModelDeploymentSpec, obs: Observation, stable: VersionSpec | None = None) -> Capacity:
+def capacity_of(spec: ModelDeploymentSpec, obs: Observation, stable: VersionSpec | None = None,
+                candidate: VersionSpec | None = None) -> Capacity:
     """The plan's capacity: fixed replicas, or scalers sized from the stable's current replicas.
 
-    ``stable``: the stable version (default: the one the spec asks for). Its autoscaling bounds
-    the replicas that carry all traffic; a stable that runs fixed replicas keeps ``spec.replicas``,
-    or, while autoscaling newly asked for rolls out, the replicas it runs."""
-    scaling = usable(spec.autoscaling, obs.served)
+    Each side scales as its version says: ``stable`` (default: the version the spec asks for)
+    and ``candidate`` (default: the same; during a promotion, the version being promoted).
+    The stable's autoscaling bounds the replicas that carry all traffic. A stable that cannot
+    scale keeps the replicas it runs rather than dropping to a floor: one whose version has no
+    autoscaling while autoscaling rolls out, or whose scaler the cluster cannot run (KEDA not
+    served, or a resource request its utilisation target needs gone from the spec)."""
+    url = prometheus_url(spec, obs.default_metrics_url)
+    scaling = usable(spec.autoscaling if candidate is None else candidate.autoscaling, obs.served, spec, url)
     wanted = spec.autoscaling if stable is None else stable.autoscaling
-    base = usable(wanted, obs.served)
+    base = usable(wanted, obs.served, spec, url)
     live = obs.live.get(STABLE, DeploymentState(exists=False))
+    running = live.replicas if live.exists else 0
+    gives = False
     if base is not None:
-        low = max(1, base.min_replicas)
-        current = live.replicas if live.exists else low
+        low = max(1, wanted.min_replicas) if wanted is not None else 1
+        current = running or low
         total = min(max(current, low), max(low, base.max_replicas))
-    elif wanted is None and spec.replicas is None and spec.autoscaling is not None and live.exists:
-        total = max(1, live.replicas)  # fixed until the version with autoscaling is promoted: as it runs
     elif wanted is not None:
-        total = max(1, wanted.min_replicas)  # its KEDA is not served: fixed at minReplicas
+        total = max(1, wanted.min_replicas, running)  # its scaler cannot run: fixed, never below what it runs
+    elif spec.replicas is None and spec.autoscaling is not None and running:
+        total = running  # fixed until the version with autoscaling is promoted: as it runs
     else:
-        total = total_replicas(spec)
-    return Capacity(spec, total, scaling, base)
+        total, gives = total_replicas(spec), True
+    return Capacity(spec, total, scaling, base, gives)
 
 
 def fixed_capacity(spec: ModelDeploymentSpec) -> Capacity:

@@ -20,7 +20,7 @@ from headway.planning.analysis import failing_arms
 from headway.planning.capacity import Capacity, Demand, capacity_of
 from headway.planning.conditions import EventIntent
 from headway.planning.measure import Judgement
-from headway.planning.naming import STABLE, Owner, VariantWorkload, desired_version, revision_of
+from headway.planning.naming import STABLE, Owner, VariantWorkload, desired_version, revision_of, version_change
 from headway.planning.observe import DeploymentState, Observation, serving_pods
 from headway.planning.strategy import Sections, StrategyResult, drain, drain_events, ignore_pending, variant_status
 from headway.planning.traffic_plan import PinPlan, TrafficPlan
@@ -170,6 +170,6 @@ def _note_control(spec: ModelDeploymentSpec, obs: Observation, result: StrategyR
     if before is not None and revision_of(before) == revision_of(control):
         return ""
     event, words = ("Deployed", "deploying") if before is None else ("Updated", "control moves to")
-    message = f"{words} {spec.model.bento} with an experiment of {len(spec.experiment.variants)} variants"
+    message = f"{words} {spec.model.bento}{version_change(before, control) if before is not None else ''} with an experiment of {len(spec.experiment.variants)} variants"
     result.note(now, event, message, revision=revision_of(control), bento=spec.model.bento)
     return message

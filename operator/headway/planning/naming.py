@@ -39,9 +39,18 @@ def desired_version(spec: ModelDeploymentSpec) -> VersionSpec:
     return VersionSpec.model_validate({**spec.model.model_dump(), "autoscaling": spec.autoscaling})
 
 
-def autoscaling_of(model: ModelSpec | None) -> Autoscaling | None:
-    """The autoscaling a version runs with (None: fixed replicas, or a plain model)."""
-    return model.autoscaling if isinstance(model, VersionSpec) else None
+def version_change(before: ModelSpec, after: VersionSpec) -> str:
+    """What a new version changes in autoscaling, as a person reads it ("" when nothing)."""
+    old = before.autoscaling if isinstance(before, VersionSpec) else None
+    if old == after.autoscaling:
+        return ""
+    return f" (spec.autoscaling: {_scaling(old)} -> {_scaling(after.autoscaling)})"
+
+
+def _scaling(a: Autoscaling | None) -> str:
+    if a is None:
+        return "fixed replicas"
+    return f"{a.chosen_engine} {a.min_replicas}-{a.max_replicas} replicas on {', '.join(m.target for m in a.metrics)}"
 
 
 def object_hash(obj: dict[str, Any]) -> str:

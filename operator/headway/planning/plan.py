@@ -30,7 +30,7 @@ from headway.planning.experiment import plan_experiment
 from headway.planning.measure import Judgement, MeasureRequest, judge, measure_request
 from headway.planning.naming import Owner, VariantWorkload
 from headway.planning.observe import Observation
-from headway.planning.rollout import is_steady
+from headway.planning.rollout import adopt_model_revisions, is_steady
 from headway.planning.single import plan_rollout, plan_steady
 from headway.planning.steps import duration
 from headway.planning.strategy import DRAIN, Sections, StrategyResult, ignore_pending
@@ -60,8 +60,10 @@ class Plan:
 
 def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement | None = None) -> Decision:
     """Everything but the phase and conditions. ``judgement`` None: judged from the observation."""
-    previous = obs.previous
     spec, problems = parse_spec(obs.raw_spec)
+    if spec is not None and (adopted := adopt_model_revisions(spec, obs.previous)) is not obs.previous:
+        obs = replace(obs, previous=adopted)
+    previous = obs.previous
     if spec is not None:
         problems = (check_spec(owner.name, spec) + metrics_url_problems(spec, obs.allowed_metrics_urls)
                     + scaler_metric_problems(spec, obs.default_metrics_url, obs.allowed_metrics_urls))

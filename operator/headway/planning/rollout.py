@@ -33,7 +33,7 @@ from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
 from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
-from headway.planning.naming import desired_version, revision_of
+from headway.planning.naming import desired_version, revision_of, version_change
 from headway.planning.observe import DeploymentState, serving_pods
 from headway.planning.steps import analysed, describe, duration, mirror_only, step_share, step_traffic
 from headway.planning.traffic_plan import STABLE_ONLY, PinPlan, TrafficPlan
@@ -111,6 +111,29 @@ def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, 
     return out
 
 
+def adopt_model_revisions(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """Status written before autoscaling was part of a version names versions by their model alone.
+
+    With ``spec.autoscaling`` set, a rolled-back, baking or deferred-control revision equal to
+    the hash of ``spec.model`` alone can only be such a name for the version the spec asks for
+    (a version with autoscaling never hashes like its bare model): it is read as that version,
+    so an upgrade neither retries a rolled-back model nor drops a bake. A rollout in progress is
+    not renamed: its candidate runs without the scaler, and is replaced by one that has it."""
+    if spec.autoscaling is None:
+        return previous
+    old, new = revision_of(spec.model), revision_of(desired_version(spec))
+    update: dict[str, Any] = {}
+    if previous.rolled_back is not None and previous.rolled_back.revision == old:
+        update["rolled_back"] = previous.rolled_back.model_copy(update={"revision": new})
+    if previous.bake is not None and previous.bake.revision == old:
+        update["bake"] = previous.bake.model_copy(update={"revision": new})
+        if previous.analysis is not None and previous.analysis.revision == old and previous.analysis.purpose == "bake":
+            update["analysis"] = previous.analysis.model_copy(update={"revision": new})
+    if any(c.revision == old for c in previous.deferred_controls):
+        update["deferred_controls"] = [c.model_copy(update={"revision": new}) if c.revision == old else c for c in previous.deferred_controls]
+    return previous.model_copy(update=update) if update else previous
+
+
 def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> bool:
     """Nothing in flight: a first version, or the spec's version (spec.model with spec.autoscaling) is
     stable with no rollout, bake or rollback recorded."""
@@ -171,14 +194,14 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model (or spec.autoscaling) or retry."
         return out
     if not steps:  # no rollout steps: the new version replaces stable directly
-        run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}){change(out.stable_model, desired)}: no rollout steps")
+        run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}){version_change(out.stable_model, desired)}: no rollout steps")
         out.previous_model, out.stable_model, out.rollout = out.stable_model, desired, None
         return out
     if rollout is None or rollout.revision != drev:
         if rollout is not None:
             run.record("CandidateReplaced", f"the spec changed during the rollout: {rollout.bento} ({rollout.revision}) replaced by {desired.bento} ({drev}); steps restart")
         else:
-            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{change(out.stable_model, desired)}: {len(steps)} steps")
+            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{version_change(out.stable_model, desired)}: {len(steps)} steps")
         rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
     if "abort" in run.controls:
         run.handle("abort")
@@ -186,20 +209,6 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
     if run.gate is not None and run.gate.rollback:
         return _roll_back(run, desired, "FailedAnalysis", run.gate.message, run.gate.evidence)
     return _progress(run, rollout, candidate, paused, previous.controls, previous.candidate)
-
-
-def change(stable: VersionSpec, desired: VersionSpec) -> str:
-    """What a new version changes when its model is the stable one's: only the autoscaling."""
-    if stable.model_dump(exclude={"autoscaling"}) != desired.model_dump(exclude={"autoscaling"}):
-        return ""
-    return f" (spec.autoscaling: {_scaling(stable)} -> {_scaling(desired)})"
-
-
-def _scaling(version: VersionSpec) -> str:
-    a = version.autoscaling
-    if a is None:
-        return "fixed replicas"
-    return f"{a.chosen_engine} {a.min_replicas}-{a.max_replicas} replicas on {', '.join(m.target for m in a.metrics)}"
 
 
 def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evidence: dict[str, Any] | None = None) -> RolloutDecision:

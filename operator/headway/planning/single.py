@@ -60,7 +60,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     deferred = ctl.settle(active, d.handled, skipped, bound, target, spec.model.bento, in_progress, d.rolled_back, rfc3339(now))
     for message in ctl.ignored_notes(skipped, pending):
         result.note(now, "ControlIgnored", message, "Warning")
-    result.workloads = _workloads(spec, obs, capacity_of(spec, obs, d.stable_model), d, now)
+    result.workloads = _workloads(spec, obs, capacity_of(spec, obs, d.stable_model, d.candidate_model), d, now)
     sizes = {w.variant: w.replicas for w in result.workloads}
     candidate = None
     if d.candidate_model is not None:

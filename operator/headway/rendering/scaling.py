@@ -54,6 +54,7 @@ from typing import Any
 
 from headway.api.serving import Autoscaling, AutoscalingMetric, ScalingBehavior, ScalingRules
 from headway.api.spec import ModelDeploymentSpec
+from headway.planning.capacity import scaler_blockers
 from headway.planning.naming import Owner, ScalerBounds, VariantWorkload, child_labels
 from headway.rendering.monitoring import series_labels
 
@@ -65,30 +66,13 @@ IN_PROGRESS = "bentoml_service_request_in_progress"
 # import the metrics adapter): probes and scrapes are not load.
 NOT_API = 'endpoint!~"/(livez|readyz|healthz|metrics|docs.json|schema.json)"'
 POLICY_PERIOD_SECONDS = 60
-RESOURCES = ("cpu", "memory")
 
 
 def scaler_problems(spec: ModelDeploymentSpec, metrics_url: str | None, scaling: Autoscaling | None = None) -> list[str]:
     """Why no scaler can be rendered for ``scaling`` (default: the spec's autoscaling) with this
-    spec's resources ([] when it can, or when none is asked)."""
-    scaling = scaling or spec.autoscaling
-    if scaling is None:
-        return []
-    problems: list[str] = []
-    # A container that sets only a limit gets a request equal to it (the API server's default).
-    requested = set(spec.resources.requests) | set(spec.resources.limits) if spec.resources else set()
-    for resource in RESOURCES:
-        if any(getattr(m, resource) is not None for m in scaling.metrics) and resource not in requested:
-            problems.append(f"spec.autoscaling.metrics: a {resource} utilisation target needs spec.resources.requests.{resource} "
-                            "(utilisation is a percentage of the request); replicas stay fixed")
-    needs_prometheus = any(m.needs_keda for m in scaling.metrics)
-    if needs_prometheus and not metrics_url:
-        problems.append("spec.autoscaling.metrics: requestsPerSecond and inFlight need a Prometheus URL (spec.analysis.prometheus.url "
-                        "or the operator's --prometheus-url); replicas stay fixed")
-    if scaling.scale_to_zero and scaling.chosen_engine == "keda" and not needs_prometheus:
-        problems.append("spec.autoscaling.scaleToZero: KEDA scales to zero only with a requestsPerSecond or inFlight metric "
-                        "(it refuses minReplicaCount 0 with only cpu and memory); replicas stay fixed")
-    return problems
+    spec's resources ([] when it can, or when none is asked). The planner already plans such a
+    variant with fixed replicas (capacity.usable); this is the renderer's own guard."""
+    return scaler_blockers(scaling or spec.autoscaling, spec, metrics_url)
 
 
 def build_scaler(owner: Owner, spec: ModelDeploymentSpec, workload: VariantWorkload, metrics_url: str | None) -> dict[str, Any] | None:

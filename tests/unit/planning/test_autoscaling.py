@@ -408,3 +408,76 @@ def test_an_experiment_applies_autoscaling_to_every_arm_at_once() -> None:
     changed = cluster.reconcile(at(1))
     assert settings_of(changed, STABLE) == (2, 12) and settings_of(changed, "b") == (2, 12)
     assert changed.status.rollout is None
+
+
+def test_without_a_router_adding_autoscaling_never_shrinks_the_fixed_stable() -> None:
+    """The split is the pod ratio: a fixed stable sized from what it runs must not give up pods again at every reconcile."""
+    fixed = rollout_spec("1.0.0", [canary(25, "10m")], replicas=8)
+    del fixed["traffic"]
+    cluster = running(fixed)
+    wanted = scaled("1.0.0", [canary(25, "10m")])
+    del wanted["traffic"]
+    cluster.spec = wanted
+    sizes = [workload_of(cluster.reconcile(at(t)), STABLE).replicas for t in range(6)]  # type: ignore[union-attr]
+    assert sizes == [8] * 6, sizes
+
+
+def test_an_autoscaling_change_rolled_back_under_an_older_status_is_not_retried_after_the_upgrade() -> None:
+    """Status written when revisions hashed the model alone: the rolled-back version keeps its meaning."""
+    from headway.api.spec import ModelDeploymentSpec
+    from headway.planning.naming import revision_of
+    from headway.planning.observe import parse_status
+
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    cluster = running(spec)
+    cluster.spec = {**spec, "model": model("2.0.0")}
+    v2 = ModelDeploymentSpec.model_validate(cluster.spec).model
+    legacy = {**cluster.status.dump(), "stableModel": ModelDeploymentSpec.model_validate(spec).model.dump(),
+              "rolledBack": {"revision": revision_of(v2), "bento": v2.bento, "reason": "FailedAnalysis", "message": "5% errors",
+                             "at": "2026-01-01T00:00:00Z"}}
+    cluster.status = parse_status(legacy)
+    after = cluster.reconcile(at(0))
+    assert after.status.phase == "RolledBack" and "RolloutStarted" not in cluster.reasons()
+    assert workload_of(after, CANDIDATE) is not None and workload_of(after, CANDIDATE).replicas == 0  # type: ignore[union-attr]
+
+
+def test_a_spec_change_during_a_promotion_leaves_the_promoting_versions_scaler_alone() -> None:
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    cluster = running(spec)
+    scale(cluster, STABLE, 6)
+    cluster.spec = with_autoscaling(spec, maxReplicas=8)
+    cluster.reconcile(at(0))
+    cluster.reconcile(at(1))
+    cluster.frozen = {STABLE}  # the stable has not rolled yet: the promotion is in progress
+    promoting = cluster.reconcile(at(62))
+    assert promoting.status.rollout is not None and promoting.status.rollout.promoting
+    cluster.spec = with_autoscaling(spec, maxReplicas=12)  # changed again meanwhile
+    again = cluster.reconcile(at(63))
+    assert settings_of(again, STABLE) == (2, 8)
+    candidate = workload_of(again, CANDIDATE)  # still carries the last step's share: the promoting version, with its scaler
+    assert candidate is not None and candidate.model == again.status.stable_model and settings_of(again, CANDIDATE) == (2, 8)
+
+
+def test_promoting_a_version_whose_keda_is_not_served_keeps_the_stables_replicas() -> None:
+    spec = scaled("1.0.0", [canary(50, "1m")], analysis=False)
+    cluster = running(spec, metrics_url=PROMETHEUS)
+    scale(cluster, STABLE, 8)
+    cluster.spec = {**spec, "autoscaling": {**spec["autoscaling"], "metrics": RPS}}  # KEDA: not installed
+    cluster.reconcile(at(0))
+    cluster.reconcile(at(1))
+    cluster.frozen = {STABLE}
+    promoting = cluster.reconcile(at(62))
+    assert promoting.status.rollout is not None and promoting.status.rollout.promoting
+    stable = workload_of(promoting, STABLE)
+    assert stable is not None and stable.scaler is None and stable.replicas == 8  # not minReplicas (2)
+
+
+def test_a_stable_whose_scaler_the_new_resources_cannot_serve_keeps_its_replicas() -> None:
+    """The stable scales on cpu; the new spec scales on requests and drops requests.cpu: its HPA cannot be rendered."""
+    spec = scaled("1.0.0", [canary(50, "1m")])
+    cluster = running(spec, served=KEDA, metrics_url=PROMETHEUS)
+    scale(cluster, STABLE, 8)
+    cluster.spec = {**spec, "resources": {"requests": {"memory": "1Gi"}}, "autoscaling": {**spec["autoscaling"], "metrics": RPS}}
+    started = cluster.reconcile(at(0))
+    stable = workload_of(started, STABLE)
+    assert stable is not None and stable.scaler is None and stable.replicas == 8
