@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 from headway.api.status import ModelDeploymentStatus
 from headway.planning.naming import Owner
 from headway.planning.plan import Observation, plan
-from headway.planning.validation import Problem, check_spec, parse_spec
+from headway.planning.validation import Problem, check_spec, metrics_url_problems, parse_spec, scaler_metric_problems
 from tests.support.crdschema import CrdValidator, FieldError, load_crd, load_yaml_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +97,10 @@ EXPLAINED: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^spec\.experiment\.match\[\d+\]: header and cookie pinning needs a traffic provider"), "as above, for pinning"),
     (re.compile(r"^spec\.experiment\.variants\[\d+\]\.name: '(stable|candidate|previous)' is reserved"), "reserved names are the operator's business"),
     (re.compile(r"^spec\.experiment\.variants\[\d+\]\.name: <metadata\.name>-<variant name> must fit"), "depends on metadata.name, which the spec schema cannot see"),
+    (re.compile(r"^spec\.autoscaling\.metrics\[\d+\]: a (cpu|memory) utilisation target is a percentage of the pods'"),
+     "a rule across autoscaling and the keys of spec.resources maps; the operator checks it"),
+    (re.compile(r"^spec\.autoscaling\.metrics\[\d+\]: \w+ scales on a Prometheus query, but"),
+     "depends on the operator's --prometheus-url and allow-list, which the CRD cannot see"),
 ]
 
 # What the operator's parser may refuse in a spec the CRD emulator accepted, and why (none is a
@@ -355,7 +359,8 @@ def operator_view(name: str, raw: dict[str, Any]) -> tuple[bool, list[Problem]]:
     parsed = spec is not None
     if spec is not None:
         assert problems == []
-        problems = check_spec(name, spec)
+        # What plan() checks, with no operator configuration (no --prometheus-url, no allow-list).
+        problems = check_spec(name, spec) + metrics_url_problems(spec, None) + scaler_metric_problems(spec, None, None)
     for problem in problems:
         assert_problem_named(problem)
     result = plan(Owner(name, "ml", "uid-1"), Observation(raw, 1, {}, ModelDeploymentStatus(), {}), NOW)
