@@ -184,9 +184,9 @@ class AnalysisStatus(ApiModel):
     result: Literal["Pass", "Fail", "Inconclusive"]
     """Overall: any Fail -> Fail, all Pass -> Pass, else Inconclusive."""
     consecutive_failures: int = 0
-    """Failed measurements in a row (failureLimit rolls back)."""
+    """Failed measurements in a row; a Pass or an Inconclusive ends the run (failureLimit in a row rolls back)."""
     consecutive_inconclusive: int = 0
-    """Inconclusive measurements in a row (inconclusiveLimit applies onInconclusive)."""
+    """Inconclusive measurements in a row; a Pass or a Fail ends the run (inconclusiveLimit applies onInconclusive)."""
     verdicts: list[SloVerdict] = Field(default_factory=list)
     """Per SLO (and per variant for experiments)."""
     error: str | None = None

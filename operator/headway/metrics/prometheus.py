@@ -9,22 +9,35 @@ renders guarantees: ``namespace``, ``modeldeployment``, ``variant``.
 BentoML's own metrics (``bentoml_service_request_total`` with ``http_response_code``,
 and the ``bentoml_service_request_duration_seconds`` histogram) feed the built-in SLOs;
 requests to the health and metrics endpoints are excluded.
+
+Besides the window's totals, ``fetch`` breaks the same counts down into *slices*: per pod
+(``seriesLabels.pod``) and per analysis interval since the window began, from one range
+query per series of the counters' values (``sum by (pod) (...)``, step = interval,
+anchored at the window's start so every look sees the same grid), differenced per pod
+(``PrometheusSource.slices``). The verdicts count evidence in these units, so a pod that
+fails for a few seconds is one bad slice, not hundreds of independent failures. A window
+longer than ``MAX_SLICES`` intervals is cut into slices of 2, 4, ... intervals (merged
+slices are still valid units), which bounds the points per series.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from headway.api.spec import SeriesLabels
+from headway.api.types import parse_duration
 from headway.metrics.base import MetricsError, SeriesQuery
-from headway.planning.verdicts import Histogram, RequestCounts, VariantData
+from headway.planning.verdicts import Histogram, RequestCounts, Slice, VariantData
 from headway.telemetry import QUERY_ERRORS, QUERY_SECONDS
 
 REQUESTS = "bentoml_service_request_total"
 DURATION_BUCKETS = "bentoml_service_request_duration_seconds_bucket"
 NOT_API = 'endpoint!~"/(livez|readyz|healthz|metrics|docs.json|schema.json)"'
+# Points per pod and series in a slice query: 6 h of 30 s intervals (Prometheus refuses 11,000).
+MAX_SLICES = 720
 
 
 def selector(labels: SeriesLabels, namespace: str, name: str, variant: str, extra: str = "") -> str:
@@ -32,6 +45,14 @@ def selector(labels: SeriesLabels, namespace: str, name: str, variant: str, extr
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}"
+
+
+def slice_seconds(window_seconds: float, interval_seconds: float) -> float:
+    """Length of one slice: the analysis interval, doubled until the window holds at most MAX_SLICES."""
+    step = max(1.0, interval_seconds)
+    while window_seconds / step > MAX_SLICES:
+        step *= 2.0
+    return step
 
 
 def render_query(promql: str, query: SeriesQuery) -> str:
@@ -64,6 +85,75 @@ class PrometheusSource:
             QUERY_SECONDS.observe(time.perf_counter() - started)
         return list(result)
 
+    def _range(self, promql: str, start: datetime, end: datetime, step: float) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            result = self._client.custom_query_range(query=promql, start_time=start, end_time=end, step=f"{step:g}",
+                                                     params={"timeout": f"{max(1, int(self._timeout))}s"})
+        except Exception as exc:  # as in _query: all "can't read"
+            QUERY_ERRORS.inc()
+            raise MetricsError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            QUERY_SECONDS.observe(time.perf_counter() - started)
+        return list(result)
+
+    def slices(self, query: SeriesQuery, with_latency: bool) -> tuple[Slice, ...]:
+        """Per pod and interval counts since the window began (empty if the window is shorter than one).
+
+        The counters' values at start, start + step, ... (one range query per series), and each
+        slice the difference between two consecutive points per pod; a drop is a counter reset
+        (a restarted pod), counted from zero like ``increase()`` does. Unlike
+        ``increase(x[step])`` at each point, which sees only the samples inside each step and
+        loses the increments between two steps (half of them with two scrapes per interval, as
+        the PodMonitor scrapes), differences count every increment once and extrapolate nothing.
+        Complete intervals only, on the same grid at every look.
+        """
+        span = (query.end - query.start).total_seconds()
+        step = slice_seconds(span, parse_duration(query.interval).total_seconds())
+        count = int(span // step)
+        if count < 1:
+            return ()
+        last = query.start + timedelta(seconds=step * count)
+        pod = query.labels.pod
+        sel = selector(query.labels, query.namespace, query.name, query.variant)
+        err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."')
+        origin = float(round(query.start.timestamp()))  # the client asks from a whole second
+
+        def increments(promql: str, *labels: str) -> dict[tuple[str, ...], dict[float, float]]:
+            """{label values: {slice start (s since the window began): increase over the slice}}."""
+            out: dict[tuple[str, ...], dict[float, float]] = {}
+            for row in self._range(promql, query.start, last, step):
+                values = sorted((round(float(at) - origin, 3), float(v)) for at, v in row.get("values", []))
+                known = {round(at / step): value for at, value in values}
+                series = out.setdefault(tuple(row["metric"].get(label, "") for label in labels), {})
+                for index, value in known.items():
+                    if index < 1 or math.isnan(value):
+                        continue
+                    before = known.get(index - 1, 0.0)  # a series new in this slice started at zero
+                    if math.isnan(before):
+                        continue
+                    series[round((index - 1) * step, 3)] = value - before if value >= before else value
+            return out
+
+        totals = increments(f"sum by ({pod}) ({REQUESTS}{sel})", pod)
+        # A pod with no 5xx series has answered no 5xx (BentoML creates it on the first one).
+        errors = increments(f"sum by ({pod}) ({REQUESTS}{err_sel})", pod)
+        buckets: dict[tuple[str, float], list[tuple[float, float]]] = {}
+        if with_latency:
+            for (name, le), series in increments(f"sum by ({pod}, le) ({DURATION_BUCKETS}{sel})", pod, "le").items():
+                for begin, value in series.items():
+                    buckets.setdefault((name, begin), []).append((float(le), value))
+        keys = {(name, begin) for (name,), series in totals.items() for begin in series} | set(buckets)
+        return tuple(
+            Slice(
+                pod=name, start=begin,
+                requests=RequestCounts(total=totals.get((name,), {}).get(begin),
+                                       errors=errors.get((name,), {}).get(begin, 0.0) if (name,) in totals else None),
+                latency=Histogram(tuple(sorted(buckets[(name, begin)]))) if (name, begin) in buckets else None,
+            )
+            for name, begin in sorted(keys, key=lambda k: (k[1], k[0]))
+        )
+
     def _scalar(self, promql: str, at: float) -> float | None:
         result = self._query(promql, at)
         if not result:
@@ -86,8 +176,15 @@ class PrometheusSource:
             rows = self._query(f"sum by (le) (increase({DURATION_BUCKETS}{sel}[{window}]))", at)
             buckets = sorted((float(r["metric"]["le"]), float(r["value"][1])) for r in rows if "le" in r["metric"])
             latency = Histogram(buckets=tuple(buckets)) if buckets else None
+        slices = self.slices(query, latency is not None) if total is not None or latency is not None else ()
         queries: dict[str, float | None] = {}
+        ratios: dict[str, tuple[float | None, float | None]] = {}
         for slo in query.slos:
-            if slo.query is not None:
-                queries[slo.query.name] = self._scalar(render_query(slo.query.promql, query), at)
-        return VariantData(requests=RequestCounts(total=total, errors=errors), latency=latency, queries=queries)
+            q = slo.query
+            if q is not None and q.numerator is not None and q.denominator is not None:  # a ratio: two counts
+                ratios[q.name] = (self._scalar(render_query(q.numerator, query), at),
+                                  self._scalar(render_query(q.denominator, query), at))
+            elif q is not None and q.promql is not None:  # an untested value
+                queries[q.name] = self._scalar(render_query(q.promql, query), at)
+        return VariantData(requests=RequestCounts(total=total, errors=errors), latency=latency, queries=queries,
+                           ratios=ratios, slices=slices)

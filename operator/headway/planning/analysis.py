@@ -106,7 +106,13 @@ def record(
     analysis: Analysis, previous: AnalysisStatus | None, req: AnalysisRequest,
     verdicts: Sequence[tuple[str, Verdict]], error: str | None, now: datetime,
 ) -> AnalysisStatus:
-    """The analysis status after one measurement: verdicts, and the consecutive counters."""
+    """The analysis status after one measurement: verdicts, and the consecutive counters.
+
+    ``consecutive_failures`` counts Fail results in a row: any other result (Pass or
+    Inconclusive, including a measurement that could not be taken) ends the run, so
+    ``failureLimit`` means consecutive Fails, as documented. ``consecutive_inconclusive``
+    counts Inconclusive results in a row; a Pass or a Fail ends it.
+    """
     result = overall([v for _, v in verdicts])
     same = same_window(previous, req)
     # Counters run across the windows of one revision (a step's Fail blocks the next step,
@@ -118,8 +124,8 @@ def record(
         failures, inconclusive = failures + 1, 0
     elif result == "Pass":
         failures, inconclusive = 0, 0
-    else:
-        inconclusive += 1
+    else:  # Inconclusive: not a Fail, so the run of Fails is broken
+        failures, inconclusive = 0, inconclusive + 1
     return AnalysisStatus(
         revision=req.revision, purpose=req.purpose, window_start=rfc3339(req.window_start), last_run=rfc3339(now),
         runs=(previous.runs + 1 if same and previous else 1), result=result,

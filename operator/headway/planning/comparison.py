@@ -13,7 +13,9 @@ from typing import Any, Literal
 from headway.api.analysis_spec import Slo
 from headway.api.types import parse_duration
 from headway.planning import stats
-from headway.planning.verdict_types import VariantData, error_counts, json_number, number, requests_served, slo_name
+from headway.planning.verdict_types import (
+    VariantData, error_counts, json_number, number, ratio_counts, requests_served, slo_name,
+)
 
 ComparisonResult = Literal["Winner", "NoDifference", "Inconclusive"]
 PairTest = Callable[[int, int], tuple[float, float]]
@@ -142,8 +144,10 @@ def experiment_metric(name: str, data: VariantData, metric: str, slos: Sequence[
 
     ``errorRate``: errors among requests. ``latency`` (or a latency SLO's name): requests
     slower than the first latency SLO's max (its bucket bound, or the next one up).
-    A query SLO's name: its value read as a per-request proportion (0-1) over the
-    requests served; higher is better when the SLO only sets ``min``.
+    A ratio query SLO's name: the numerator's events out of the denominator's (precision:
+    true positives out of predicted positives), the same counts its verdict tests. A value
+    query SLO's name: its value read as a per-request proportion (0-1) over the requests
+    served, or as a mean when above 1. Higher is better when the SLO only sets ``min``.
     """
     if metric == "errorRate":
         counts = error_counts(data)
@@ -160,6 +164,9 @@ def experiment_metric(name: str, data: VariantData, metric: str, slos: Sequence[
         return VariantMetric(name, stats.histogram_total(buckets), slow), True
     query = next((s.query for s in slos if s.query is not None and s.query.name == metric), None)
     lower_is_better = not (query is not None and query.min is not None and query.max is None)
+    if query is not None and query.numerator is not None:
+        counts = ratio_counts(data, metric)
+        return (VariantMetric(name, None) if counts is None else VariantMetric(name, counts[1], counts[0])), lower_is_better
     value = number(data.queries.get(metric))
     served = requests_served(data)
     if value is None or served is None:

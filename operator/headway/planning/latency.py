@@ -5,7 +5,8 @@ requests above the next bound up are surely slower than ``max`` (breach is judge
 them) and requests above the bound below include every request slower than ``max`` (met
 is judged on them). No interpolation inside a bucket is assumed. The relative test uses
 the bucket bound where the pooled (candidate + baseline) share of slower requests is
-nearest the percentile's share.
+nearest the percentile's share. With slices, each pod-interval's own histogram gives its
+units (``headway.planning.proportions``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import math
 from headway.api.analysis_spec import LatencySlo
 from headway.api.types import parse_duration
 from headway.planning import stats
-from headway.planning.proportions import Levels, Proportion, judge
-from headway.planning.verdict_types import VariantData, Verdict, inconclusive
+from headway.planning.proportions import Levels, Proportion, interval_units, judge, pod_units
+from headway.planning.verdict_types import Slice, VariantData, Verdict, inconclusive
 
 
 def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
@@ -32,7 +33,7 @@ def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline:
     # Possibly slower than max: above the bound below (none: every request may be).
     met = stats.count_above(buckets, below) if below is not None else total
     base = stats.clean_buckets(baseline.latency.buckets) if baseline is not None and baseline.latency else None
-    relative, base_rate = None, None
+    relative, base_rate, ref = None, None, None
     if base is not None:
         base_total = stats.histogram_total(base)
         if above is not None and _has_bound(base, above) and base_total >= levels.min_requests:
@@ -42,7 +43,28 @@ def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline:
             relative = (stats.count_above(buckets, ref), total, stats.count_above(base, ref), base_total)
     unit = f"slower than {_bound_text(below, above, limit)}"
     missing = baseline is not None and base is None
-    return judge(Proportion(name, allowed, total, breach, met, relative, base_rate, missing, unit), levels)
+
+    def slice_unit(s: Slice) -> tuple[float, float, float] | None:
+        b = _slice_buckets(s, [x for x in (below, above) if x is not None])
+        if b is None:
+            return None
+        n = stats.histogram_total(b)
+        surely = stats.count_above(b, above) if above is not None else 0.0
+        return surely, (stats.count_above(b, below) if below is not None else n), n
+
+    def slice_pair(s: Slice) -> tuple[float, float] | None:
+        b = None if ref is None else _slice_buckets(s, [ref])
+        return None if b is None or ref is None else (stats.count_above(b, ref), stats.histogram_total(b))
+
+    intervals = () if ref is None or baseline is None else interval_units(candidate.slices, baseline.slices, slice_pair)
+    return judge(Proportion(name, allowed, total, breach, met, relative, base_rate, missing, unit,
+                            units=pod_units(candidate.slices, slice_unit), intervals=intervals), levels)
+
+
+def _slice_buckets(s: Slice, bounds: list[float]) -> stats.Buckets | None:
+    """One slice's histogram, if usable and holding the bucket bounds the SLO needs."""
+    b = stats.clean_buckets(s.latency.buckets) if s.latency is not None else None
+    return b if b is not None and all(_has_bound(b, x) for x in bounds) else None
 
 
 def _has_bound(buckets: stats.Buckets, bound: float) -> bool:

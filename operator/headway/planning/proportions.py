@@ -3,15 +3,27 @@
 The rules (met -> Pass; relative -> Fail; breach -> Fail unless the baseline breaches
 too; else Inconclusive) are explained in ``headway.planning.verdicts``; the tests in
 ``headway.planning.stats``.
+
+With slices (per pod and interval counts, ``VariantData.slices``) the evidence is counted in
+units that absorb bursts of errors: the breach test bets once per pod-interval, the relative
+test once per interval and group of pods (``interval_units``), and the met test deflates the
+counts by the dispersion the slices show (``judge``, ``relative``). Without slices every
+request is an independent coin.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from headway.planning import stats
-from headway.planning.verdict_types import FAIL, INCONCLUSIVE, PASS, Result, Verdict, inconclusive, pct
+from headway.planning.verdict_types import FAIL, INCONCLUSIVE, PASS, Result, Slice, Verdict, inconclusive, pct
+
+# One pod over one interval: (events surely bad, events possibly bad, requests).
+Unit = tuple[float, float, float]
+# One variant over one interval: (bad events, requests, pods serving).
+IntervalCounts = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,56 @@ class Proportion:
     baseline_rate: float | None  # baseline's rate of surely-bad events (for the drift rule)
     baseline_missing: bool
     unit: str  # how to describe an event in words
+    # Per pod and interval, in time order (empty: no slices, requests count as independent).
+    units: tuple[Unit, ...] = ()
+    # Per interval and pod group, (candidate, baseline), for the relative test (empty: window totals).
+    intervals: tuple[tuple[IntervalCounts, IntervalCounts], ...] = ()
+
+
+def pod_units(slices: Sequence[Slice], count: Callable[[Slice], Unit | None]) -> tuple[Unit, ...]:
+    """The slices as test units in time order (then by pod); unusable slices and idle pods left out."""
+    units = (count(s) for s in sorted(slices, key=lambda s: (s.start, s.pod)))
+    return tuple(u for u in units if u is not None and u[2] > 0)
+
+
+def interval_units(
+    cand: Sequence[Slice], base: Sequence[Slice], count: Callable[[Slice], tuple[float, float] | None]
+) -> tuple[tuple[IntervalCounts, IntervalCounts], ...]:
+    """Units of the comparison with stable: (bad events, requests, effective pods) of each side.
+
+    Per interval, in time order, the pods serving in it are paired into g = min(candidate pods,
+    stable pods) disjoint groups (sorted by name, dealt round-robin): candidate group i against
+    stable group i. Disjoint pods make the g units of an interval independent of each other
+    (given independent pods), so a canary of four pods gives four units per interval where one
+    pooled share would give one; each unit still compares both variants over the same seconds.
+    An interval is left out when a variant has no usable slice in it, or any unusable one
+    (what is missing does not depend on the errors, so leaving it out keeps the test valid).
+    Effective pods: (sum n)^2 / sum n^2 over the group's requests (a pod that served only a
+    few requests counts for little).
+    """
+    def by_interval(slices: Sequence[Slice]) -> dict[float, list[tuple[str, tuple[float, float] | None]]]:
+        groups: dict[float, list[tuple[str, tuple[float, float] | None]]] = {}
+        for s in slices:
+            groups.setdefault(round(s.start, 3), []).append((s.pod, count(s)))
+        return groups
+
+    def side(rows: list[tuple[float, float]]) -> IntervalCounts:
+        n = sum(r[1] for r in rows)
+        return sum(r[0] for r in rows), n, n * n / sum(r[1] ** 2 for r in rows)
+
+    cands, bases = by_interval(cand), by_interval(base)
+    out: list[tuple[IntervalCounts, IntervalCounts]] = []
+    for start in sorted(set(cands) & set(bases)):
+        serving = []
+        for rows in (cands[start], bases[start]):
+            if any(r is None for _, r in rows):
+                break
+            serving.append([r for _, r in sorted(rows, key=lambda x: x[0]) if r is not None and r[1] > 0])
+        if len(serving) < 2 or not serving[0] or not serving[1]:
+            continue
+        g = min(len(serving[0]), len(serving[1]))
+        out.extend((side(serving[0][i::g]), side(serving[1][i::g])) for i in range(g))
+    return tuple(out)
 
 
 def judge(p: Proportion, levels: Levels) -> Verdict:
@@ -46,17 +108,30 @@ def judge(p: Proportion, levels: Levels) -> Verdict:
     n, q = p.requests, p.allowed
     if n < levels.min_requests:
         return inconclusive(p.name, f"{n:.0f} requests so far, fewer than minRequests {levels.min_requests}", n, q)
-    low, high = stats.confidence_sequence(p.breach_events, n, levels.breach, levels.met)
-    if p.met_events != p.breach_events:  # latency max between bucket bounds: two bounds
-        high = stats.confidence_sequence(p.met_events, n, levels.breach, levels.met)[1]
+    units = p.units
+    # Met: the window's counts deflated by the dispersion the slices show (1 without slices).
+    phi = stats.dispersion([u[1] for u in units], [u[2] for u in units])[0] if units else 1.0
+    met_k, met_n = p.met_events / phi, n / phi
+    if units:  # breach: bets per pod-interval
+        low = stats.betting_lower_bound([u[0] for u in units], [u[2] for u in units], levels.breach)
+        high = stats.confidence_sequence(met_k, met_n, levels.breach, levels.met)[1]
+    else:
+        low, high = stats.confidence_sequence(p.breach_events, n, levels.breach, levels.met)
+        if p.met_events != p.breach_events:  # latency max between bucket bounds: two bounds
+            high = stats.confidence_sequence(p.met_events, n, levels.breach, levels.met)[1]
     value = p.breach_events / n
     shown = f"{pct(value)} {p.unit} in {n:.0f} requests (bounds {pct(low)}-{pct(high)}), allowed {pct(q)}"
     base = "" if p.baseline_rate is None else f"; baseline {pct(p.baseline_rate)}"
+    if units:
+        shown += f"; {len(units)} pod-intervals, dispersion {phi:.3g} ({met_n:.0f} effective requests)"
+        if p.intervals:
+            shown += f", {len(p.intervals)} units compared with the baseline"
 
     def verdict(result: Result, log_e: float | None, why: str) -> Verdict:
         pv = None if log_e is None else stats.p_value(log_e)
         reason = f"{why}: {shown}{base}"
-        return Verdict(p.name, result, value, q, int(n), p.baseline_rate, log_e, pv, reason, low, high)
+        return Verdict(p.name, result, value, q, int(n), p.baseline_rate, log_e, pv, reason, low, high,
+                       dispersion=phi if units else None)
 
     if q <= 0.0:  # max 0: any bad event breaches; none in minRequests requests meets it
         if p.breach_events > 0:
@@ -64,8 +139,11 @@ def judge(p: Proportion, levels: Levels) -> Verdict:
         return verdict(PASS, None, "max is 0 and there are none")
     if q >= 1.0:
         return verdict(PASS, None, "max 100% always met")
-    met = stats.log_evalue(p.met_events, n, q, "less")
-    breach = stats.log_evalue(p.breach_events, n, q, "greater")
+    met = stats.log_evalue(met_k, met_n, q, "less")
+    if units:
+        breach = stats.log_betting_evalue([u[0] / (q * u[2]) for u in units])
+    else:
+        breach = stats.log_evalue(p.breach_events, n, q, "greater")
     worse = relative(p, levels)
     if met >= stats.evidence_threshold(levels.met):
         if p.baseline_missing:
@@ -92,7 +170,11 @@ def relative(p: Proportion, levels: Levels) -> tuple[bool, float, float] | None:
     kc, nc, kb, nb = p.relative
     if nc <= 0 or nb <= 0 or kc + kb <= 0:
         return None
-    theta0 = stats.null_share(nc, nb, levels.margin)
-    log_e = stats.log_evalue(kc, kc + kb, theta0, "greater")
+    if p.intervals:  # bets per interval on the candidate's share of that interval's bad events
+        ratios = (stats.share_ratio(cand, base, levels.margin) for cand, base in p.intervals)
+        log_e = stats.log_betting_evalue([r for r in ratios if r is not None])
+    else:
+        theta0 = stats.null_share(nc, nb, levels.margin)
+        log_e = stats.log_evalue(kc, kc + kb, theta0, "greater")
     ratio = (kc / nc) / (kb / nb) if kb > 0 else math.inf
     return log_e >= stats.evidence_threshold(levels.relative), log_e, ratio

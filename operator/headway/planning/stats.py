@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 # scipy is imported inside the functions that use it, not here: it costs ~100 MB of
 # memory, and most ModelDeployments never run an analysis (the operator has to stay
@@ -160,6 +160,97 @@ def _boundary(k: float, f: float, level: float, side: Side, estimate: float) -> 
     return float(special.expit(root))
 
 
+# --- Evidence in slices: errors that come in bursts -----------------------------------------
+# The mixture above treats every request as an independent coin. Errors are not always like
+# that: a pod that fails for ten seconds produces dozens of errors at once, and counted one by
+# one they look like overwhelming proof. Evidence is then counted per *slice* (one pod over one
+# analysis interval, or one interval for the comparison with stable), each slice giving one
+# factor that is linear in its bad events (testing by betting: Shafer, "Testing by betting",
+# JRSS A 2021; Waudby-Smith & Ramdas, "Estimating means of bounded random variables by
+# betting", JRSS B 2024). For a slice, R = observed bad events / the most the null allows
+# (e.g. errors / (q x requests)); the factor 1 + b (R - 1) with a fixed fraction b in [0, 1)
+# is positive and, when the null's conditional expectation E[R | earlier slices] <= 1 holds,
+# has expectation <= 1. The product over slices is then a nonnegative supermartingale and
+# Ville's inequality applies, *whatever the requests inside a slice do* (a pod down for the
+# whole interval included): the guarantee needs independence only between slices, not between
+# requests. The price: one slice can multiply the evidence by at most R, so a Fail needs at
+# least log(1/alpha) / log(R) slices (three for a 5x regression at alpha 1.25%).
+
+# Fractions of the evidence bet on each slice; the e-value is the average of the wealths of
+# these constant bets (a mixture over b, which costs log(len) in the threshold). Small b for
+# small effects over many slices, large b for large ones over few.
+BET_FRACTIONS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95)
+
+
+def log_betting_evalue(ratios: Sequence[float]) -> float:
+    """Natural log of the betting e-value after slices with ``ratios`` R_i, in time order.
+
+    R_i >= 0 is slice i's bad events divided by the most the null allows it (under the null
+    E[R_i | earlier slices] <= 1). The e-value is the mean over ``BET_FRACTIONS`` b of
+    prod_i (1 + b (R_i - 1)); reject at level alpha once it reaches 1/alpha.
+    """
+    import numpy as np
+
+    r = np.asarray(ratios, dtype=float)
+    return _log_wealth(r[np.isfinite(r)])
+
+
+def _log_wealth(ratios: Any) -> float:
+    import numpy as np
+
+    if ratios.size == 0:
+        return 0.0
+    bets = np.asarray(BET_FRACTIONS)
+    log_wealth = np.log1p(bets[:, None] * (np.maximum(ratios, 0.0)[None, :] - 1.0)).sum(axis=1)
+    top = float(log_wealth.max())
+    return top + math.log(float(np.exp(log_wealth - top).sum())) - math.log(len(bets))
+
+
+def betting_lower_bound(events: Sequence[float], sizes: Sequence[float], alpha: float) -> float:
+    """The largest rate q0 that the slice test of "rate <= q0" rejects at ``alpha`` (0 if none).
+
+    The slices' ratios are events_i / (q0 sizes_i); the e-value falls as q0 rises, so the
+    rejected rates are an interval (0, bound): an anytime-valid lower confidence bound under
+    the same assumption as the test (independent slices, whatever happens inside one).
+    """
+    import numpy as np
+    from scipy import optimize
+
+    k, n = np.asarray(events, dtype=float), np.asarray(sizes, dtype=float)
+    used = n > 0
+    rates = np.clip(k[used], 0.0, n[used]) / n[used]
+    if rates.size == 0 or rates.sum() <= 0:
+        return 0.0
+    level = evidence_threshold(alpha)
+
+    def excess(log_q0: float) -> float:
+        return _log_wealth(rates / math.exp(log_q0)) - level
+
+    low, high = math.log(_EPS), math.log(1.0 - _EPS)
+    if excess(low) < 0.0:
+        return 0.0
+    if excess(high) >= 0.0:
+        return 1.0 - _EPS
+    return math.exp(optimize.brentq(excess, low, high, xtol=1e-4))
+
+
+def dispersion(events: Sequence[float], sizes: Sequence[float]) -> tuple[float, int]:
+    """(phi, degrees of freedom): Pearson's X^2 / df of the slices' counts around their pooled rate.
+
+    phi ~ 1 when requests are independent coins, larger when bad events come in bursts (the
+    quasi-binomial dispersion, Wedderburn 1974; McCullagh & Nelder 1989, 4.5.1). Never below
+    1; 1 with fewer than two slices or no bad event at all.
+    """
+    pairs = [(min(max(float(k), 0.0), float(n)), float(n)) for k, n in zip(events, sizes) if n > 0]
+    df = len(pairs) - 1
+    total_k, total_n = sum(k for k, _ in pairs), sum(n for _, n in pairs)
+    if df < 1 or total_k <= 0 or total_k >= total_n:
+        return 1.0, max(df, 0)
+    p = total_k / total_n
+    chi2 = sum((k - n * p) ** 2 / (n * p * (1.0 - p)) for k, n in pairs)
+    return max(1.0, chi2 / df), df
+
+
 def null_share(candidate_exposure: float, baseline_exposure: float, margin: float) -> float:
     """Share of events the candidate may have under ``rate_c <= (1 + margin) * rate_b``.
 
@@ -173,6 +264,32 @@ def null_share(candidate_exposure: float, baseline_exposure: float, margin: floa
         raise ValueError("both exposures must be positive")
     r = candidate_exposure / total
     return r * (1.0 + margin) / (r * (1.0 + margin) + (1.0 - r))
+
+
+def share_ratio(cand: tuple[float, float, float], base: tuple[float, float, float], margin: float) -> float | None:
+    """One interval of the comparison with stable, as a betting ratio (None: no bad event, no traffic).
+
+    ``cand``/``base`` are (bad events, requests, pods) of each variant over the interval. The
+    candidate's share of the interval's bad events, divided by the share it may have under
+    "its rate is at most (1 + margin) x stable's" (``null_share``). Each candidate event weighs
+    w = max(1, stable's requests per pod / candidate's requests per pod): with equal pods (w = 1)
+    this is the share of Lindon et al., exact for independent requests given the interval's
+    total; when the candidate's pods are lighter, a burst of one pod (a hiccup) makes the same
+    *share of that pod's requests* fail whichever variant it hits, and weighing by pods keeps
+    such a burst as likely to be the candidate's as its share of pods says. (For independent
+    requests the weighted share's expectation is still at most the null share: the share is
+    concave in the candidate's count when w >= 1.)
+    """
+    kc, nc, pc = cand
+    kb, nb, pb = base
+    if nc <= 0 or nb <= 0 or pc <= 0 or pb <= 0:
+        return None
+    kc, kb = min(max(kc, 0.0), nc), min(max(kb, 0.0), nb)
+    if kc + kb <= 0:
+        return None
+    w = max(1.0, (nb / pb) / (nc / pc))
+    share = w * kc / (w * kc + kb)
+    return share / null_share(w * nc, nb, margin)
 
 
 def two_proportion_ztest(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float]:

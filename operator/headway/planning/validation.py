@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from headway.api.base import ApiModel
 from headway.api.spec import ModelDeploymentSpec, ModelSpec
-from headway.api.types import check_label_key, check_label_value, parse_quantity
+from headway.api.types import check_label_key, check_label_value, parse_duration, parse_quantity
 from headway.planning.capabilities import DEFAULT_PROVIDER, PinKind, capabilities_of, providers_that
 from headway.planning.naming import MAX_NAME_LENGTH, bento_name_version
 
@@ -46,6 +46,12 @@ _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 IMAGE_REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+# A query's range selector over {{interval}} ("[{{interval}}]", or a subquery "[{{interval}}:15s]").
+_INTERVAL_RANGE = re.compile(r"\[\s*\{\{interval\}\}\s*[\]:]")
+# The scrape intervals of common setups (Prometheus' own default 1m aside): 15 s to 30 s. A range
+# must hold at least MIN_RANGE_SCRAPES scrapes at the slower of them to be more than noise.
+COMMON_SCRAPE_SECONDS = (15, 30)
+MIN_RANGE_SCRAPES = 4
 _RESOURCE_NAME = re.compile(r"^(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGTPE]i?|[a-z0-9.-]+/[-a-zA-Z0-9_.]+)$")
 
 
@@ -187,6 +193,7 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
         for key, value in spec.cost.labels.items():
             problems += _label_problems("spec.cost.labels", key, value)
     problems += _provider_problems(spec)
+    problems += _query_problems(spec)
     if spec.experiment:
         for i, variant in enumerate(spec.experiment.variants):
             if variant.model is not None and variant.name in RESERVED_VARIANTS:
@@ -195,6 +202,36 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
                 problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
             if len(name) + 1 + len(variant.name) > 63:
                 problems.append(Problem(f"spec.experiment.variants[{i}].name", "<metadata.name>-<variant name> must fit in 63 characters"))
+    return problems
+
+
+def _query_problems(spec: ModelDeploymentSpec) -> list[Problem]:
+    """A value query whose range is ``[{{interval}}]`` with an interval too short to hold enough scrapes.
+
+    Such a query is a fresh handful of samples at every look (at 30 s, one or two scrapes: a
+    rate over them is mostly noise) and the README's old example was one. The rule: the range
+    must hold at least MIN_RANGE_SCRAPES scrapes at a 30 s scrape interval, i.e. analysis.interval
+    >= 2m. Ratios cannot use {{interval}} at all (a CRD rule): they count over [{{window}}].
+    """
+    if spec.analysis is None:
+        return []
+    seconds = parse_duration(spec.analysis.interval).total_seconds()
+    fast, slow = COMMON_SCRAPE_SECONDS
+    needed = MIN_RANGE_SCRAPES * slow
+    if seconds >= needed:
+        return []
+    problems = []
+    for i, slo in enumerate(spec.analysis.slos):
+        if slo.query is None or slo.query.promql is None or not _INTERVAL_RANGE.search(slo.query.promql):
+            continue
+        problems.append(Problem(
+            f"spec.analysis.slos[{i}].query.promql",
+            f"a [{{{{interval}}}}] range is only {spec.analysis.interval} of data: at the {fast}-{slow} s scrape intervals "
+            f"of common setups that is {int(seconds // slow)}-{int(seconds // fast)} scrapes per series, and a value needs "
+            f"at least {MIN_RANGE_SCRAPES} at {slow} s scrapes to be more than noise. Count over the analysis window with [{{{{window}}}}] "
+            f"(best as a numerator/denominator ratio, which is tested), or set spec.analysis.interval to at least "
+            f"{needed // 60}m",
+        ))
     return problems
 
 

@@ -41,16 +41,36 @@ class Histogram:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """One pod over one analysis interval of the window: the unit clustered errors come in.
+
+    ``start`` is seconds since the window began; ``requests``/``latency`` are that pod's
+    increase over the interval (same semantics as the window's totals). A hiccup of one pod
+    lands in one or two slices, a worse version in all of its slices."""
+
+    pod: str
+    start: float
+    requests: RequestCounts = field(default_factory=RequestCounts)
+    latency: Histogram | None = None
+
+
+@dataclass(frozen=True)
 class VariantData:
     """Everything measured for one variant over the analysis window.
 
     ``queries`` maps a query SLO's name to its value (None or NaN: missing). Pass
     ``VariantData()`` when Prometheus could not be reached: every verdict is Inconclusive.
+    ``slices`` breaks the window's counts down per pod and interval (empty: not measured,
+    requests are then treated as independent).
     """
 
     requests: RequestCounts = field(default_factory=RequestCounts)
     latency: Histogram | None = None
     queries: Mapping[str, float | None] = field(default_factory=dict)
+    slices: tuple[Slice, ...] = ()
+    # A ratio query SLO's name -> (numerator, denominator): its two counts over the window
+    # (None or NaN: missing), judged as a proportion like the error rate.
+    ratios: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,11 @@ class Verdict:
     reason: str
     ci_low: float | None = None
     ci_high: float | None = None
+    # False for a value query SLO (promql): no test decided, so it may hold but never fail.
+    tested: bool = True
+    # With slices: the overdispersion of the candidate's counts across pods and intervals
+    # (1: like independent requests); the met test counts samples / dispersion requests.
+    dispersion: float | None = None
 
     def to_evidence(self) -> dict[str, Any]:
         """JSON-safe, camelCase: what goes into status history and Events."""
@@ -90,6 +115,10 @@ class Verdict:
             "ciLow": json_number(self.ci_low),
             "ciHigh": json_number(self.ci_high),
             "reason": self.reason,
+            **({} if self.dispersion is None else {
+                "dispersion": json_number(self.dispersion),
+                "effectiveSamples": json_number(self.samples / self.dispersion),
+            }),
         }
 
 
@@ -135,8 +164,13 @@ def slo_name(slo: Slo) -> str:
 
 
 def overall(verdicts: Sequence[Verdict]) -> Result:
-    """Any Fail -> Fail; every verdict Pass -> Pass; else (or none at all) Inconclusive."""
-    if any(v.result == FAIL for v in verdicts):
+    """Any tested Fail -> Fail; every verdict Pass -> Pass; else (or none at all) Inconclusive.
+
+    An untested verdict (a value query SLO) never makes the look a Fail, so it can never count
+    towards failureLimit: out of bounds it holds (Inconclusive) like missing data. (Its verdict
+    is Inconclusive already; a Fail marked untested is held here too.)
+    """
+    if any(v.result == FAIL and v.tested for v in verdicts):
         return FAIL
     if verdicts and all(v.result == PASS for v in verdicts):
         return PASS
@@ -158,7 +192,22 @@ def requests_served(data: VariantData) -> float | None:
 
 def error_counts(data: VariantData) -> tuple[float, float] | None:
     """(errors, requests), or None if missing or inconsistent (more errors than requests)."""
-    total, errors = number(data.requests.total), number(data.requests.errors)
+    return request_counts(data.requests)
+
+
+def request_counts(requests: RequestCounts) -> tuple[float, float] | None:
+    """(errors, requests) of a window or a slice, or None if missing or inconsistent."""
+    total, errors = number(requests.total), number(requests.errors)
     if total is None or errors is None or errors > total * 1.01 + 1.0:
         return None
     return min(errors, total), total
+
+
+def ratio_counts(data: VariantData, name: str) -> tuple[float, float] | None:
+    """A ratio query SLO's (numerator, denominator), or None if missing, negative or
+    inconsistent (numerator above denominator beyond increase()'s extrapolation slack)."""
+    numerator, denominator = data.ratios.get(name, (None, None))
+    k, n = number(numerator), number(denominator)
+    if k is None or n is None or k > n * 1.01 + 1.0:
+        return None
+    return min(k, n), n

@@ -34,6 +34,12 @@ How one SLO is judged (details and references in docs/verdicts.md and in
   every request slower than ``max`` (met is judged on them). No interpolation inside a
   bucket is assumed. The relative latency test uses the bucket bound where the pooled
   (candidate + baseline) share of slower requests is nearest the percentile's share.
+* Bursts of errors (a pod failing for a few seconds): with ``VariantData.slices`` (per pod
+  and interval counts) the breach and relative tests bet once per unit (pod-interval;
+  interval and group of pods) instead of once per request, so their guarantee needs
+  independent units, not independent requests, and one burst is one bad unit; the met test
+  deflates the counts by the dispersion the slices show (``headway.planning.proportions``,
+  ``headway.planning.stats``, docs/verdicts.md "Errors come in bursts").
 * False rollbacks: ``alpha`` is split over the SLOs and, within an SLO, between the
   breach and the relative test (Bonferroni), so the probability that a version meeting
   every SLO and no worse than stable gets even one Fail, over the whole analysis, is at
@@ -48,20 +54,21 @@ re-exports the names callers use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from headway.api.analysis_spec import Slo
+from headway.api.analysis_spec import QuerySlo, Slo
 from headway.planning import stats
 from headway.planning.comparison import Comparison, ComparisonResult, VariantMetric, compare_variants, experiment_metric
 from headway.planning.latency import assess_latency
-from headway.planning.proportions import Levels, Proportion, judge, relative
+from headway.planning.proportions import Levels, Proportion, interval_units, judge, pod_units, relative
 from headway.planning.verdict_types import (
-    DEFAULT_ALPHA, DEFAULT_MARGIN, FAIL, INCONCLUSIVE, PASS, TRAFFIC_SLO, Histogram, RequestCounts, Result, VariantData,
-    Verdict, error_counts, finite, inconclusive, overall, requests_served, slo_name,
+    DEFAULT_ALPHA, DEFAULT_MARGIN, FAIL, INCONCLUSIVE, PASS, TRAFFIC_SLO, Histogram, RequestCounts, Result, Slice, VariantData,
+    Verdict, error_counts, finite, inconclusive, overall, ratio_counts, request_counts, requests_served, slo_name,
 )
 
 __all__ = [
     "DEFAULT_ALPHA", "DEFAULT_MARGIN", "FAIL", "INCONCLUSIVE", "PASS", "TRAFFIC_SLO", "Comparison", "ComparisonResult",
-    "Histogram", "RequestCounts", "Result", "VariantData", "VariantMetric", "Verdict", "assess", "compare_variants",
+    "Histogram", "RequestCounts", "Result", "Slice", "VariantData", "VariantMetric", "Verdict", "assess", "compare_variants",
     "experiment_metric", "overall", "slo_name",
 ]
 
@@ -107,7 +114,7 @@ def assess(
             verdicts.append(assess_latency(name, slo.latency, candidate, baseline_data, levels))
         else:
             assert slo.query is not None
-            verdicts.append(_assess_query(name, slo.query.min, slo.query.max, candidate, baseline_data, levels))
+            verdicts.append(_assess_query(name, slo.query, candidate, baseline_data, levels))
     return verdicts
 
 
@@ -131,12 +138,85 @@ def _assess_error_rate(
             baseline_rate=base[0] / base[1] if base is not None and base_usable else None,
             baseline_missing=baseline is not None and base is None,
             unit="errors",
+            units=pod_units(candidate.slices, _slice_errors),
+            intervals=() if baseline is None else interval_units(candidate.slices, baseline.slices, _slice_error_pair),
         ),
         levels,
     )
 
 
-def _assess_query(
+def _slice_errors(s: Slice) -> tuple[float, float, float] | None:
+    counts = request_counts(s.requests)
+    return None if counts is None else (counts[0], counts[0], counts[1])
+
+
+def _slice_error_pair(s: Slice) -> tuple[float, float] | None:
+    return request_counts(s.requests)
+
+
+def _assess_query(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+    """A custom query: a ratio is a proportion, tested like the error rate; a value is untested."""
+    if slo.numerator is not None:
+        return _assess_ratio(name, slo, candidate, baseline, levels)
+    return _assess_value(name, slo.min, slo.max, candidate, baseline, levels)
+
+
+def _assess_ratio(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+    """numerator / denominator over the window, judged by the proportion test (``judge``).
+
+    The bad events are the numerator's with ``max`` (allowed share ``max``), and the
+    denominator's events outside the numerator with ``min`` (allowed share ``1 - min``):
+    "ratio >= min" is exactly "1 - ratio <= 1 - min", so met, breach and the relative test
+    apply unchanged, and "worse than stable" means a lower ratio. The denominator's events
+    are the samples (minRequests counts them). The verdict is reported in the ratio's
+    terms: value, threshold, baseline value and bounds are ratios, compared with ``min``.
+    """
+    at_least = slo.min is not None
+    bound = slo.min if slo.min is not None else slo.max
+    assert bound is not None  # a ratio sets exactly one of min and max (CRD rule)
+    allowed = 1.0 - bound if at_least else bound
+
+    def bad(counts: tuple[float, float]) -> tuple[float, float]:
+        numerator, denominator = counts
+        return (max(0.0, denominator - numerator) if at_least else numerator), denominator
+
+    raw = candidate.ratios.get(name, (None, None))
+    counts = ratio_counts(candidate, name)
+    if counts is None:
+        missing = [part for part, x in zip(("numerator", "denominator"), raw) if finite(x) is None]
+        why = f"{' and '.join(missing)} returned no value (missing or NaN)" if missing else "counts negative or numerator above denominator"
+        return inconclusive(name, f"ratio {why}", 0.0, bound)
+    events, n = bad(counts)
+    base = ratio_counts(baseline, name) if baseline is not None else None
+    base_events, base_n = bad(base) if base is not None else (0.0, 0.0)
+    verdict = judge(
+        Proportion(
+            name=name,
+            allowed=allowed,
+            requests=n,
+            breach_events=events,
+            met_events=events,
+            relative=None if base is None else (events, n, base_events, base_n),
+            baseline_rate=base_events / base_n if base is not None and base_n >= levels.min_requests else None,
+            baseline_missing=baseline is not None and base is None,
+            unit="outside the numerator" if at_least else "counted by the numerator",
+        ),
+        levels,
+    )
+    # judge() calls the samples "requests": say what they are here.
+    shown = f"ratio {counts[0] / n:.4g} = {counts[0]:.0f}/{n:.0f}" if n > 0 else f"ratio -, denominator {n:.0f}"
+    reason = f"{verdict.reason}; {shown}, {'min' if at_least else 'max'} {bound:g}"
+    if not at_least:
+        return replace(verdict, reason=reason)
+
+    def flip(x: float | None) -> float | None:
+        return None if x is None else 1.0 - x
+
+    return replace(verdict, value=flip(verdict.value), threshold=bound, baseline_value=flip(verdict.baseline_value),
+                   ci_low=flip(verdict.ci_high), ci_high=flip(verdict.ci_low), reason=reason)
+
+
+def _assess_value(
     name: str,
     low: float | None,
     high: float | None,
@@ -144,15 +224,20 @@ def _assess_query(
     baseline: VariantData | None,
     levels: Levels,
 ) -> Verdict:
-    """A custom query: one number, compared with min/max; no sampling model, so no test."""
+    """A value query: one number compared with min/max, no sampling model, so *untested*.
+
+    Within bounds -> Pass; out of bounds -> Inconclusive (it holds the rollout, and the
+    reason says why), never Fail: a number with no test behind it cannot tell noise from a
+    regression, so it may block a promotion but never roll back (``overall``).
+    """
     threshold = high if high is not None else low
     value = finite(candidate.queries.get(name))
     served = requests_served(candidate) or 0.0
     if value is None:
-        return inconclusive(name, "query returned no value (missing or NaN)", served, threshold)
+        return replace(inconclusive(name, "untested query returned no value (missing or NaN)", served, threshold), tested=False)
     if served < levels.min_requests:
-        why = f"{served:.0f} requests so far, fewer than minRequests {levels.min_requests}"
-        return inconclusive(name, why, served, threshold)
+        why = f"untested query: {served:.0f} requests so far, fewer than minRequests {levels.min_requests}"
+        return replace(inconclusive(name, why, served, threshold), tested=False)
     base = finite(baseline.queries.get(name)) if baseline is not None else None
 
     def outside(x: float) -> bool:
@@ -162,12 +247,13 @@ def _assess_query(
     text = f"value {value:g} ({bounds}) after {served:.0f} requests" + ("" if base is None else f"; baseline {base:g}")
 
     def verdict(result: Result, why: str) -> Verdict:
-        return Verdict(name, result, value, threshold, int(served), base, None, None, f"{why}: {text}")
+        return Verdict(name, result, value, threshold, int(served), base, None, None, f"untested query {why}: {text}", tested=False)
 
     if outside(value):
         if base is not None and outside(base):
             return verdict(INCONCLUSIVE, "outside bounds, but so is the baseline (service-wide)")
-        return verdict(FAIL, "outside bounds")
+        return verdict(INCONCLUSIVE, "outside bounds: holding (an untested value never rolls back; "
+                                     "write it as numerator/denominator to test it)")
     if baseline is not None and base is None:
         return verdict(INCONCLUSIVE, "within bounds, but the baseline's value is missing")
     return verdict(PASS, "within bounds")
@@ -188,7 +274,8 @@ def _assess_traffic(candidate: VariantData, baseline: VariantData | None, levels
         return inconclusive(TRAFFIC_SLO, "error counts of candidate or baseline missing: cannot compare", served)
     (errors, total), (base_errors, base_total) = counts, base
     rate, base_rate = errors / total, (base_errors / base_total if base_total > 0 else None)
-    p = Proportion(TRAFFIC_SLO, 1.0, total, errors, errors, (errors, total, base_errors, base_total), None, False, "errors")
+    p = Proportion(TRAFFIC_SLO, 1.0, total, errors, errors, (errors, total, base_errors, base_total), None, False, "errors",
+                   intervals=interval_units(candidate.slices, baseline.slices, _slice_error_pair))
     whole = Levels(levels.min_requests, levels.met, levels.met, levels.met, levels.margin, True)  # the only test
     worse = relative(p, whole)
     if worse is not None and worse[0]:

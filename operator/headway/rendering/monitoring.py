@@ -36,7 +36,7 @@ def build_podmonitor(owner: Owner, spec: ModelDeploymentSpec, labels: dict[str, 
         {"action": "replace", "sourceLabels": [_meta_label(LABEL_MD)], "targetLabel": names.model_deployment},
         {"action": "replace", "sourceLabels": [_meta_label(LABEL_VARIANT)], "targetLabel": names.variant},
         {"action": "replace", "sourceLabels": [_meta_label(LABEL_REVISION)], "targetLabel": "revision"},
-        {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "pod"},
+        {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": names.pod},
         # prometheus-operator sets a target label endpoint="http", which would rename BentoML's own
         # `endpoint` label to exported_endpoint and defeat the filter on health-check requests.
         {"action": "labeldrop", "regex": "endpoint"},

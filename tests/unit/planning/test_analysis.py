@@ -98,6 +98,21 @@ def test_a_pass_resets_the_failure_count() -> None:
     assert status.consecutive_failures == 1 and not analysis.gate(cfg, status, req).rollback
 
 
+@pytest.mark.parametrize("error", [None, "connection refused"])
+def test_failure_limit_counts_consecutive_fails_an_inconclusive_breaks_the_run(error: str | None) -> None:
+    cfg = spec().analysis  # failureLimit 2
+    req = analysis.request(spec(), running_step(), T0)
+    assert cfg is not None and req is not None
+    status = None
+    for i, result in enumerate(["Fail", "Inconclusive", "Fail"]):
+        status = analysis.record(cfg, status, req, [("candidate", verdict(result))], error if result == "Inconclusive" else None,
+                                 T0 + timedelta(seconds=30 * i))
+        assert not analysis.gate(cfg, status, req).rollback, f"rolled back after look {i + 1} ({result})"
+    assert status is not None and status.consecutive_failures == 1 and status.consecutive_inconclusive == 0
+    status = analysis.record(cfg, status, req, [("candidate", verdict("Fail"))], None, T0 + timedelta(seconds=90))
+    assert status.consecutive_failures == 2 and analysis.gate(cfg, status, req).rollback
+
+
 @pytest.mark.parametrize("on_inconclusive, rollback", [("hold", False), ("rollback", True)])
 def test_too_many_inconclusive_measurements(on_inconclusive: str, rollback: bool) -> None:
     s = spec(inconclusiveLimit=3, onInconclusive=on_inconclusive)

@@ -194,3 +194,107 @@ def test_bucket_quantile_like_prometheus(q: float, expected: float) -> None:
     buckets = ((0.1, 80.0), (0.25, 95.0), (0.5, 99.0), (INF, 100.0))
     assert stats.bucket_quantile(buckets, q) == pytest.approx(expected)
     assert stats.bucket_quantile(((0.1, 0.0), (INF, 0.0)), 0.99) is None
+
+
+# --- evidence in slices: bursts of errors ---------------------------------------------------------
+
+
+def test_betting_evalue_basics() -> None:
+    assert stats.log_betting_evalue([]) == 0.0
+    assert stats.log_betting_evalue([1.0] * 50) == pytest.approx(0.0)  # exactly what the null allows: no evidence
+    assert stats.log_betting_evalue([0.5] * 10) < 0.0
+    more = [stats.log_betting_evalue([r] * 5) for r in (1.5, 2.0, 4.0, 8.0)]
+    assert more == sorted(more) and more[-1] >= LEVEL
+    # One slice can multiply the evidence by at most its ratio: a single burst proves nothing.
+    assert stats.log_betting_evalue([100.0]) < math.log(100.0)
+    assert stats.log_betting_evalue([math.nan, 2.0]) == stats.log_betting_evalue([2.0])
+
+
+def _bursts(rng: np.random.Generator, runs: int, slices: int, n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Errors that come all at once: a slice fails entirely with probability q, else not at all."""
+    return n * (rng.random((runs, slices)) < q), np.full((runs, slices), float(n))
+
+
+def test_slice_test_holds_alpha_whatever_happens_inside_a_slice() -> None:
+    """Mean rate exactly q, every error in a burst: the per-request test is fooled, the slice test is not."""
+    rng = np.random.default_rng(5)
+    k, n = _bursts(rng, runs=400, slices=60, n=150, q=0.01)
+    slice_test = request_test = 0
+    for row_k, row_n in zip(k, n):
+        ratios = (row_k / (0.01 * row_n)).tolist()
+        slice_test += any(stats.log_betting_evalue(ratios[: t + 1]) >= LEVEL for t in range(len(ratios)))
+        cum_k, cum_n = row_k.cumsum(), row_n.cumsum()
+        request_test += any(stats.log_evalue(float(a), float(b), 0.01, "greater") >= LEVEL
+                            for a, b in zip(cum_k, cum_n) if a > 0)
+    assert slice_test / 400 <= ALPHA
+    assert request_test / 400 > 5 * ALPHA  # the old evidence: one burst "proves" a breach
+
+
+def test_slice_test_detects_a_uniform_regression() -> None:
+    rng = np.random.default_rng(6)
+    k = rng.binomial(600, 0.05, size=(40, 12))  # 5% against 2%, 600 requests per slice
+    first = [next((t + 1 for t in range(12) if stats.log_betting_evalue((row[: t + 1] / (0.02 * 600)).tolist()) >= LEVEL), None) for row in k]
+    assert all(f is not None and f <= 6 for f in first)
+
+
+@pytest.mark.parametrize("rate", [0.002, 0.02, 0.2])
+def test_betting_lower_bound_inverts_the_test(rate: float) -> None:
+    rng = np.random.default_rng(8)
+    n = np.full(20, 500.0)
+    k = rng.binomial(500, rate, 20).astype(float)
+    low = stats.betting_lower_bound(k.tolist(), n.tolist(), ALPHA)
+    assert 0.0 < low < k.sum() / n.sum()
+    assert stats.log_betting_evalue((k / (low * 0.98 * n)).tolist()) >= LEVEL
+    assert stats.log_betting_evalue((k / (low * 1.02 * n)).tolist()) < LEVEL
+    assert stats.betting_lower_bound([0.0, 0.0], [100.0, 100.0], ALPHA) == 0.0
+    assert stats.betting_lower_bound([], [], ALPHA) == 0.0
+
+
+def test_dispersion_tells_bursts_from_independent_requests() -> None:
+    rng = np.random.default_rng(9)
+    n = np.full(60, 300.0)
+    phi, df = stats.dispersion(rng.binomial(300, 0.01, 60).tolist(), n.tolist())
+    assert df == 59 and 1.0 <= phi < 1.5
+    bursty = rng.binomial(300, 0.002, 60).astype(float)
+    bursty[[7, 33]] += 100  # two pods down for a third of an interval
+    assert stats.dispersion(bursty.tolist(), n.tolist())[0] > 20
+    assert stats.dispersion([5.0], [100.0]) == (1.0, 0)  # one slice: no spread to measure
+    assert stats.dispersion([0.0, 0.0], [100.0, 100.0]) == (1.0, 1)
+
+
+def test_share_ratio() -> None:
+    # Equal pods: the candidate's share of the interval's bad events over Lindon's null share.
+    r = stats.share_ratio((10.0, 1000.0, 1.0), (90.0, 9000.0, 9.0), 0.25)
+    assert r == pytest.approx(0.1 / stats.null_share(1000.0, 9000.0, 0.25))
+    # Lighter candidate pods (1 of 4 pods, 10% of the requests): its events weigh 3x.
+    w = 3.0
+    r = stats.share_ratio((10.0, 1000.0, 1.0), (30.0, 9000.0, 3.0), 0.0)
+    assert r == pytest.approx((w * 10 / (w * 10 + 30)) / stats.null_share(w * 1000.0, 9000.0, 0.0))
+    assert stats.share_ratio((0.0, 1000.0, 1.0), (0.0, 9000.0, 9.0), 0.25) is None  # no bad event: no bet
+    assert stats.share_ratio((1.0, 0.0, 0.0), (0.0, 9000.0, 9.0), 0.25) is None
+
+
+@pytest.mark.parametrize("cand_pod_rps, base_pods, base_pod_rps", [(5, 9, 5), (5, 3, 15)])
+def test_share_test_holds_alpha_when_pods_hiccup(cand_pod_rps: float, base_pods: int, base_pod_rps: float) -> None:
+    """A good version: every pod (1 candidate, the stable's) fails a third of an interval now and then.
+
+    Each interval's share of bad events is one bet: a candidate hiccup is one unit of evidence,
+    as likely as its share of pods says; the pooled per-request test reads it as proof."""
+    rng = np.random.default_rng(10)
+    runs, intervals, hiccup, p = 300, 60, 0.03, 0.003
+    slice_fails = request_fails = 0
+    for _ in range(runs):
+        nc = rng.poisson(cand_pod_rps * 30, intervals).astype(float)
+        nb = rng.poisson(base_pod_rps * 30, (intervals, base_pods)).astype(float)
+        down_c = rng.random(intervals) < hiccup
+        down_b = rng.random((intervals, base_pods)) < hiccup
+        kc = rng.binomial(nc.astype(int), np.where(down_c, 0.33, p)).astype(float)
+        kb = rng.binomial(nb.astype(int), np.where(down_b, 0.33, p)).sum(axis=1).astype(float)
+        ratios = [stats.share_ratio((a, b, 1.0), (c, d.sum(), float(base_pods)), 0.25) for a, b, c, d in zip(kc, nc, kb, nb)]
+        path = [stats.log_betting_evalue([r for r in ratios[: t + 1] if r is not None]) for t in range(intervals)]
+        slice_fails += max(path) >= LEVEL
+        ckc, cnc, ckb, cnb = kc.cumsum(), nc.cumsum(), kb.cumsum(), nb.sum(axis=1).cumsum()
+        request_fails += any(stats.log_evalue(a, a + c, stats.null_share(b, d, 0.25), "greater") >= LEVEL
+                             for a, b, c, d in zip(ckc, cnc, ckb, cnb) if a + c > 0)
+    assert slice_fails / runs <= ALPHA
+    assert request_fails / runs > 4 * ALPHA
