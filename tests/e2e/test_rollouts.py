@@ -241,3 +241,39 @@ def test_restarts_at_every_step_boundary_and_mid_promotion(env: Env) -> None:
     body = env.wait_phase("fraud", "Succeeded")
     assert body["status"]["stable"]["bento"] == "fraud_scorer:3.3.0"
     assert [h["evidence"]["weights"]["candidate"] for h in body["status"]["history"] if h["event"] == "StepStarted"] == [0, 10, 10, 60]
+
+
+def test_the_bake_mirrors_to_the_previous_version_and_survives_a_restart(env: Env) -> None:
+    """After promotion the previous version, sized like the stable, gets a full mirror; the bake
+    judges against it (no Prometheus here: Inconclusive), survives a SIGKILL, ends, and drops it."""
+    bake = "30s" if env.emulated else "180s"  # long enough to look at it: nothing here waits for its end but the end
+    analysis = {"interval": "1s", "slos": [{"errorRate": {"max": 0.01}}]}  # no Prometheus: every look is Inconclusive
+    md = {"model": V1, "replicas": 2, "traffic": TRAFFIC, "analysis": analysis,
+          "rollout": {"steps": [{"canary": {"weight": 50, "duration": "1h"}}], "bakeTime": bake}}
+    env.create_md("fraud", md)
+    env.wait_phase("fraud", "Succeeded")
+    env.patch_spec("fraud", {"model": V2})
+    wait_for("canary 50%", lambda: env.route_split("fraud")[0] == {"fraud-stable": 50, "fraud-candidate": 50})
+    env.annotate("fraud", "headway.dev/promote", "now")  # the analysis cannot pass here: a person promotes
+
+    env.wait_history("fraud", "BakeStarted")
+    wait_for("the mirror to the previous version",
+             lambda: env.route_split("fraud") == ({"fraud-stable": 100, "fraud-previous": 0}, 100))
+    previous = env.kube.get(DEPLOYMENT, env.namespace, "fraud-previous")
+    assert previous is not None and previous["spec"]["replicas"] == 2  # a full mirror: the stable's size
+    assert previous["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    status = env.wait_history("fraud", "BakeBaselineStarted")
+    assert status["bake"]["baseline"] == "mirror" and status["bake"]["baselinePercent"] == 100 and status["bake"]["baselineSince"]
+    assert status["traffic"]["split"] == "stable=100 previous=0 (mirror 100% to previous)"
+    slos = wait_for("SLOsMet naming the baseline", lambda: (c := env.condition("fraud", "SLOsMet")) and "against fraud_scorer:3.2.0" in c["message"] and c)
+    assert slos["status"] == "Unknown" and "metrics unavailable" in slos["message"]
+    env.operator.kill()  # mid-bake: the next process carries on from status
+    env.operator.start()
+
+    body = env.wait_history("fraud", "BakeCompleted")
+    assert body.get("bake") is None and body["stable"]["bento"] == "fraud_scorer:3.3.0"
+    wait_for("all traffic on stable, no mirror", lambda: env.route_split("fraud") == ({"fraud-stable": 100}, None))
+    wait_for("the previous version removed", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-previous") is None)
+    history = env.history("fraud")
+    assert history[history.index("Promoted"):] == ["Promoted", "BakeStarted", "BakeBaselineStarted", "BakeCompleted"]
+    assert "RolledBack" not in history and env.wait_phase("fraud", "Succeeded")

@@ -145,3 +145,28 @@ def test_no_promotion_while_prometheus_is_down(emulated: Env, dataplane_factory:
         assert env.condition("fraud", "SLOsMet")["status"] == "Unknown"
     finally:
         own.stop()
+
+
+def test_the_bake_judges_the_new_stable_against_the_previous_version(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:
+    """After promotion the previous version gets a full mirror of the live requests; the bake's
+    verdicts compare the new stable's Prometheus series with the previous version's."""
+    env = emulated
+    plane = dataplane_factory(env.kube, env.namespace, BEHAVIOURS)
+    md = spec(GOOD, "fraud_scorer:1.0.0", [{"canary": {"weight": 50, "duration": "10s"}}])
+    md["rollout"]["bakeTime"] = "40s"
+    load = serving_under_load(env, dataplane_factory, plane, md, max_seconds=200, max_requests=6000)
+
+    env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
+    env.wait_history("fraud", "BakeBaselineStarted", timeout=120)
+    assert env.route_split("fraud") == ({"fraud-stable": 100, "fraud-previous": 0}, 100)
+    plane.wait_serving("fraud-previous", GOOD)  # the previous version runs again, beside the new stable
+    status = env.wait_history("fraud", "BakeCompleted", timeout=120)
+    done = next(h for h in reversed(status["history"]) if h["event"] == "BakeCompleted")
+    assert done["evidence"]["baseline"]["mode"] == "mirror" and done["evidence"]["baseline"]["bento"] == "fraud_scorer:1.0.0"
+    assert done["evidence"]["analysis"]["purpose"] == "bake"
+    error_rate = next(v for v in done["evidence"]["analysis"]["verdicts"] if v["slo"] == "errorRate")
+    assert error_rate["variant"] == "stable" and error_rate["result"] != "Fail"
+    assert error_rate.get("baselineValue") is not None  # the previous version's own series, over the same window
+    assert load.stats().answered("previous", mirrored=True) >= 50  # mirrored copies reached it; users never saw them
+    assert "RolledBack" not in env.history("fraud") and status["stable"]["bento"] == "fraud_scorer:2.0.0"
+    wait_for("the previous version removed", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-previous") is None)

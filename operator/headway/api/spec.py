@@ -24,12 +24,12 @@ from headway.api.serving import (
     RequestsPerSecondMetric, Resources, ScalingBehavior, ScalingRules, SecretKeyRef,
 )
 from headway.api.strategies import (
-    CanaryStep, Decide, Experiment, ExperimentVariant, HeaderMatch, MatchRule, PauseStep, Rollout, RolloutStep, ShadowStep,
+    BakeBaseline, CanaryStep, Decide, Experiment, ExperimentVariant, HeaderMatch, MatchRule, PauseStep, Rollout, RolloutStep, ShadowStep,
 )
 from headway.api.types import LabelKey, LabelValue
 
 __all__ = [
-    "BENTO_TAG_PATTERN", "DNS_LABEL_MAX", "DNS_SUBDOMAIN_MAX", "Analysis", "Autoscaling", "AutoscalingMetric", "CanaryStep",
+    "BENTO_TAG_PATTERN", "DNS_LABEL_MAX", "DNS_SUBDOMAIN_MAX", "Analysis", "Autoscaling", "AutoscalingMetric", "BakeBaseline", "CanaryStep",
     "Cost", "CpuMetric", "Decide", "EnvValueFrom", "EnvVar", "ErrorRateSlo", "Experiment", "ExperimentVariant",
     "GatewayApiTraffic", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
     "ModelSpec", "ObjectName", "ParentReference", "PauseStep", "PrometheusSource", "QuerySlo", "RequestsPerSecondMetric",

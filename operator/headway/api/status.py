@@ -88,7 +88,7 @@ class TrafficStatus(ApiModel):
     candidate_weight: int = 0
     """Percent of live traffic to the candidate."""
     mirror_percent: int = 0
-    """Percent of traffic mirrored to the candidate (shadow)."""
+    """Percent of traffic mirrored: to the candidate in a shadow step, to the previous version during a bake."""
     split: str = ""
     """Every variant's share in one line, for kubectl get: `stable=90 candidate=10`, `control=50 treatment=50`,
     `stable=100 candidate=0 (mirror 100% to candidate)`."""
@@ -155,7 +155,7 @@ class SloVerdict(ApiModel):
     samples: int = 0
     """Requests in the window."""
     baseline_value: float | None = None
-    """Stable's value over the same window, when compared."""
+    """The baseline's value over the same window, when compared (stable's; during a bake the previous version's)."""
     statistic: float | None = None
     """Test statistic (e-value) where a test decided."""
     p_value: float | None = None
@@ -223,7 +223,7 @@ class ExperimentDecision(ApiModel):
 
 
 class BakeStatus(ApiModel):
-    """The watch after a promotion: the previous version stays available until it ends."""
+    """The watch after a promotion: the previous version stays available until it ends, as the baseline."""
 
     revision: str
     """Promoted revision being baked."""
@@ -233,6 +233,17 @@ class BakeStatus(ApiModel):
     """When the promotion completed."""
     until: str
     """When the bake time ends."""
+    baseline: Literal["mirror", "weight", "none"] = "none"
+    """How the previous version is fed to be compared with (spec.rollout.bakeBaseline, resolved for the provider):
+    mirrored requests, a live weight, or none (the new stable is judged alone)."""
+    baseline_percent: int = 0
+    """The previous version's share: percent of requests mirrored to it, or of live traffic it serves."""
+    baseline_since: str | None = None
+    """When the previous version got its share (unset while it gets ready for it, and with no baseline): the
+    bake's comparison window starts here."""
+    breach_reported_at: str | None = None
+    """When a breach that did not restore the previous version was reported (BakeBreach); unset once the analysis
+    no longer asks for a rollback."""
 
 
 class DeferredControl(ApiModel):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from headway.api.base import ApiModel, Rule, exactly_one_of
@@ -49,14 +51,50 @@ class RolloutStep(ApiModel):
     """Wait, for a duration or for a person."""
 
 
+class BakeBaseline(ApiModel):
+    """What the new stable is compared with during the bake: exactly one of mirror, weight and none.
+
+    Without it: mirror 100 where the traffic provider can mirror (gatewayApi, istio), else weight 5
+    (provider none: the replica ratio). The previous version runs the replicas its share needs (at
+    least one) and gets its share once they are available; the bake then judges the new stable
+    against it, over the same requests at the same time, with the verdicts of the rollout steps:
+    a breach the previous version shares never restores it."""
+
+    __cel__ = (exactly_one_of("bakeBaseline sets exactly one of mirror, weight and none", "mirror", "weight", "none"),)
+
+    mirror: int | None = Field(default=None, ge=1, le=100)
+    """Percent of live requests copied to the previous version, whose responses are discarded: no user sees it.
+    Needs a provider that can mirror (gatewayApi or istio). It runs ceil(mirror% of the stable's replicas) pods:
+    100 (the default) doubles the pods for the bake; less is cheaper and compares on fewer requests."""
+    weight: int | None = Field(default=None, ge=1, le=50)
+    """Percent of live traffic the previous version serves during the bake (users see it). With provider none it
+    is the replica ratio: the previous version runs ceil(weight% of the stable's replicas) pods beside the stable's."""
+    none: Literal[True] | None = None
+    """No baseline: the previous version stays available without traffic and the bake judges the new stable alone;
+    a breach is reported (Warning Event, Degraded) and restores the previous version only with rollbackWithoutBaseline."""
+
+
 class Rollout(ApiModel):
     """How a new spec.model reaches production."""
+
+    __cel__ = (
+        Rule("!has(self.bakeBaseline) || has(self.bakeTime)", "bakeBaseline needs bakeTime: without it there is no bake",
+             ".bakeBaseline", lambda m: m.bake_baseline is None or m.bake_time is not None),
+    )
 
     # Real rollouts take 3 to 10 steps (shadow, canaries at 1/5/25/50%, pauses); 32 is plenty.
     steps: list[RolloutStep] = Field(default_factory=list, max_length=32)
     """Steps run in order for every new version; after the last one the candidate is promoted."""
     bake_time: Duration | None = None
-    """After promotion keep judging this long; a breach restores the previous version."""
+    """After promotion keep the previous version available and keep judging the new stable this long (with
+    spec.analysis), against the previous version (bakeBaseline). A breach shown against it restores the previous
+    version; a breach it shares never does."""
+    bake_baseline: BakeBaseline | None = None
+    """What the bake compares the new stable with (default: mirror 100 where the provider can mirror, else weight 5)."""
+    rollback_without_baseline: bool = False
+    """Restore the previous version on a bake breach that was not compared with it (bakeBaseline none, the
+    previous version not yet available, or fewer than minRequests of its requests so far). Default false: such
+    a breach is reported (Warning Event BakeBreach, condition Degraded, history) and the new stable keeps serving."""
 
 
 class ExperimentVariant(ApiModel):

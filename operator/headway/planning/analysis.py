@@ -3,7 +3,8 @@
 The analysis of a rollout step judges the candidate against stable over the window
 since the step's traffic was applied (a weight change starts a new window, so counts
 from a different split never mix); the bake after a promotion judges the new stable
-alone since the promotion. Which steps are analysed is the step table's ``analysed``
+against the previous version since that one got its share of the traffic (bake.py), and
+alone while it has none. Which steps are analysed is the step table's ``analysed``
 column (steps.py). Counts are cumulative over the window, so each measurement
 stands on all the evidence so far and the verdicts stay valid however often one looks
 (see planning/verdicts.py). What must survive a restart lives in ``status.analysis``:
@@ -22,7 +23,7 @@ from headway.api.spec import Analysis, ModelDeploymentSpec
 from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus, SloVerdict
 from headway.api.types import parse_duration
 from headway.planning.conditions import parse_time, rfc3339
-from headway.planning.naming import CANDIDATE, STABLE, revision_of
+from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, revision_of
 from headway.planning.steps import analysed
 from headway.planning.verdicts import VariantData, Verdict, compare_variants, experiment_metric, overall
 
@@ -71,8 +72,11 @@ def request(spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, n
         start = parse_time(last.window_start) if last and last.purpose == "experiment" and last.revision == fingerprint else now
         arms = tuple((v.name, STABLE) for v in spec.experiment.variants if v.model is not None)
         return AnalysisRequest("experiment", fingerprint, start, arms)
-    if previous.bake is not None and now < parse_time(previous.bake.until):
-        return AnalysisRequest("bake", previous.bake.revision, parse_time(previous.bake.since), ((STABLE, None),))
+    bake = previous.bake
+    if bake is not None and now < parse_time(bake.until):
+        if bake.baseline != "none" and bake.baseline_since is not None:  # the previous version serves its share
+            return AnalysisRequest("bake", bake.revision, parse_time(bake.baseline_since), ((STABLE, PREVIOUS),))
+        return AnalysisRequest("bake", bake.revision, parse_time(bake.since), ((STABLE, None),))
     rollout = previous.rollout
     steps = spec.rollout.steps if spec.rollout else []
     if (rollout is not None and not rollout.promoting and rollout.step_started_at and rollout.paused_at is None

@@ -28,6 +28,7 @@ from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import (
     Condition, ConditionType, CostStatus, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
+from headway.planning.bake import describe_bake
 from headway.planning.capacity import keda_missing
 from headway.planning.conditions import EventIntent, append_history, set_condition
 from headway.planning.cost import assess_cost, budget_events
@@ -118,7 +119,9 @@ def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase
         progressing = ("False", "InvalidSpec", "nothing is deployed until the spec is fixed")
     if override is not None and phase in (Phase.SUCCEEDED, Phase.PROGRESSING):
         phase = override
-        if phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
+        if result.reason:  # the stable itself is degraded (a bake breach reported): nothing is in progress
+            pass
+        elif phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
             progressing = ("True", phase.value, message)
         elif phase == Phase.ROLLED_BACK:
             progressing = ("False", "RolledBack", message)
@@ -135,7 +138,7 @@ def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase
     if d.problems:
         degraded = ("True", "InvalidSpec", text)
     elif phase in (Phase.DEGRADED, Phase.FAILED):
-        degraded = ("True", progressing[1] if override == Phase.DEGRADED else ready[1], message or ready[2])
+        degraded = ("True", result.reason or (progressing[1] if override == Phase.DEGRADED else ready[1]), message or ready[2])
     elif phase == Phase.ROLLED_BACK:
         degraded = ("True", "RolledBack", message)
     else:
@@ -170,6 +173,20 @@ def scaler_condition(spec: ModelDeploymentSpec | None, obs: Observation, problem
             f"each variant scales with its own {kind}, up to {scaling.max_replicas} replicas")
 
 
+def _bake_slos(d: Decision, slos: Triple) -> Triple:
+    """SLOsMet during a bake says what the new stable is compared with, and whether a breach was
+    reported without a rollback (reason BreachReported)."""
+    bake, judged = d.strategy.sections.bake, d.judgement.status
+    if bake is None or judged is None or judged.purpose != "bake":
+        return slos
+    previous = d.strategy.sections.previous_model
+    status, reason, message = slos
+    if bake.breach_reported_at is not None:
+        reason = "BreachReported"
+    without = bool(d.spec and d.spec.rollout and d.spec.rollout.rollback_without_baseline)
+    return status, reason, f"{describe_bake(bake, previous.bento if previous else None, without)}: {message}"
+
+
 def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], now: datetime
                   ) -> tuple[ModelDeploymentStatus, list[EventIntent]]:
     """The new status and every Event of this plan, in order."""
@@ -183,6 +200,7 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     slos: Triple = ("Unknown", "NoAnalysis", "no SLO analysis is configured")
     if gate is not None:
         slos = ({"Pass": "True", "Fail": "False", "Inconclusive": "Unknown"}[gate.result], gate.result, gate.message)  # type: ignore[assignment]
+        slos = _bake_slos(d, slos)
     supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
     conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
                   cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]

@@ -17,6 +17,12 @@ Life of a candidate (spec.model differs from status.stableModel):
     promoting        --stable available on the new revision-->  promoted (candidate removed)
     any time: abort, or the gate asks for rollback  -->  rolled back (candidate at 0 replicas)
     candidate unavailable while it had traffic  -->  hold (all traffic on stable, Degraded)
+
+After a promotion with a bake time (``_bake``; what the baseline is and what a breach does
+is bake.py's): the previous version, sized for its share, gets it once it is available, and
+the analysis compares the new stable with it until the bake ends. A breach shown against it
+restores it; a breach not compared with it is reported (Degraded) and restores it only with
+``rollbackWithoutBaseline``.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, RolloutStep
 from headway.api.status import (
-    BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus, VersionSpec,
+    AnalysisStatus, BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus, VersionSpec,
 )
 from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
+from headway.planning.bake import Baseline, describe_bake, resolve, restores
 from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import desired_version, revision_of, version_change
@@ -54,6 +61,8 @@ class RolloutDecision:
     phase: Phase | None  # None: steady, derived from the stable Deployment
     message: str = ""
     bake: BakeStatus | None = None
+    drain_previous: bool = False  # the bake ended while the previous version served live traffic: drain it
+    reason: str = ""  # with phase Degraded: why the stable itself is degraded (BakeBreach), nothing in progress
     handled: dict[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[EventIntent] = field(default_factory=list)
@@ -144,8 +153,10 @@ def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> boo
 
 
 def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: DeploymentState, candidate: DeploymentState,
-           controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime, capacity: Capacity | None = None) -> RolloutDecision:
-    """``capacity`` None: fixed replicas (spec.replicas)."""
+           controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime, capacity: Capacity | None = None,
+           previous_state: DeploymentState | None = None) -> RolloutDecision:
+    """``capacity`` None: fixed replicas (spec.replicas). ``previous_state``: the previous version's
+    Deployment during a bake (None: none observed)."""
     if previous.stable_model is None:
         return steady_decision(spec, previous, now)
     steps = list(spec.rollout.steps) if spec.rollout else []
@@ -160,7 +171,7 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
                       for h in previous.history[-20:])
     run = _Run(out, desired, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous),
                held_before)
-    if out.bake is not None and _bake(run) is not None:
+    if out.bake is not None and _bake(run, spec, previous_state or DeploymentState(exists=False), previous.analysis) is not None:
         return out
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
     if "retry" in controls and out.rolled_back is not None:
@@ -364,30 +375,106 @@ def _start_promotion(run: _Run, rollout: RolloutStatus, why: str) -> RolloutDeci
     return out
 
 
-def _bake(run: _Run) -> RolloutDecision | None:
-    """After a promotion: a breach restores the previous version; the end of the bake drops it."""
+def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState, judged: AnalysisStatus | None) -> RolloutDecision | None:
+    """After a promotion: the previous version fed its share, judged against; a breach shown against it
+    restores it, one not compared with it is reported; the end of the bake drops it, with the bake's
+    last verdicts (``judged``: status.analysis) as evidence (None: carry on).
+
+    The end and the gate are decided on the bake as status recorded it (the gate judged that window),
+    before the baseline's pods are looked at: a retry after the children of the decision were applied
+    (the previous version already gone) decides the same."""
     out, gate, now = run.out, run.gate, run.now
     bake = out.bake
     assert bake is not None
     if run.drev != bake.revision or out.previous_model is None:
         out.bake = None  # spec.model moved on: a new rollout judges the next version
         return None
-    if gate is not None and gate.rollback:
-        restored = out.previous_model
-        run.record("RolledBack", f"{bake.bento} breached its SLOs during the bake time: stable restored to {restored.bento}: {gate.message}",
-                   "Warning", gate.evidence, rev=bake.revision, bento=bake.bento)
-        out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="FailedBake", message=gate.message, at=rfc3339(now))
-        out.stable_model, out.previous_model, out.bake = restored, None, None
-        out.phase = Phase.ROLLED_BACK
-        out.message = f"{bake.bento} rolled back after promotion (FailedBake): {gate.message}"
-        return out
+    previous = out.previous_model
+    live = bake.baseline == "weight" and bake.baseline_since is not None  # the previous version served live traffic
+    rollback_without = spec.rollout.rollback_without_baseline if spec.rollout else False
+    context = describe_bake(bake, previous.bento, rollback_without)
     if now >= parse_time(bake.until):
-        run.record("BakeCompleted", f"{bake.bento} met its SLOs through the bake time; {out.previous_model.bento} removed",
-                   rev=bake.revision, bento=bake.bento)
-        out.bake = None
-        out.previous_model = None
+        evidence: dict[str, Any] = {"baseline": _baseline_evidence(bake, previous)}
+        if judged is not None and judged.purpose == "bake" and judged.revision == bake.revision:
+            evidence["analysis"] = judged.dump()
+            last = f"{context}; last analysis {judged.result}"
+        else:
+            last = f"{context}; never measured" if spec.analysis is not None else "not judged: no spec.analysis"
+        reported = "; a breach was reported and not rolled back" if bake.breach_reported_at else ""
+        run.record("BakeCompleted", f"{bake.bento} baked until {bake.until}: {last}{reported}; {previous.bento} removed",
+                   evidence=evidence, rev=bake.revision, bento=bake.bento)
+        out.drain_previous = live
+        out.bake, out.previous_model, out.traffic = None, None, STABLE_ONLY
         return out
+    breach = gate is not None and gate.rollback
+    if gate is not None and breach:
+        restore, why = restores(gate, bake, rollback_without)
+        if restore:
+            shown = {**_traffic_evidence(STABLE_ONLY), "analysis": gate.evidence, "baseline": _baseline_evidence(bake, previous)}
+            run.record("RolledBack", f"{bake.bento} breached its SLOs during the bake ({why}): stable restored to {previous.bento}: {gate.message}",
+                       "Warning", shown, rev=bake.revision, bento=bake.bento)
+            out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="FailedBake",
+                                               message=f"{context}; {why}: {gate.message}", at=rfc3339(now))
+            out.stable_model, out.previous_model, out.bake, out.traffic = previous, None, None, STABLE_ONLY
+            out.drain_previous = live
+            out.phase = Phase.ROLLED_BACK
+            out.message = f"{bake.bento} rolled back after promotion (FailedBake, {why}): {gate.message}"
+            return out
+        report = f"{bake.bento} breached its SLOs during the bake and was not rolled back ({why}); it keeps serving"
+        hint = "" if not restores(gate, bake, True)[0] else (
+            ": spec.rollout.rollbackWithoutBaseline: true restores the previous version on such breaches")
+        if bake.breach_reported_at is None:  # once per run of failing looks, with its evidence
+            run.record("BakeBreach", f"{report}{hint}; {gate.message}", "Warning",
+                       {"analysis": gate.evidence, "baseline": _baseline_evidence(bake, previous), "rolledBack": False},
+                       rev=bake.revision, bento=bake.bento)
+            bake = bake.model_copy(update={"breach_reported_at": rfc3339(now)})
+        out.phase, out.reason, out.message = Phase.DEGRADED, "BakeBreach", f"{report}{hint}"
+    elif gate is not None and bake.breach_reported_at is not None:  # the analysis no longer asks for a rollback
+        bake = bake.model_copy(update={"breach_reported_at": None})
+    out.bake = _feed_baseline(run, bake, resolve(spec), previous_state)
     return None
+
+
+def _feed_baseline(run: _Run, bake: BakeStatus, wanted: Baseline, state: DeploymentState) -> BakeStatus:
+    """The previous version gets its share once it has the pods for it (capacity before traffic), loses it
+    when it loses its pods, and the spec's baseline replaces the recorded one (the comparison restarts)."""
+    out, now = run.out, run.now
+    previous = out.previous_model
+    assert previous is not None
+    recorded = Baseline.of(bake)
+    if recorded != wanted:
+        if recorded.fed and bake.baseline_since is not None:
+            run.record("BakeBaselineChanged", f"spec.rollout.bakeBaseline changed during the bake of {bake.bento}: "
+                       f"{recorded.describe()} -> {wanted.describe()}; the comparison restarts",
+                       evidence={**_traffic_evidence(STABLE_ONLY), "baseline": wanted.evidence(previous.bento)},
+                       rev=bake.revision, bento=bake.bento)
+        bake = bake.model_copy(update={"baseline": wanted.mode, "baseline_percent": wanted.share, "baseline_since": None})
+    if not wanted.fed:
+        return bake
+    pods = serving_pods(state, revision_of(previous), bake.baseline_since is not None)
+    if bake.baseline_since is not None:
+        if pods > 0:
+            out.traffic = wanted.traffic()
+            return bake
+        run.record("BakeBaselineUnavailable", f"{previous.bento} has no available pod: its share of the traffic goes back "
+                   f"to stable, and {bake.bento} is judged alone until it is back", "Warning",
+                   evidence={**_traffic_evidence(STABLE_ONLY), "baseline": wanted.evidence(previous.bento)}, rev=bake.revision,
+                   bento=bake.bento)
+        return bake.model_copy(update={"baseline_since": None})
+    need = max(1, replicas_for_share(run.total, wanted.share))
+    if state.observed and pods >= need:
+        out.traffic = wanted.traffic()
+        run.record("BakeBaselineStarted", f"{previous.bento} gets {wanted.describe()}: the bake compares {bake.bento} with it "
+                   f"until {bake.until}", evidence={**_traffic_evidence(out.traffic), "baseline": wanted.evidence(previous.bento)},
+                   rev=bake.revision, bento=bake.bento)
+        return bake.model_copy(update={"baseline_since": rfc3339(now)})
+    return bake  # its pods are not available yet: the new stable is judged alone meanwhile
+
+
+def _baseline_evidence(bake: BakeStatus, previous: VersionSpec) -> dict[str, Any]:
+    out = Baseline.of(bake).evidence(previous.bento)
+    out["since"] = bake.baseline_since
+    return out
 
 
 def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) -> RolloutDecision:
@@ -409,8 +496,20 @@ def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) ->
         out.candidate_model, out.candidate_share, out.traffic = None, 0, STABLE_ONLY
         if spec.rollout and spec.rollout.bake_time and out.previous_model is not None:
             until = run.now + parse_duration(spec.rollout.bake_time)
-            out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(run.now), until=rfc3339(until))
-            run.record("BakeStarted", f"baking {model.bento} until {rfc3339(until)}; {out.previous_model.bento} stays available")
+            baseline = resolve(spec)
+            out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(run.now), until=rfc3339(until),
+                                  baseline=baseline.mode, baseline_percent=baseline.share)
+            prev = out.previous_model.bento
+            if spec.analysis is None:
+                how = "nothing judges it (no spec.analysis)"
+            elif baseline.fed:
+                how = f"it is compared with {prev} on {baseline.describe()} once {prev} is available"
+            elif spec.rollout.rollback_without_baseline:
+                how = "it is judged alone (no baseline): a breach restores the previous version (rollbackWithoutBaseline)"
+            else:
+                how = "it is judged alone (no baseline): a breach is reported, not rolled back"
+            run.record("BakeStarted", f"baking {model.bento} until {rfc3339(until)}; {prev} stays available and {how}",
+                       evidence={"until": rfc3339(until), "baseline": baseline.evidence(prev)})
         return out
     out.candidate_model = model
     out.candidate_share = step_share(steps, len(steps) - 1) if steps else 0

@@ -1,7 +1,8 @@
 """The steady and rollout planners: a ModelDeployment with one model in spec.model.
 
 Steady (nothing in flight) runs stable alone; a rollout adds a candidate sized for its
-step, and after a promotion with a bake time the previous version stays at one pod.
+step, and after a promotion with a bake time the previous version stays available, sized
+for its share as the bake's baseline (bake.py), and drains if it served live traffic.
 Both go through the rollout state machine's decision (rollout.py) and differ only in
 which decision: the steady one is a no-op that records the first deployment. The
 kubectl controls are bound to the version rolling out (controls.py); an experiment
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from headway.api.spec import ModelDeploymentSpec
+from headway.api.status import DrainingStatus
 from headway.planning import controls as ctl
 from headway.planning.analysis import Gate
+from headway.planning.bake import Baseline
 from headway.planning.capacity import Capacity, Demand, capacity_of, replica_ratio
 from headway.planning.conditions import parse_time, rfc3339
 from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE, Owner, VariantWorkload, desired_version, revision_of
@@ -38,7 +41,7 @@ def plan_rollout(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, gate
 
     def decision(controls: dict[str, str]) -> RolloutDecision:
         return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now,
-                      capacity_of(spec, obs, obs.previous.stable_model))
+                      capacity_of(spec, obs, obs.previous.stable_model), _state(obs, PREVIOUS))
 
     return _assemble(spec, obs, owner, now, decision)
 
@@ -54,7 +57,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     target = revision_of(desired_version(spec))
     active, skipped, bound = ctl.bind(pending, previous, target, spec.model.bento)
     d = decision(active)
-    result = StrategyResult(Sections.of(previous), traffic=d.traffic, phase=d.phase, message=d.message,
+    result = StrategyResult(Sections.of(previous), traffic=d.traffic, phase=d.phase, message=d.message, reason=d.reason,
                             history=list(d.history), events=list(d.events))
     in_progress = d.rollout is not None and d.rollout.revision == target
     deferred = ctl.settle(active, d.handled, skipped, bound, target, spec.model.bento, in_progress, d.rolled_back, rfc3339(now))
@@ -69,6 +72,11 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
     # An experiment removed from the spec: its variants drain like removed variants.
     draining, result.keep = drain(previous, set(), owner, now)
     result.events += drain_events(previous, draining)
+    if d.drain_previous and PREVIOUS not in result.keep:
+        # The bake ended while the previous version served live traffic: it keeps its pods while the
+        # data plane moves its share back to stable (requests in flight finish), then goes.
+        draining = [*draining, DrainingStatus(variant=PREVIOUS, since=rfc3339(now))]
+        result.keep = (*result.keep, PREVIOUS)
     result.sections = result.sections.but(
         stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
         candidate=candidate, bake=d.bake, deferred_controls=deferred,
@@ -81,7 +89,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
 
 
 def _workloads(spec: ModelDeploymentSpec, obs: Observation, capacity: Capacity, d: RolloutDecision, now: datetime) -> list[VariantWorkload]:
-    """Stable at full size, the candidate sized for its step, the baking previous version at one pod.
+    """Stable at full size, the candidate sized for its step, the baking previous version for its share.
 
     With scalers (capacity.py): stable holds its current replicas while an analysis compares
     the candidate against it and while a promotion replaces its pods; the candidate's floor
@@ -104,7 +112,10 @@ def _workloads(spec: ModelDeploymentSpec, obs: Observation, capacity: Capacity, 
         demand[CANDIDATE] = Demand(d.candidate_share, floor=floor, carries=carries, mirror_only=idle,
                                    fixed=d.rolled_back is not None or rollout is None)
     if d.bake is not None and d.previous_model is not None:
-        demand[PREVIOUS] = Demand(0, floor=1, fixed=True)  # during the bake the previous version stays available, at one pod
+        # During the bake the previous version stays available, sized for its share as the baseline
+        # (bake.py) from the start (capacity before traffic), at least one pod; fixed, no scaler. It
+        # carries nothing the stable gives up: without a router its pods join the stable's.
+        demand[PREVIOUS] = Demand(Baseline.of(d.bake).share, floor=1, fixed=True)
     sizes = capacity.sizes(demand)
     models = {STABLE: d.stable_model, CANDIDATE: d.candidate_model, PREVIOUS: d.previous_model}
     return [VariantWorkload(v, models[v], n.replicas, n.scaler) for v, n in sizes.items()]  # type: ignore[arg-type]

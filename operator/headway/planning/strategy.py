@@ -70,6 +70,7 @@ class StrategyResult:
     keep: tuple[str, ...] = ()  # variants whose children stay as they are (draining)
     phase: Phase | None = None  # None: derived from the stable Deployment
     message: str = ""
+    reason: str = ""  # with phase Degraded: the stable itself is degraded for this reason (BakeBreach), nothing in progress
     split: str = ""  # every variant's live share in one line (kubectl get's TRAFFIC column)
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[EventIntent] = field(default_factory=list)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from headway.planning.naming import CANDIDATE, STABLE
+from headway.planning.naming import CANDIDATE, PREVIOUS, STABLE
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ def candidate_traffic(weight: int, mirror: int) -> TrafficPlan:
     if mirror:
         return TrafficPlan(weights={STABLE: 100, CANDIDATE: 0}, mirror=(CANDIDATE, mirror))
     return TrafficPlan(weights={STABLE: 100 - weight, CANDIDATE: weight})
+
+
+def previous_traffic(mode: Literal["mirror", "weight"], percent: int) -> TrafficPlan:
+    """Stable and the previous version during a bake: ``percent`` of requests mirrored to the
+    previous version (a weight-0 backend), or ``percent`` of live traffic served by it."""
+    if mode == "mirror":
+        return TrafficPlan(weights={STABLE: 100, PREVIOUS: 0}, mirror=(PREVIOUS, percent))
+    return TrafficPlan(weights={STABLE: 100 - percent, PREVIOUS: percent})
 
 
 def carried_share(plan: TrafficPlan, variant: str) -> int:

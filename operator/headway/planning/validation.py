@@ -245,6 +245,10 @@ def _provider_problems(spec: ModelDeploymentSpec) -> list[Problem]:
         for i, step in enumerate(spec.rollout.steps):
             if step.shadow is not None:
                 problems.append(Problem(f"spec.rollout.steps[{i}].shadow", f"shadow needs a traffic provider that can mirror ({can}); {with_provider} it cannot"))
+        baseline = spec.rollout.bake_baseline
+        if baseline is not None and baseline.mirror is not None:
+            problems.append(Problem("spec.rollout.bakeBaseline.mirror", f"a mirrored baseline needs a traffic provider that can mirror "
+                                    f"({can}); {with_provider} it cannot: use bakeBaseline.weight (the replica ratio) or none"))
     for i, match in enumerate(spec.experiment.match if spec.experiment else []):
         kind: PinKind = "header" if match.header is not None else "cookie"
         if kind not in caps.pins:

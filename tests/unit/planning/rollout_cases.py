@@ -18,7 +18,7 @@ from headway.api.status import HistoryEntry, ModelDeploymentStatus
 from headway.planning.conditions import EventIntent
 from headway.planning.naming import CANDIDATE, STABLE, Owner, ScalerBounds, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState, parse_status
-from headway.planning.measure import Judgement
+from headway.planning.measure import Judgement, Measurement
 from headway.planning.observe import Observation
 from headway.planning.plan import Plan, plan
 from headway.planning.rollout import Gate, replicas_for_share
@@ -154,6 +154,11 @@ class Cluster:
 
         ``gate`` stands for what the analysis concluded (None: no analysis)."""
         return plan(OWNER, self.observed(), now, Judgement(gate=gate))
+
+    def plan_measured(self, now: datetime, measurement: Measurement | None) -> Plan:
+        """Plan as the reconciler does with an analysis: the gate is judged from ``measurement`` (the
+        answer to a MeasureRequest a previous plan asked for, or None) and the status recorded so far."""
+        return plan(OWNER, replace(self.observed(), measurement=measurement), now)
 
     def commit(self, result: Plan) -> Plan:
         self.status = parse_status(result.status.dump())

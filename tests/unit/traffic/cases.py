@@ -11,7 +11,7 @@ from typing import Any
 
 from headway.api.spec import Traffic
 from headway.planning.naming import Owner
-from headway.planning.traffic_plan import PinPlan, TrafficPlan
+from headway.planning.traffic_plan import PinPlan, TrafficPlan, previous_traffic
 from headway.traffic.base import Problem, ServicePort, Services, TrafficProvider
 from tests.support import golden
 
@@ -71,6 +71,11 @@ CASES: dict[str, TrafficPlan] = {
     # Both at once: a canary at 5% while a separate shadow variant gets copies of half the
     # traffic (a mirror target must not take live traffic itself: it would get duplicates).
     "shadow-canary": plan({"stable": 95, "candidate": 5, "shadow": 0}, mirror=("shadow", 50)),
+    # The bake's baseline, as the planner builds it (planning/bake.py): the previous version gets a
+    # copy of 10% of the requests (the default where the provider can mirror) ...
+    "bake-mirror": previous_traffic("mirror", 10),
+    # ... or serves 5% of live traffic (the default without a mirroring provider; any weight up to 50).
+    "bake-weight": previous_traffic("weight", 5),
     # A/B/n experiment, 50/30/20, with a header pin and a cookie pin.
     "experiment": plan(
         {"control": 50, "treatment-a": 30, "treatment-b": 20},

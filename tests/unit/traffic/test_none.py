@@ -16,12 +16,12 @@ def test_golden(case: str) -> None:
     assert_golden("none", case, render(PROVIDER, CASES[case], NO_TRAFFIC))
 
 
-@pytest.mark.parametrize("case", ["steady", "canary"])
+@pytest.mark.parametrize("case", ["steady", "canary", "bake-weight"])
 def test_a_weighted_split_is_fine(case: str) -> None:
     assert check(PROVIDER, CASES[case], NO_TRAFFIC) == []
 
 
-@pytest.mark.parametrize("case", ["shadow", "shadow-canary"])
+@pytest.mark.parametrize("case", ["shadow", "shadow-canary", "bake-mirror"])
 def test_shadow_is_a_problem(case: str) -> None:
     problems = check(PROVIDER, CASES[case], NO_TRAFFIC)
     assert [(p.field, p.message) for p in problems] == [
