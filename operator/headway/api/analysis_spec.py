@@ -157,7 +157,14 @@ class SeriesLabels(ApiModel):
 
 
 class Analysis(ApiModel):
-    """How new versions are judged against SLOs measured in Prometheus."""
+    """How new versions are judged against SLOs measured in Prometheus: anytime-valid tests at every interval.
+    The false-rollback budget is 5% for a whole rollout: a version that meets every tested SLO and is no worse
+    than stable gets a Fail, at any measurement of any step or of the bake after its promotion, with
+    probability at most 5% (the tests' evidence is carried from window to window in status.analysis; it
+    assumes independent pods x intervals, or independent requests without per-pod series, and an analysis
+    spec that does not change during the rollout). A step passes an SLO that is breached with probability at
+    most 5%. After a breach the baseline shares, the step's window restarts once the baseline is back within
+    the SLO (Event AnalysisRestarted). See docs/verdicts.md."""
 
     interval: Duration = "30s"
     """How often to measure."""
@@ -171,7 +178,8 @@ class Analysis(ApiModel):
     """Below this many requests in a verdict's window the verdict is inconclusive, never a pass (for a ratio
     query SLO: this many events of its denominator)."""
     failure_limit: int = Field(default=2, ge=1, le=100)
-    """Consecutive failed verdicts that roll the candidate back."""
+    """Consecutive failed verdicts that roll the candidate back (during the bake: that may restore the previous
+    version). The 5% false-rollback bound holds for any value, 1 included: each Fail is already shown at it."""
     inconclusive_limit: int = Field(default=10, ge=1, le=1000)
     """Consecutive inconclusive verdicts before onInconclusive applies."""
     on_inconclusive: Literal["hold", "rollback"] = "hold"

@@ -166,6 +166,42 @@ class SloVerdict(ApiModel):
     """Upper confidence bound of value."""
     reason: str = ""
     """The verdict in words."""
+    dispersion: float | None = None
+    """With per-pod slices: the overdispersion of the counts across pods and intervals (1: like independent
+    requests; the met test counts samples / dispersion requests)."""
+    baseline_recent: float | None = None
+    """The baseline's rate over its most recent intervals (at least 4 and minRequests requests), when measured:
+    what tells a shared incident is over."""
+
+
+class CarriedEvidence(ApiModel):
+    """One SLO's Fail test over the windows of a rollout (docs/verdicts.md, "The false-rollback budget")."""
+
+    slo: str
+    """errorRate, latency-p<N>, the query SLO's name, or traffic."""
+    test: Literal["breach", "relative"]
+    """breach: the SLO is exceeded; relative: worse than the baseline beyond the margin."""
+    null: float
+    """What was bet against: the allowed share (breach) or the margin (relative). Evidence against another
+    null (the SLO changed) is not used."""
+    log_wealth: list[float] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Natural log of the wealth per bet fraction (0.05 ... 0.95), every chain of bets of the rollout summed
+    with its prior weight; the test's e-value is the mean of exp(logWealth)."""
+
+
+class IncidentStatus(ApiModel):
+    """A breach the baseline shared in the current window (the shared-incident rule fired)."""
+
+    slo: str
+    """The SLO."""
+    seen_at: str
+    """When the rule first fired in this window."""
+    value: float | None = None
+    """The judged variant's rate then."""
+    baseline_value: float | None = None
+    """The baseline's rate over the window then."""
+    baseline_recent: float | None = None
+    """The baseline's rate over its recent intervals then."""
 
 
 class AnalysisStatus(ApiModel):
@@ -191,6 +227,26 @@ class AnalysisStatus(ApiModel):
     """Per SLO (and per variant for experiments)."""
     error: str | None = None
     """Why metrics could not be read, when they could not."""
+    rollout: str | None = None
+    """When the rollout these windows belong to began (rollout.startedAt); the bake after its promotion
+    continues it. Evidence is carried only between windows of one rollout."""
+    window_opened: str | None = None
+    """Start of the step's or the bake's window; windowStart is later after a restart (unset: the same)."""
+    windows: int = 1
+    """Windows of this rollout so far, this one included (steps, bake, restarts): window j starts a chain of
+    bets with prior weight 1/((j+1)(j+2))."""
+    restarts: int = 0
+    """Restarts of this step's or bake's window after a shared incident (at most 3; each spends some of the
+    met test's alpha)."""
+    carried: list[CarriedEvidence] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The Fail tests' evidence carried into this window from the rollout's earlier windows (fixed for the
+    window: a window measured again never counts it twice)."""
+    evidence: list[CarriedEvidence] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The Fail tests' evidence after the last look (carried plus this window): what the next window of the
+    rollout carries."""
+    incidents: list[IncidentStatus] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Breaches shared with the baseline in this window: their breach evidence cannot fail, and is not carried;
+    the window restarts once the baseline is back within the SLO."""
 
 
 class ExperimentDecision(ApiModel):

@@ -16,11 +16,12 @@ import math
 from headway.api.analysis_spec import LatencySlo
 from headway.api.types import parse_duration
 from headway.planning import stats
-from headway.planning.proportions import Levels, Proportion, interval_units, judge, pod_units
-from headway.planning.verdict_types import Slice, VariantData, Verdict, inconclusive
+from headway.planning.proportions import PER_WINDOW, Levels, Proportion, interval_units, intervals_of, judge, pod_units
+from headway.planning.verdict_types import Carried, Slice, VariantData, Verdict, inconclusive
 
 
-def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels,
+                   carried: Carried = PER_WINDOW) -> Verdict:
     allowed = round(1.0 - slo.percentile / 100.0, 12)
     limit = parse_duration(slo.max).total_seconds()
     buckets = stats.clean_buckets(candidate.latency.buckets) if candidate.latency else None
@@ -57,8 +58,10 @@ def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline:
         return None if b is None or ref is None else (stats.count_above(b, ref), stats.histogram_total(b))
 
     intervals = () if ref is None or baseline is None else interval_units(candidate.slices, baseline.slices, slice_pair)
+    recent = () if baseline is None else intervals_of(baseline.slices, slice_unit)
     return judge(Proportion(name, allowed, total, breach, met, relative, base_rate, missing, unit,
-                            units=pod_units(candidate.slices, slice_unit), intervals=intervals), levels)
+                            units=pod_units(candidate.slices, slice_unit), intervals=intervals, baseline_intervals=recent),
+                 levels, carried)
 
 
 def _slice_buckets(s: Slice, bounds: list[float]) -> stats.Buckets | None:

@@ -8,19 +8,25 @@ calls for (same purpose, revision, targets and window start) and is newer than w
 status already recorded; otherwise the gate comes from status as recorded. So a plan
 made without a measurement gives the gate of the last one, and a late or repeated
 measurement changes nothing.
+
+A step's or bake's window is judged as one window of its rollout (``analysis.current``: the
+rollout it belongs to, and the window moved to its latest restart): the verdicts continue the
+Fail tests' evidence carried from the rollout's earlier windows (``analysis.carried``), and a
+window that ``analysis.record`` restarts after a shared incident is reported by an
+``AnalysisRestarted`` Event and history entry, with its evidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels, Slo
-from headway.api.status import AnalysisStatus, ExperimentDecision, ModelDeploymentStatus
+from headway.api.status import AnalysisStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus
 from headway.planning import analysis
 from headway.planning.analysis import AnalysisRequest
-from headway.planning.conditions import parse_time, rfc3339
+from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import Owner
 from headway.planning.analysis import Gate
 from headway.planning.validation import metrics_url_problems
@@ -73,6 +79,8 @@ class Judgement:
     decision: ExperimentDecision | None = None  # the experiment's significance test
     verdicts: tuple[tuple[str, Verdict], ...] = ()  # recorded from a measurement in this plan
     pending: MeasureRequest | None = None  # due now and not answered yet: measure, then plan again
+    events: tuple[EventIntent, ...] = ()  # what the analysis did on its own (AnalysisRestarted)
+    history: tuple[HistoryEntry, ...] = ()
 
     @staticmethod
     def unjudged(previous: ModelDeploymentStatus) -> Judgement:
@@ -89,7 +97,7 @@ def measure_request(owner: Owner, spec: ModelDeploymentSpec | None, status: Mode
     """The measurement ``status`` calls for at ``now``, with when it is due; None: nothing to judge."""
     if spec is None or spec.analysis is None or not _measurable(spec, allowed):
         return None
-    req = analysis.request(spec, status, now)
+    req = analysis.current(analysis.request(spec, status, now), status)
     if req is None:
         return None
     cfg = spec.analysis
@@ -108,7 +116,7 @@ def _newer(measurement: Measurement, status: AnalysisStatus | None, req: Analysi
 def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploymentStatus, measurement: Measurement | None,
           now: datetime, default_url: str | None, allowed: frozenset[str] | None) -> Judgement:
     """Record ``measurement`` if it answers the current analysis, and the gate that follows."""
-    req = analysis.request(spec, previous, now)
+    req = analysis.current(analysis.request(spec, previous, now), previous)
     if req is None or spec is None or spec.analysis is None or not _measurable(spec, allowed):
         return Judgement.unjudged(previous)
     cfg = spec.analysis
@@ -119,20 +127,45 @@ def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploym
         status = AnalysisStatus(revision=req.revision, purpose="experiment", window_start=rfc3339(req.window_start),
                                 last_run=rfc3339(req.window_start), result="Inconclusive")
     verdicts: tuple[tuple[str, Verdict], ...] = ()
+    events: tuple[EventIntent, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
     answered = measurement is not None and measurement.request.answers(req) and _newer(measurement, status, req)
     if answered and measurement is not None:
         ok = measurement.error is None
         data = measurement.data
+        carried = analysis.carried(status, req)
         verdicts = tuple(
             (variant, verdict)
             for variant, baseline in req.targets
             for verdict in assess(cfg.slos, data.get(variant) if ok else None, data.get(baseline) if baseline and ok else None,
-                                  cfg.min_requests)
+                                  cfg.min_requests, carried=carried)
         )
+        before = status
         status = analysis.record(cfg, status, req, verdicts, measurement.error, measurement.taken_at)
+        restarted = analysis.restart_evidence(before, req, verdicts, status)
+        if restarted is not None:
+            events, history = _restarted(previous, req, restarted, measurement.taken_at)
+            req = replace(req, window_start=parse_time(status.window_start), opened=req.opened or req.window_start)
         if req.purpose == "experiment" and ok:
             decision = analysis.decide_experiment(spec, decision, data, measurement.taken_at)
     pending = None
     if not answered and analysis.due(cfg, status, req, now):
         pending = measure_request(owner, spec, previous, now, default_url, allowed)
-    return Judgement(status, analysis.gate(cfg, status, req), decision, verdicts, pending)
+    return Judgement(status, analysis.gate(cfg, status, req), decision, verdicts, pending, events, history)
+
+
+def _restarted(previous: ModelDeploymentStatus, req: AnalysisRequest, evidence: dict[str, Any],
+               now: datetime) -> tuple[tuple[EventIntent, ...], tuple[HistoryEntry, ...]]:
+    """The AnalysisRestarted Event and history entry: a window restarted after a shared incident ended."""
+    bento = (previous.rollout.bento if req.purpose == "step" and previous.rollout is not None
+             else previous.bake.bento if previous.bake is not None else None)
+    incidents = evidence["incidents"]
+    slos = ", ".join(sorted({i["slo"] for i in incidents}))
+    since = min((i["seenAt"] for i in incidents), default="?")
+    rates = ", ".join(f"{slo} {100 * r:.3g}%" for slo, r in sorted(evidence["baselineRecent"].items()))
+    message = (f"the {req.purpose}'s analysis window restarts at {evidence['restartedAt']} (restart {evidence['restart']} of "
+               f"{evidence['maxRestarts']}): a breach shared with the baseline ({slos}) was seen at {since}, and the baseline is "
+               f"back within its SLOs over its recent intervals ({rates}); the incident's breach evidence is set aside, the "
+               f"comparison with the baseline continues")
+    return ((EventIntent("Normal", "AnalysisRestarted", message),),
+            (history_entry(now, "AnalysisRestarted", message, req.revision, bento, dict(evidence)),))

@@ -81,6 +81,8 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
     if spec is not None and not problems:
         _cap_to_budget(spec, obs, strategy)
     d = Decision(spec, problems, ignored, strategy, judgement)
+    d.events += judgement.events  # what the analysis did on its own (AnalysisRestarted)
+    d.history += judgement.history
     _spec_notes(d, previous, now)
     _typos(d, obs, now)
     return d

@@ -9,6 +9,13 @@ units that absorb bursts of errors: the breach test bets once per pod-interval, 
 test once per interval and group of pods (``interval_units``), and the met test deflates the
 counts by the dispersion the slices show (``judge``, ``relative``). Without slices every
 request is an independent coin.
+
+Within a rollout the Fail tests continue the evidence of its earlier windows (``Carried``):
+their log wealth per bet fraction starts from what was carried, and the verdict returns what
+the next window starts from (``Verdict.evidence``). The shared-incident rule also looks at the
+baseline's most recent intervals (``RECENT_INTERVALS``): a breach the baseline shows there is
+shared too, and the same intervals say when the baseline is back within the SLO
+(``Verdict.recovered``), which is what lets a window restart after an incident (analysis.py).
 """
 
 from __future__ import annotations
@@ -18,12 +25,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from headway.planning import stats
-from headway.planning.verdict_types import FAIL, INCONCLUSIVE, PASS, Result, Slice, Verdict, inconclusive, pct
+from headway.planning.verdict_types import (
+    FAIL, INCONCLUSIVE, PASS, Carried, Evidence, Result, Slice, Test, Verdict, inconclusive, pct,
+)
 
 # One pod over one interval: (events surely bad, events possibly bad, requests).
 Unit = tuple[float, float, float]
 # One variant over one interval: (bad events, requests, pods serving).
 IntervalCounts = tuple[float, float, float]
+
+# The baseline's "recent" rate: over its last intervals, at least this many (2 minutes at the
+# default 30 s) and at least minRequests requests.
+RECENT_INTERVALS = 4
+# Log wealths below this are stored as this (exp(-700) is 1e-304: nothing is lost).
+LOG_FLOOR = -700.0
+LOG_CAP = 1e6
+PER_WINDOW = Carried()
 
 
 @dataclass(frozen=True)
@@ -55,12 +72,40 @@ class Proportion:
     units: tuple[Unit, ...] = ()
     # Per interval and pod group, (candidate, baseline), for the relative test (empty: window totals).
     intervals: tuple[tuple[IntervalCounts, IntervalCounts], ...] = ()
+    # The baseline's pod units per interval, in time order (None: an interval with unusable slices):
+    # its recent rate, for the shared-incident rule and the end of an incident.
+    baseline_intervals: tuple[tuple[Unit, ...] | None, ...] = ()
 
 
 def pod_units(slices: Sequence[Slice], count: Callable[[Slice], Unit | None]) -> tuple[Unit, ...]:
     """The slices as test units in time order (then by pod); unusable slices and idle pods left out."""
     units = (count(s) for s in sorted(slices, key=lambda s: (s.start, s.pod)))
     return tuple(u for u in units if u is not None and u[2] > 0)
+
+
+def intervals_of(slices: Sequence[Slice], count: Callable[[Slice], Unit | None]) -> tuple[tuple[Unit, ...] | None, ...]:
+    """A variant's pod units per interval, in time order; None for an interval where a slice is unusable."""
+    groups: dict[float, list[Unit | None]] = {}
+    for s in slices:
+        groups.setdefault(round(s.start, 3), []).append(count(s))
+    rows: list[tuple[Unit, ...] | None] = []
+    for start in sorted(groups):
+        units = groups[start]
+        rows.append(None if any(u is None for u in units) else tuple(u for u in units if u is not None and u[2] > 0))
+    return tuple(rows)
+
+
+def recent_units(rows: Sequence[tuple[Unit, ...] | None], min_requests: int) -> tuple[Unit, ...] | None:
+    """The pod units of the last intervals: at least ``RECENT_INTERVALS`` of them and ``min_requests``
+    requests (reaching further back at low traffic). None: not enough intervals, or an unusable one."""
+    units: list[Unit] = []
+    for i, row in enumerate(reversed(rows)):
+        if row is None:
+            return None
+        units.extend(row)
+        if i + 1 >= RECENT_INTERVALS and sum(u[2] for u in units) >= min_requests:
+            return tuple(units)
+    return None
 
 
 def interval_units(
@@ -103,8 +148,11 @@ def interval_units(
     return tuple(out)
 
 
-def judge(p: Proportion, levels: Levels) -> Verdict:
-    """Pass, Fail or Inconclusive for one proportion, in the order the module doc gives."""
+def judge(p: Proportion, levels: Levels, carried: Carried = PER_WINDOW) -> Verdict:
+    """Pass, Fail or Inconclusive for one proportion, in the order the module doc gives.
+
+    ``carried``: what the Fail tests start from in this window (the rollout's earlier windows);
+    by default nothing (a window on its own)."""
     n, q = p.requests, p.allowed
     if n < levels.min_requests:
         return inconclusive(p.name, f"{n:.0f} requests so far, fewer than minRequests {levels.min_requests}", n, q)
@@ -126,12 +174,20 @@ def judge(p: Proportion, levels: Levels) -> Verdict:
         shown += f"; {len(units)} pod-intervals, dispersion {phi:.3g} ({met_n:.0f} effective requests)"
         if p.intervals:
             shown += f", {len(p.intervals)} units compared with the baseline"
+    if carried.windows > 1:
+        shown += f"; evidence carried from {carried.windows - 1} earlier window{'s' if carried.windows > 2 else ''} of the rollout"
+    recent = recent_units(p.baseline_intervals, levels.min_requests) if p.baseline_intervals else None
+    recent_rate = sum(u[0] for u in recent) / sum(u[2] for u in recent) if recent else None
+    if recent_rate is not None:
+        base += f" (recently {pct(recent_rate)})"
+    found: list[Evidence] = []
 
-    def verdict(result: Result, log_e: float | None, why: str) -> Verdict:
+    def verdict(result: Result, log_e: float | None, why: str, shared: bool = False) -> Verdict:
         pv = None if log_e is None else stats.p_value(log_e)
         reason = f"{why}: {shown}{base}"
         return Verdict(p.name, result, value, q, int(n), p.baseline_rate, log_e, pv, reason, low, high,
-                       dispersion=phi if units else None)
+                       dispersion=phi if units else None, evidence=tuple(found), shared=shared,
+                       baseline_recent=recent_rate, recovered=recent_rate is not None and recent_rate <= q)
 
     if q <= 0.0:  # max 0: any bad event breaches; none in minRequests requests meets it
         if p.breach_events > 0:
@@ -141,10 +197,14 @@ def judge(p: Proportion, levels: Levels) -> Verdict:
         return verdict(PASS, None, "max 100% always met")
     met = stats.log_evalue(met_k, met_n, q, "less")
     if units:
-        breach = stats.log_betting_evalue([u[0] / (q * u[2]) for u in units])
+        window = stats.log_wealths([u[0] / (q * u[2]) for u in units])
     else:
-        breach = stats.log_evalue(p.breach_events, n, q, "greater")
-    worse = relative(p, levels)
+        window = _flat(stats.log_evalue(p.breach_events, n, q, "greater"))
+    found.append(_evidence(p.name, "breach", q, carried.start(p.name, "breach", q), window))
+    breach = found[-1].log_e
+    worse = relative(p, levels, carried)
+    if worse is not None:
+        found.append(worse[3])
     if met >= stats.evidence_threshold(levels.met):
         if p.baseline_missing:
             return verdict(INCONCLUSIVE, None, "met, but the baseline's series are missing")
@@ -156,15 +216,41 @@ def judge(p: Proportion, levels: Levels) -> Verdict:
         why = f"worse than baseline beyond the {levels.margin:.0%} margin (rate ratio {worse[2]:.2f}){also}"
         return verdict(FAIL, worse[1], why)
     if breached:
-        if p.baseline_rate is not None and p.baseline_rate > q:
-            why = "breached, but so is the baseline (service-wide); the candidate is not shown worse"
+        recently = recent is not None and stats.log_betting_evalue(
+            [u[0] / (q * u[2]) for u in recent]) >= stats.evidence_threshold(levels.breach)
+        if (p.baseline_rate is not None and p.baseline_rate > q) or recently:
+            where = "over the window" if p.baseline_rate is not None and p.baseline_rate > q else "over its recent intervals"
+            why = f"breached, but so is the baseline ({where}: service-wide); the candidate is not shown worse"
+            return verdict(INCONCLUSIVE, None, why, shared=True)
+        if p.name in carried.set_aside:
+            why = ("breached, but the baseline breached too earlier in this window (a shared incident): the breach "
+                   "evidence is set aside until the window restarts")
             return verdict(INCONCLUSIVE, None, why)
         return verdict(FAIL, breach, "SLO shown to be breached")
     return verdict(INCONCLUSIVE, None, "not enough evidence yet")
 
 
-def relative(p: Proportion, levels: Levels) -> tuple[bool, float, float] | None:
-    """(candidate shown worse, log e-value, observed rate ratio), or None if no comparison."""
+def _flat(log_e: float) -> tuple[float, ...]:
+    """A per-request mixture e-value as the factor of every bet fraction (it multiplies each chain alike)."""
+    return (log_e,) * len(stats.BET_FRACTIONS)
+
+
+def _evidence(slo: str, test: Test, null: float, start: Sequence[float], window: Sequence[float]) -> Evidence:
+    return Evidence(slo, test, null, tuple(stored_log(a + b) for a, b in zip(start, window)))
+
+
+def stored_log(x: float) -> float:
+    """A log wealth as status keeps it (finite, for JSON): rounded *down* to 6 decimals, between
+    ``LOG_FLOOR`` and ``LOG_CAP`` (an e-value of exp(-700) is 0; one of exp(1e6) rejects at any level)."""
+    if math.isnan(x) or x <= LOG_FLOOR:
+        return LOG_FLOOR
+    if x >= LOG_CAP:
+        return LOG_CAP
+    return math.floor(x * 1e6) / 1e6
+
+
+def relative(p: Proportion, levels: Levels, carried: Carried = PER_WINDOW) -> tuple[bool, float, float, Evidence] | None:
+    """(candidate shown worse, log e-value, observed rate ratio, evidence after this look), or None if no comparison."""
     if not levels.compare or p.relative is None:
         return None
     kc, nc, kb, nb = p.relative
@@ -172,9 +258,11 @@ def relative(p: Proportion, levels: Levels) -> tuple[bool, float, float] | None:
         return None
     if p.intervals:  # bets per interval on the candidate's share of that interval's bad events
         ratios = (stats.share_ratio(cand, base, levels.margin) for cand, base in p.intervals)
-        log_e = stats.log_betting_evalue([r for r in ratios if r is not None])
+        window = stats.log_wealths([r for r in ratios if r is not None])
     else:
         theta0 = stats.null_share(nc, nb, levels.margin)
-        log_e = stats.log_evalue(kc, kc + kb, theta0, "greater")
+        window = _flat(stats.log_evalue(kc, kc + kb, theta0, "greater"))
+    evidence = _evidence(p.name, "relative", levels.margin, carried.start(p.name, "relative", levels.margin), window)
+    log_e = evidence.log_e
     ratio = (kc / nc) / (kb / nb) if kb > 0 else math.inf
-    return log_e >= stats.evidence_threshold(levels.relative), log_e, ratio
+    return log_e >= stats.evidence_threshold(levels.relative), log_e, ratio, evidence

@@ -195,6 +195,40 @@ def log_betting_evalue(ratios: Sequence[float]) -> float:
     return _log_wealth(r[np.isfinite(r)])
 
 
+def log_wealths(ratios: Sequence[float]) -> tuple[float, ...]:
+    """Per bet fraction b (``BET_FRACTIONS``): log prod_i (1 + b (R_i - 1)), the wealth of one constant bet.
+
+    ``log_mean_exp`` of these is ``log_betting_evalue(ratios)``. Kept apart so that the wealth of
+    each bet can be carried from one analysis window to the next (docs/verdicts.md, "The
+    false-rollback budget"): multiplying each bet's wealth by the next units' factors is the same
+    bet over one longer sequence of units.
+    """
+    import numpy as np
+
+    r = np.asarray(ratios, dtype=float)
+    r = np.maximum(r[np.isfinite(r)], 0.0)
+    if r.size == 0:
+        return (0.0,) * len(BET_FRACTIONS)
+    bets = np.asarray(BET_FRACTIONS)
+    return tuple(float(x) for x in np.log1p(bets[:, None] * (r[None, :] - 1.0)).sum(axis=1))
+
+
+def log_mean_exp(values: Sequence[float]) -> float:
+    """log(mean(exp(v))): the log e-value of a mixture (with equal weights) of e-values given as logs."""
+    top = max(values)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(sum(math.exp(v - top) for v in values)) - math.log(len(values))
+
+
+def log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b))."""
+    top = max(a, b)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log1p(math.exp(min(a, b) - top))
+
+
 def _log_wealth(ratios: Any) -> float:
     import numpy as np
 

@@ -73,6 +73,61 @@ class VariantData:
     ratios: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
+Test = Literal["breach", "relative"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One SLO's Fail test over a rollout: log wealth per bet fraction (``stats.BET_FRACTIONS``).
+
+    ``null`` is what the wealth was bet against (breach: the allowed share q; relative: the margin):
+    evidence against another null cannot be carried. The e-value is the mean over the bet
+    fractions of exp(log_wealth) (``log_e``)."""
+
+    slo: str
+    test: Test
+    null: float
+    log_wealth: tuple[float, ...]
+
+    @property
+    def log_e(self) -> float:
+        return stats.log_mean_exp(self.log_wealth)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What the Fail tests of one window start from (``assess(..., carried=...)``): the rollout so far.
+
+    Every window j of a rollout (its steps, the bake after its promotion, a restart after a shared
+    incident) starts a new *chain* of bets with prior weight v_j = 1/((j+1)(j+2)) (they sum to 1),
+    and every chain continues over all later windows; the e-value of a test is the weighted sum
+    of its chains (docs/verdicts.md, "The false-rollback budget"). Chains get the same factors
+    from the units of the current window, so one vector per test is enough: ``evidence`` holds,
+    per (slo, test), log of the sum over the chains started so far (this window's included) of
+    v_j x their wealth. ``log_all`` = log(v_0 + ... + v_J) is the start of a test with no
+    evidence yet (its chains have seen nothing); ``log_fresh`` = log v_J is the start of a test
+    whose earlier evidence cannot be used (bet against another null). ``met_share`` is the share
+    of alpha the met test has in this window (restarts spend it); ``set_aside`` names the SLOs
+    whose breach was shared with the baseline in this window: their breach test cannot fail
+    until the window restarts. ``Carried()`` is a window on its own (one chain of weight 1)."""
+
+    evidence: tuple[Evidence, ...] = ()
+    log_all: float = 0.0
+    log_fresh: float = 0.0
+    met_share: float = 1.0
+    set_aside: frozenset[str] = frozenset()
+    windows: int = 1  # windows of the rollout so far, this one included
+
+    def start(self, slo: str, test: Test, null: float) -> tuple[float, ...]:
+        """The log wealth per bet fraction that ``test`` of ``slo`` starts this window with."""
+        size = len(stats.BET_FRACTIONS)
+        for e in self.evidence:
+            if e.slo == slo and e.test == test:
+                usable = math.isclose(e.null, null, rel_tol=1e-9, abs_tol=1e-12) and len(e.log_wealth) == size
+                return e.log_wealth if usable else (self.log_fresh,) * size
+        return (self.log_all,) * size
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The judgement of one SLO at one look, with the evidence behind it.
@@ -100,6 +155,15 @@ class Verdict:
     # With slices: the overdispersion of the candidate's counts across pods and intervals
     # (1: like independent requests); the met test counts samples / dispersion requests.
     dispersion: float | None = None
+    # The Fail tests' evidence after this look (the window's units on top of what was carried
+    # into it): what the next window of the rollout starts from.
+    evidence: tuple[Evidence, ...] = ()
+    # The shared-incident rule fired at this look: breach shown, and the baseline breaches too.
+    shared: bool = False
+    # The baseline's rate over its most recent intervals (with slices), and whether it is back
+    # within the SLO there: what ends an incident (a window restarts only after ``shared``).
+    baseline_recent: float | None = None
+    recovered: bool = False
 
     def to_evidence(self) -> dict[str, Any]:
         """JSON-safe, camelCase: what goes into status history and Events."""
@@ -119,6 +183,8 @@ class Verdict:
                 "dispersion": json_number(self.dispersion),
                 "effectiveSamples": json_number(self.samples / self.dispersion),
             }),
+            **({} if self.baseline_recent is None else {"baselineRecent": json_number(self.baseline_recent)}),
+            **({"sharedIncident": True} if self.shared else {}),
         }
 
 

@@ -3,8 +3,9 @@
 Pure code: the reconciler queries Prometheus for *cumulative* counts over the analysis
 window (``increase(...[<since the window began>])``) for the candidate and for the
 stable baseline serving the same traffic at the same time, and passes them in. Every
-verdict is a function of those counts alone, so an operator that dies between two looks
-and restarts from status decides the same thing; no state is kept between looks.
+verdict is a function of those counts and of what status carries from the rollout's
+earlier windows (``carried``, fixed for the window), so an operator that dies between two
+looks and restarts from status decides the same thing; nothing else is kept between looks.
 
 How one SLO is judged (details and references in docs/verdicts.md and in
 ``headway.planning.stats``):
@@ -26,7 +27,8 @@ How one SLO is judged (details and references in docs/verdicts.md and in
   2. *met* -> Pass: the SLO is the contract, and it is shown to hold;
   3. *relative* rejects -> Fail: the candidate is shown to be worse than stable;
   4. *breach* -> Fail, unless the baseline is breaching the same SLO over the same
-     window (baseline drift: rolling back would not help) -> Inconclusive;
+     window or over its most recent intervals (baseline drift, a shared incident: rolling
+     back would not help) -> Inconclusive;
   5. otherwise Inconclusive: not enough evidence either way yet.
 * Latency from histogram buckets (``headway.planning.latency``): the SLO ``max`` rarely
   sits on a bucket bound, so the share above ``max`` is bracketed: requests above the next bound up are surely slower
@@ -40,10 +42,20 @@ How one SLO is judged (details and references in docs/verdicts.md and in
   independent units, not independent requests, and one burst is one bad unit; the met test
   deflates the counts by the dispersion the slices show (``headway.planning.proportions``,
   ``headway.planning.stats``, docs/verdicts.md "Errors come in bursts").
-* False rollbacks: ``alpha`` is split over the SLOs and, within an SLO, between the
-  breach and the relative test (Bonferroni), so the probability that a version meeting
-  every SLO and no worse than stable gets even one Fail, over the whole analysis, is at
-  most ``alpha``. A Pass of an SLO that is actually breached has probability <= alpha.
+* False rollbacks, the guarantee: ``alpha`` is split over the SLOs and, within an SLO,
+  equally between the breach and the relative test (Bonferroni). Judged with ``carried``
+  (``analysis.carried``: the windows of one rollout, i.e. its steps and the bake after its
+  promotion), each Fail test is one e-process over the whole rollout: every window starts a
+  chain of bets with prior weight 1/((j+1)(j+2)) that continues over the later windows, so
+  the probability that a version within every SLO's null (and no worse than stable) gets
+  even one Fail, at any look of any window of the rollout, is at most ``alpha``. A window
+  judged alone (``carried`` None: an experiment, a caller judging one window) has ``alpha``
+  for that window only. A step passes an SLO that is actually breached with probability <=
+  alpha (the met test gets a share of alpha per restart of its window, the shares summing
+  to 1). After a breach shared with the baseline the window restarts once the baseline is
+  back within the SLO (``analysis.record``), and that breach evidence is never carried.
+  Assumptions (independent units, an unchanged spec.analysis): docs/verdicts.md, "The
+  false-rollback budget" and "Shared incidents end".
 Where the parts live: measurements and ``Verdict`` in ``headway.planning.verdict_types``,
 the tests of one proportion and how they combine in ``headway.planning.proportions``,
 latency in ``headway.planning.latency``, experiments (a winner between arms) in
@@ -60,16 +72,17 @@ from headway.api.analysis_spec import QuerySlo, Slo
 from headway.planning import stats
 from headway.planning.comparison import Comparison, ComparisonResult, VariantMetric, compare_variants, experiment_metric
 from headway.planning.latency import assess_latency
-from headway.planning.proportions import Levels, Proportion, interval_units, judge, pod_units, relative
+from headway.planning.proportions import PER_WINDOW, Levels, Proportion, interval_units, intervals_of, judge, pod_units, relative
 from headway.planning.verdict_types import (
-    DEFAULT_ALPHA, DEFAULT_MARGIN, FAIL, INCONCLUSIVE, PASS, TRAFFIC_SLO, Histogram, RequestCounts, Result, Slice, VariantData,
-    Verdict, error_counts, finite, inconclusive, overall, ratio_counts, request_counts, requests_served, slo_name,
+    DEFAULT_ALPHA, DEFAULT_MARGIN, FAIL, INCONCLUSIVE, PASS, TRAFFIC_SLO, Carried, Evidence, Histogram, RequestCounts, Result,
+    Slice, VariantData, Verdict, error_counts, finite, inconclusive, overall, ratio_counts, request_counts, requests_served,
+    slo_name,
 )
 
 __all__ = [
-    "DEFAULT_ALPHA", "DEFAULT_MARGIN", "FAIL", "INCONCLUSIVE", "PASS", "TRAFFIC_SLO", "Comparison", "ComparisonResult",
-    "Histogram", "RequestCounts", "Result", "Slice", "VariantData", "VariantMetric", "Verdict", "assess", "compare_variants",
-    "experiment_metric", "overall", "slo_name",
+    "DEFAULT_ALPHA", "DEFAULT_MARGIN", "FAIL", "INCONCLUSIVE", "PASS", "TRAFFIC_SLO", "Carried", "Comparison",
+    "ComparisonResult", "Evidence", "Histogram", "RequestCounts", "Result", "Slice", "VariantData", "VariantMetric", "Verdict",
+    "assess", "compare_variants", "experiment_metric", "overall", "slo_name",
 ]
 
 
@@ -81,6 +94,7 @@ def assess(
     alpha: float = DEFAULT_ALPHA,
     *,
     margin: float = DEFAULT_MARGIN,
+    carried: Carried | None = None,
 ) -> list[Verdict]:
     """Judge every SLO of ``spec.analysis`` at one look; one Verdict per SLO, in order.
 
@@ -89,6 +103,12 @@ def assess(
     makes every non-Fail verdict Inconclusive. With no SLOs, one implicit ``traffic``
     verdict is returned: Pass once ``min_requests`` were served with usable counts and
     the candidate's error rate is not shown to exceed the baseline's; never an empty list.
+
+    ``carried`` None judges this window on its own: alpha holds for it (the breach test gets the
+    relative test's share when there is no baseline). With ``carried`` (``analysis.carried``: one
+    window of a rollout) the Fail tests continue the rollout's evidence and alpha holds for the
+    whole rollout: the split is then fixed whatever the window (breach and relative alpha/(2 x
+    SLOs) each, with or without a baseline), and the met test gets ``carried.met_share`` of alpha.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be inside (0, 1), got {alpha}")
@@ -97,29 +117,30 @@ def assess(
     per_slo = alpha / max(1, len(slos))
     levels = Levels(
         min_requests=max(1, min_requests),
-        breach=per_slo / 2 if compare else per_slo,
+        breach=per_slo / 2 if compare or carried is not None else per_slo,
         relative=per_slo / 2,
-        met=alpha,
+        met=alpha * (carried.met_share if carried is not None else 1.0),
         margin=margin,
         compare=compare,
     )
+    prior = carried if carried is not None else PER_WINDOW
     if not slos:
-        return [_assess_traffic(candidate, baseline_data, levels)]
+        return [_assess_traffic(candidate, baseline_data, levels, prior)]
     verdicts = []
     for slo in slos:
         name = slo_name(slo)
         if slo.error_rate is not None:
-            verdicts.append(_assess_error_rate(name, slo.error_rate.max, candidate, baseline_data, levels))
+            verdicts.append(_assess_error_rate(name, slo.error_rate.max, candidate, baseline_data, levels, prior))
         elif slo.latency is not None:
-            verdicts.append(assess_latency(name, slo.latency, candidate, baseline_data, levels))
+            verdicts.append(assess_latency(name, slo.latency, candidate, baseline_data, levels, prior))
         else:
             assert slo.query is not None
-            verdicts.append(_assess_query(name, slo.query, candidate, baseline_data, levels))
+            verdicts.append(_assess_query(name, slo.query, candidate, baseline_data, levels, prior))
     return verdicts
 
 
 def _assess_error_rate(
-    name: str, max_rate: float, candidate: VariantData, baseline: VariantData | None, levels: Levels
+    name: str, max_rate: float, candidate: VariantData, baseline: VariantData | None, levels: Levels, carried: Carried
 ) -> Verdict:
     counts = error_counts(candidate)
     if counts is None:
@@ -140,8 +161,10 @@ def _assess_error_rate(
             unit="errors",
             units=pod_units(candidate.slices, _slice_errors),
             intervals=() if baseline is None else interval_units(candidate.slices, baseline.slices, _slice_error_pair),
+            baseline_intervals=() if baseline is None else intervals_of(baseline.slices, _slice_errors),
         ),
         levels,
+        carried,
     )
 
 
@@ -154,14 +177,16 @@ def _slice_error_pair(s: Slice) -> tuple[float, float] | None:
     return request_counts(s.requests)
 
 
-def _assess_query(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+def _assess_query(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels,
+                  carried: Carried) -> Verdict:
     """A custom query: a ratio is a proportion, tested like the error rate; a value is untested."""
     if slo.numerator is not None:
-        return _assess_ratio(name, slo, candidate, baseline, levels)
+        return _assess_ratio(name, slo, candidate, baseline, levels, carried)
     return _assess_value(name, slo.min, slo.max, candidate, baseline, levels)
 
 
-def _assess_ratio(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+def _assess_ratio(name: str, slo: QuerySlo, candidate: VariantData, baseline: VariantData | None, levels: Levels,
+                  carried: Carried) -> Verdict:
     """numerator / denominator over the window, judged by the proportion test (``judge``).
 
     The bad events are the numerator's with ``max`` (allowed share ``max``), and the
@@ -202,6 +227,7 @@ def _assess_ratio(name: str, slo: QuerySlo, candidate: VariantData, baseline: Va
             unit="outside the numerator" if at_least else "counted by the numerator",
         ),
         levels,
+        carried,
     )
     # judge() calls the samples "requests": say what they are here.
     shown = f"ratio {counts[0] / n:.4g} = {counts[0]:.0f}/{n:.0f}" if n > 0 else f"ratio -, denominator {n:.0f}"
@@ -259,7 +285,7 @@ def _assess_value(
     return verdict(PASS, "within bounds")
 
 
-def _assess_traffic(candidate: VariantData, baseline: VariantData | None, levels: Levels) -> Verdict:
+def _assess_traffic(candidate: VariantData, baseline: VariantData | None, levels: Levels, carried: Carried) -> Verdict:
     """No SLOs: enough traffic served, and (with a baseline) errors not shown worse than stable's."""
     served = requests_served(candidate)
     if served is None:
@@ -277,9 +303,10 @@ def _assess_traffic(candidate: VariantData, baseline: VariantData | None, levels
     p = Proportion(TRAFFIC_SLO, 1.0, total, errors, errors, (errors, total, base_errors, base_total), None, False, "errors",
                    intervals=interval_units(candidate.slices, baseline.slices, _slice_error_pair))
     whole = Levels(levels.min_requests, levels.met, levels.met, levels.met, levels.margin, True)  # the only test
-    worse = relative(p, whole)
+    worse = relative(p, whole, carried)
+    found = () if worse is None else (worse[3],)
     if worse is not None and worse[0]:
         why = f"no SLOs, but errors worse than baseline (rate ratio {worse[2]:.2f})"
-        return Verdict(TRAFFIC_SLO, FAIL, rate, None, int(served), base_rate, worse[1], stats.p_value(worse[1]), why)
+        return Verdict(TRAFFIC_SLO, FAIL, rate, None, int(served), base_rate, worse[1], stats.p_value(worse[1]), why, evidence=found)
     why = "no SLOs: minRequests served, errors not shown worse than baseline"
-    return Verdict(TRAFFIC_SLO, PASS, rate, None, int(served), base_rate, None, None, why)
+    return Verdict(TRAFFIC_SLO, PASS, rate, None, int(served), base_rate, None, None, why, evidence=found)
