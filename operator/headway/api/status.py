@@ -289,6 +289,9 @@ class BakeStatus(ApiModel):
     """When the promotion completed."""
     until: str
     """When the bake time ends."""
+    rollout: str | None = None
+    """When the rollout the bake follows began (status.rollout.startedAt): the bake continues that rollout's
+    analysis, and only that one's (a retried version's bake starts afresh)."""
     baseline: Literal["mirror", "weight", "none"] = "none"
     """How the previous version is fed to be compared with (spec.rollout.bakeBaseline, resolved for the provider):
     mirrored requests, a live weight, or none (the new stable is judged alone)."""

@@ -126,7 +126,9 @@ def current(req: AnalysisRequest | None, status: ModelDeploymentStatus) -> Analy
     last = status.analysis
     if req.purpose == "step":
         rollout = status.rollout.started_at if status.rollout is not None else None
-    else:
+    elif status.bake is not None and status.bake.rollout is not None:
+        rollout = status.bake.rollout  # the rollout this bake follows, as recorded at its promotion
+    else:  # a bake recorded before BakeStatus.rollout existed
         rollout = last.rollout if last is not None and last.revision == req.revision and last.purpose in ROLLOUT_PURPOSES else None
     req = replace(req, rollout=rollout)
     if (last is not None and last.revision == req.revision and last.purpose == req.purpose and last.rollout == rollout
@@ -244,7 +246,8 @@ def record(
     same = same_window(previous, req)
     # Counters run across the windows of one revision (a step's Fail blocks the next step,
     # so failures cannot straddle a weight change unnoticed); a new revision starts at zero.
-    carry = previous is not None and previous.revision == req.revision and previous.purpose == req.purpose
+    carry = (previous is not None and previous.revision == req.revision and previous.purpose == req.purpose
+             and (req.purpose not in ROLLOUT_PURPOSES or previous.rollout == req.rollout))
     failures = (previous.consecutive_failures if carry and previous else 0)
     inconclusive = (previous.consecutive_inconclusive if carry and previous else 0)
     if result == "Fail":

@@ -123,21 +123,17 @@ def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, 
 def adopt_model_revisions(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> ModelDeploymentStatus:
     """Status written before autoscaling was part of a version names versions by their model alone.
 
-    With ``spec.autoscaling`` set, a rolled-back, baking or deferred-control revision equal to
-    the hash of ``spec.model`` alone can only be such a name for the version the spec asks for
-    (a version with autoscaling never hashes like its bare model): it is read as that version,
-    so an upgrade neither retries a rolled-back model nor drops a bake. A rollout in progress is
-    not renamed: its candidate runs without the scaler, and is replaced by one that has it."""
+    With ``spec.autoscaling`` set, a rolled-back or deferred-control revision equal to the hash
+    of ``spec.model`` alone can only be such a name for the version the spec asks for (a version
+    with autoscaling never hashes like its bare model): it is read as that version, so an upgrade
+    does not retry a rolled-back model. A rollout in progress and a bake are not renamed: they
+    ran the version without the scaler, which the spec's version replaces (a rollout of it)."""
     if spec.autoscaling is None:
         return previous
     old, new = revision_of(spec.model), revision_of(desired_version(spec))
     update: dict[str, Any] = {}
     if previous.rolled_back is not None and previous.rolled_back.revision == old:
         update["rolled_back"] = previous.rolled_back.model_copy(update={"revision": new})
-    if previous.bake is not None and previous.bake.revision == old:
-        update["bake"] = previous.bake.model_copy(update={"revision": new})
-        if previous.analysis is not None and previous.analysis.revision == old and previous.analysis.purpose == "bake":
-            update["analysis"] = previous.analysis.model_copy(update={"revision": new})
     if any(c.revision == old for c in previous.deferred_controls):
         update["deferred_controls"] = [c.model_copy(update={"revision": new}) if c.revision == old else c for c in previous.deferred_controls]
     return previous.model_copy(update=update) if update else previous
@@ -420,7 +416,8 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
             out.phase = Phase.ROLLED_BACK
             out.message = f"{bake.bento} rolled back after promotion (FailedBake, {why}): {gate.message}"
             return out
-        report = f"{bake.bento} breached its SLOs during the bake and was not rolled back ({why}); it keeps serving"
+        what = "breached its SLOs" if gate.result == "Fail" else f"reached the inconclusive limit ({gate.result})"
+        report = f"{bake.bento} {what} during the bake and was not rolled back ({why}); it keeps serving"
         hint = "" if not restores(gate, bake, True)[0] else (
             ": spec.rollout.rollbackWithoutBaseline: true restores the previous version on such breaches")
         if bake.breach_reported_at is None:  # once per run of failing looks, with its evidence
@@ -444,7 +441,8 @@ def _feed_baseline(run: _Run, bake: BakeStatus, wanted: Baseline, state: Deploym
     recorded = Baseline.of(bake)
     if recorded != wanted:
         if recorded.fed and bake.baseline_since is not None:
-            run.record("BakeBaselineChanged", f"spec.rollout.bakeBaseline changed during the bake of {bake.bento}: "
+            run.record("BakeBaselineChanged", f"the bake's baseline changed during the bake of {bake.bento} (spec.rollout.bakeBaseline, "
+                       f"spec.traffic.provider or spec.analysis): "
                        f"{recorded.describe()} -> {wanted.describe()}; the comparison restarts",
                        evidence={**_traffic_evidence(STABLE_ONLY), "baseline": wanted.evidence(previous.bento)},
                        rev=bake.revision, bento=bake.bento)
@@ -498,6 +496,7 @@ def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) ->
             until = run.now + parse_duration(spec.rollout.bake_time)
             baseline = resolve(spec)
             out.bake = BakeStatus(revision=rollout.revision, bento=model.bento, since=rfc3339(run.now), until=rfc3339(until),
+                                  rollout=rollout.started_at,
                                   baseline=baseline.mode, baseline_percent=baseline.share)
             prev = out.previous_model.bento
             if spec.analysis is None:

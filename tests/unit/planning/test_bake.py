@@ -507,3 +507,24 @@ def test_conditions_agree_with_the_phase_at_every_reconcile_of_the_bake(scenario
         phases.add(result.status.phase)
     assert Phase.SUCCEEDED in phases
     assert (Phase.DEGRADED in phases) == (scenario == "no-baseline")  # only a breach not compared is Degraded
+
+
+def test_a_retried_versions_bake_starts_afresh_not_from_the_failed_bakes_evidence() -> None:
+    """FailedBake, retry, promote: the new bake belongs to the new rollout and judges it on its own evidence."""
+    cluster, tp = promoted(bake_spec())
+    tb = tp + 10
+    bake_through(cluster, tb, regression(tb + 120), stop="RolledBack")
+    assert cluster.status.rolled_back is not None and cluster.status.rolled_back.reason == "FailedBake"
+    t = tb + 1000
+    cluster.annotate("retry", "1")
+    for _ in range(3):
+        step(cluster, t, fine)
+        t += 10
+    cluster.annotate("promote", "1")
+    while "Promoted" not in [e.reason for e in cluster.events[-40:]] or cluster.status.bake is None:
+        step(cluster, t, fine)
+        t += 10
+        assert t < tb + 3000, cluster.reasons()
+    cluster.events.clear()
+    bake_through(cluster, t, fine, stop="RolledBack")  # the whole bake, both versions fine
+    assert "RolledBack" not in cluster.reasons() and "BakeCompleted" in cluster.reasons(), cluster.reasons()
