@@ -299,7 +299,7 @@ def _assess_traffic(candidate: VariantData, baseline: VariantData | None, levels
     if counts is None or base is None:
         return inconclusive(TRAFFIC_SLO, "error counts of candidate or baseline missing: cannot compare", served)
     (errors, total), (base_errors, base_total) = counts, base
-    rate, base_rate = errors / total, (base_errors / base_total if base_total > 0 else None)
+    rate, base_rate = errors / total, (base_errors / base_total if base_total >= levels.min_requests else None)
     p = Proportion(TRAFFIC_SLO, 1.0, total, errors, errors, (errors, total, base_errors, base_total), None, False, "errors",
                    intervals=interval_units(candidate.slices, baseline.slices, _slice_error_pair))
     whole = Levels(levels.min_requests, levels.met, levels.met, levels.met, levels.margin, True)  # the only test
