@@ -158,7 +158,8 @@ def test_the_bake_judges_the_new_stable_against_the_previous_version(emulated: E
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": GOOD_V2}})
     env.wait_history("fraud", "BakeBaselineStarted", timeout=120)
-    assert env.route_split("fraud") == ({"fraud-stable": 100, "fraud-previous": 0}, 100)
+    # Status is written before the route (write-ahead): wait for the route to follow it.
+    wait_for("the mirror to the previous version", lambda: env.route_split("fraud") == ({"fraud-stable": 100, "fraud-previous": 0}, 100))
     plane.wait_serving("fraud-previous", GOOD)  # the previous version runs again, beside the new stable
     status = env.wait_history("fraud", "BakeCompleted", timeout=120)
     done = next(h for h in reversed(status["history"]) if h["event"] == "BakeCompleted")
