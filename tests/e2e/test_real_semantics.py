@@ -84,8 +84,8 @@ def test_a_conflict_never_moves_traffic_back(env: Env) -> None:
     """Another writer touches the ModelDeployment while the operator decides: its status writes get 409s."""
     if not env.kube.serves(HTTPROUTE):
         pytest.skip("the cluster does not serve Gateway API HTTPRoutes")
-    steps = [{"canary": {"weight": 10, "duration": "2s"}}, {"canary": {"weight": 30, "duration": "2s"}},
-             {"canary": {"weight": 60, "duration": "1h"}}]
+    # Five step boundaries, each a decision that can race with the other writer's patches.
+    steps = [{"canary": {"weight": w, "duration": "1s"}} for w in (10, 20, 30, 40, 50)] + [{"canary": {"weight": 60, "duration": "1h"}}]
     env.create_md("fraud", {"model": V1, "replicas": 2, "traffic": TRAFFIC, "rollout": {"steps": steps}})
     env.wait_phase("fraud", "Succeeded")
     env.patch_spec("fraud", {"model": V2})
@@ -102,15 +102,14 @@ def test_a_conflict_never_moves_traffic_back(env: Env) -> None:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        # Not a wait: 5 s of writes, past the end of the 2 s step, so that its decision races with them.
-        until = time.monotonic() + 5
+        # Writes back to back until the last step: each step's decision races with them.
+        deadline = time.monotonic() + 60
         i = 0
-        while time.monotonic() < until:
+        while env.route_split("fraud")[0].get("fraud-candidate") != 60:
+            assert time.monotonic() < deadline, f"the rollout did not reach 60% (history: {env.history('fraud')})"
             patch_as(env, MODEL_DEPLOYMENT, "fraud",
                      {"metadata": {"labels": {"touched": str(i)}}}, "someone-else")
             i += 1
-            time.sleep(0.03)
-        wait_for("canary 60%", lambda: env.route_split("fraud")[0].get("fraud-candidate") == 60)
     finally:
         done.set()
         sampler.join()
@@ -118,7 +117,7 @@ def test_a_conflict_never_moves_traffic_back(env: Env) -> None:
     drops = [(a, b) for a, b in zip(seen, seen[1:]) if b < a]
     assert drops == [], f"traffic moved back: {drops} in {seen}"
     history = env.history("fraud")
-    assert history.count("StepStarted") == 3 and history.count("StepCompleted") == 2
+    assert history.count("StepStarted") == 6 and history.count("StepCompleted") == 5
 
 
 def test_a_delete_returns_in_seconds_with_or_without_the_operator(env: Env) -> None:
