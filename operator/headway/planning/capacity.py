@@ -48,7 +48,7 @@ from headway.api.status import VersionSpec
 from headway.planning.capabilities import SCALEDOBJECT, capabilities_of
 from headway.planning.naming import STABLE, ScalerBounds
 from headway.planning.observe import DeploymentState, Observation
-from headway.planning.validation import prometheus_url
+from headway.planning.validation import prometheus_url, unrequested_utilisation
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,9 @@ def scaler_blockers(scaling: Autoscaling | None, spec: ModelDeploymentSpec, metr
     if scaling is None:
         return []
     problems: list[str] = []
-    # A container that sets only a limit gets a request equal to it (the API server's default).
-    requested = set(spec.resources.requests) | set(spec.resources.limits) if spec.resources else set()
+    unrequested = {name for _, name in unrequested_utilisation(scaling, spec)}
     for resource in RESOURCES:
-        if any(getattr(m, resource) is not None for m in scaling.metrics) and resource not in requested:
+        if resource in unrequested:
             problems.append(f"spec.autoscaling.metrics: a {resource} utilisation target needs spec.resources.requests.{resource} "
                             "(utilisation is a percentage of the request); replicas stay fixed")
     needs_prometheus = any(m.needs_keda for m in scaling.metrics)
@@ -136,8 +135,9 @@ class Capacity:
     """What a share of traffic is worth in replicas for one plan, and each variant's scaler.
 
     A variant scales as its version says (the scaler's spec is part of the version): the
-    stable (the baseline) with ``stable_scaling``, from the stable version, every other
-    variant with ``scaling``, from the spec. They differ while a change to autoscaling rolls out."""
+    stable (the baseline) with ``stable_scaling``, from the stable version, the candidate (and
+    experiment arms) with ``scaling``, from the version it runs. They differ while a change to
+    autoscaling rolls out."""
 
     spec: ModelDeploymentSpec
     total: int  # replicas carrying all traffic: spec.replicas, or with scalers the stable's current replicas

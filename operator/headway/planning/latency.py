@@ -11,7 +11,9 @@ units (``headway.planning.proportions``).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 
 from headway.api.analysis_spec import LatencySlo
 from headway.api.types import parse_duration
@@ -34,40 +36,64 @@ def assess_latency(name: str, slo: LatencySlo, candidate: VariantData, baseline:
     # Possibly slower than max: above the bound below (none: every request may be).
     met = stats.count_above(buckets, below) if below is not None else total
     base = stats.clean_buckets(baseline.latency.buckets) if baseline is not None and baseline.latency else None
-    relative, base_rate, ref = None, None, None
+    relative, base_rate, ref, base_counts = None, None, None, None
     if base is not None:
         base_total = stats.histogram_total(base)
         if above is not None and _has_bound(base, above) and base_total >= levels.min_requests:
-            base_rate = stats.count_above(base, above) / base_total
+            base_counts = (stats.count_above(base, above), base_total)
+            base_rate = base_counts[0] / base_total
         ref = _reference_bound(buckets, base, allowed)
         if ref is not None:
             relative = (stats.count_above(buckets, ref), total, stats.count_above(base, ref), base_total)
     unit = f"slower than {_bound_text(below, above, limit)}"
     missing = baseline is not None and base is None
 
+    needed = [x for x in (below, above, ref) if x is not None]
+    seen: dict[int, dict[float, float] | None] = {}
+
+    def counts(s: Slice) -> dict[float, float] | None:
+        """The slice's requests slower than each bound the SLO needs (``inf``: all), once per slice."""
+        key = id(s)
+        if key not in seen:
+            seen[key] = None if s.latency is None else _slice_counts(s.latency.buckets, needed)
+        return seen[key]
+
     def slice_unit(s: Slice) -> tuple[float, float, float] | None:
-        b = _slice_buckets(s, [x for x in (below, above) if x is not None])
-        if b is None:
+        c = counts(s)
+        if c is None or any(x is not None and x not in c for x in (below, above)):
             return None
-        n = stats.histogram_total(b)
-        surely = stats.count_above(b, above) if above is not None else 0.0
-        return surely, (stats.count_above(b, below) if below is not None else n), n
+        n = c[math.inf]
+        return (c[above] if above is not None else 0.0), (c[below] if below is not None else n), n
 
     def slice_pair(s: Slice) -> tuple[float, float] | None:
-        b = None if ref is None else _slice_buckets(s, [ref])
-        return None if b is None or ref is None else (stats.count_above(b, ref), stats.histogram_total(b))
+        c = None if ref is None else counts(s)
+        return None if c is None or ref is None or ref not in c else (c[ref], c[math.inf])
 
     intervals = () if ref is None or baseline is None else interval_units(candidate.slices, baseline.slices, slice_pair)
     recent = () if baseline is None else intervals_of(baseline.slices, slice_unit)
     return judge(Proportion(name, allowed, total, breach, met, relative, base_rate, missing, unit,
-                            units=pod_units(candidate.slices, slice_unit), intervals=intervals, baseline_intervals=recent),
+                            units=pod_units(candidate.slices, slice_unit), intervals=intervals, baseline_intervals=recent,
+                            baseline_counts=base_counts),
                  levels, carried)
 
 
-def _slice_buckets(s: Slice, bounds: list[float]) -> stats.Buckets | None:
-    """One slice's histogram, if usable and holding the bucket bounds the SLO needs."""
-    b = stats.clean_buckets(s.latency.buckets) if s.latency is not None else None
-    return b if b is not None and all(_has_bound(b, x) for x in bounds) else None
+def _slice_counts(buckets: tuple[tuple[float, float], ...], bounds: Sequence[float]) -> dict[float, float] | None:
+    """One slice's requests slower than each of ``bounds`` its histogram holds, and its total
+    (key ``inf``); None if the histogram is unusable."""
+    try:
+        return _memo_counts(buckets, tuple(bounds))
+    except TypeError:  # an unhashable histogram (lists)
+        return _memo_counts.__wrapped__(buckets, tuple(bounds))
+
+
+@functools.lru_cache(maxsize=8192)
+def _memo_counts(buckets: tuple[tuple[float, float], ...], bounds: tuple[float, ...]) -> dict[float, float] | None:
+    b = stats.clean_buckets(buckets)
+    if b is None:
+        return None
+    total = stats.histogram_total(b)
+    cumulative = dict(b)
+    return {**{x: total - cumulative[x] for x in bounds if x in cumulative}, math.inf: total}
 
 
 def _has_bound(buckets: stats.Buckets, bound: float) -> bool:

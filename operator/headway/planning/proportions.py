@@ -75,6 +75,10 @@ class Proportion:
     # The baseline's pod units per interval, in time order (None: an interval with unusable slices):
     # its recent rate, for the shared-incident rule and the end of an incident.
     baseline_intervals: tuple[tuple[Unit, ...] | None, ...] = ()
+    # The baseline's (surely bad events, requests) over the window, when it served minRequests
+    # (None: no baseline, or too few of its requests): its confidence bounds decide whether a
+    # breach is the version's (the baseline shown within the SLO) or shared (shown breaching).
+    baseline_counts: tuple[float, float] | None = None
 
 
 def pod_units(slices: Sequence[Slice], count: Callable[[Slice], Unit | None]) -> tuple[Unit, ...]:
@@ -215,19 +219,56 @@ def judge(p: Proportion, levels: Levels, carried: Carried = PER_WINDOW) -> Verdi
         also = ", and SLO shown to be breached" if breached else ""
         why = f"worse than baseline beyond the {levels.margin:.0%} margin (rate ratio {worse[2]:.2f}){also}"
         return verdict(FAIL, worse[1], why)
+    recently = recent is not None and stats.log_betting_evalue(
+        [u[0] / (q * u[2]) for u in recent]) >= stats.evidence_threshold(levels.breach)
+    base_state = "breaching" if recently else _baseline_state(p, levels, breached)
     if breached:
-        recently = recent is not None and stats.log_betting_evalue(
-            [u[0] / (q * u[2]) for u in recent]) >= stats.evidence_threshold(levels.breach)
-        if (p.baseline_rate is not None and p.baseline_rate > q) or recently:
-            where = "over the window" if p.baseline_rate is not None and p.baseline_rate > q else "over its recent intervals"
+        if base_state == "breaching":
+            where = "over its recent intervals" if recently else "over the window"
             why = f"breached, but so is the baseline ({where}: service-wide); the candidate is not shown worse"
             return verdict(INCONCLUSIVE, None, why, shared=True)
         if p.name in carried.set_aside:
             why = ("breached, but the baseline breached too earlier in this window (a shared incident): the breach "
                    "evidence is set aside until the window restarts")
             return verdict(INCONCLUSIVE, None, why)
+        if base_state == "unknown":
+            why = ("breached, but the baseline is not shown within the SLO (its own bounds reach above it): not yet "
+                   "shown to be the candidate's")
+            return verdict(INCONCLUSIVE, None, why)
         return verdict(FAIL, breach, "SLO shown to be breached")
+    if base_state == "breaching":
+        where = "over its recent intervals" if recently else "over the window"
+        why = (f"not enough evidence yet, and the baseline breaches the SLO ({where}: a service-wide incident); "
+               "the window restarts once the baseline is back within it")
+        return verdict(INCONCLUSIVE, None, why, shared=True)
     return verdict(INCONCLUSIVE, None, "not enough evidence yet")
+
+
+def _baseline_state(p: Proportion, levels: Levels, breached: bool) -> str | None:
+    """Where the baseline's rate over the window stands against the SLO, at the breach test's level:
+    "breaching" (its lower bound above ``allowed``), "within" (its upper bound at or below it), "unknown"
+    (its bounds straddle it), or None (not compared: no baseline counts).
+
+    With slices, the lower bound bets per pod-interval and the upper bound deflates the counts by the
+    slices' dispersion, as for the candidate. Only what the caller needs is computed: "within" only
+    after a breach (it decides between Fail and Inconclusive), "breaching" only above the SLO's point."""
+    if p.baseline_counts is None or p.baseline_counts[1] <= 0:
+        return None
+    k, n = p.baseline_counts
+    q = p.allowed
+    units = [u for row in p.baseline_intervals if row for u in row]
+    if k / n > q:
+        if units:
+            low = stats.betting_lower_bound([u[0] for u in units], [u[2] for u in units], levels.breach)
+        else:
+            low = stats.confidence_sequence(k, n, levels.breach)[0]
+        if low > q:
+            return "breaching"
+    if not breached:
+        return "unknown"
+    phi = stats.dispersion([u[0] for u in units], [u[2] for u in units])[0] if units else 1.0
+    high = stats.confidence_sequence(k / phi, n / phi, levels.breach)[1]
+    return "within" if high <= q else "unknown"
 
 
 def _flat(log_e: float) -> tuple[float, ...]:

@@ -38,6 +38,7 @@ traffic at the cost of a factor 3 in the threshold.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -364,10 +365,21 @@ Buckets = tuple[tuple[float, float], ...]
 def clean_buckets(buckets: tuple[tuple[float, float | None], ...]) -> Buckets | None:
     """Sorted, monotone cumulative buckets, or None if the histogram is unusable.
 
+    Memoised (a look re-reads every pod-interval slice of its window, and those repeat from
+    look to look); a histogram given as lists is cleaned without the memo.
+
     Unusable: empty, no +Inf bucket (the total is unknown), a missing/NaN/negative count,
     or a NaN bound. Small decreases between adjacent buckets (per-bucket extrapolation of
     increase()) are repaired with a running maximum.
     """
+    try:
+        return _clean_buckets(buckets)
+    except TypeError:  # unhashable (lists): the same cleaning, unmemoised
+        return _clean_buckets.__wrapped__(buckets)
+
+
+@functools.lru_cache(maxsize=8192)
+def _clean_buckets(buckets: tuple[tuple[float, float | None], ...]) -> Buckets | None:
     if not buckets:
         return None
     rows: list[tuple[float, float]] = []

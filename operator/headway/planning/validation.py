@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from headway.api.base import ApiModel
-from headway.api.spec import ModelDeploymentSpec, ModelSpec
+from headway.api.spec import Autoscaling, ModelDeploymentSpec, ModelSpec
 from headway.api.types import check_label_key, check_label_value, parse_duration, parse_quantity
 from headway.planning.capabilities import DEFAULT_PROVIDER, PinKind, capabilities_of, providers_that
 from headway.planning.naming import MAX_NAME_LENGTH, bento_name_version
@@ -330,13 +330,20 @@ def _utilisation_problems(spec: ModelDeploymentSpec) -> list[Problem]:
     """A cpu or memory utilisation target is a percentage of the pods' request (or limit): without
     one there is nothing to scale on (an HPA reports FailedGetResourceMetric, KEDA's webhook refuses it)."""
     assert spec.autoscaling is not None
+    return [Problem(f"spec.autoscaling.metrics[{i}]", f"a {name} utilisation target is a percentage of the pods' {name} "
+                    f"request: set spec.resources.requests.{name}")
+            for i, name in unrequested_utilisation(spec.autoscaling, spec)]
+
+
+def unrequested_utilisation(scaling: Autoscaling, spec: ModelDeploymentSpec) -> list[tuple[int, str]]:
+    """(metric index, resource) of every cpu or memory utilisation target of ``scaling`` whose resource
+    the spec neither requests nor limits (a container that sets only a limit gets a request equal to
+    it: the API server's default)."""
     resources = spec.resources
-    problems = []
-    for i, metric in enumerate(spec.autoscaling.metrics):
+    requested = set(resources.requests) | set(resources.limits) if resources is not None else set()
+    found = []
+    for i, metric in enumerate(scaling.metrics):
         name = "cpu" if metric.cpu is not None else "memory" if metric.memory is not None else None
-        if name is None:
-            continue
-        if resources is None or not ({name} & (set(resources.requests) | set(resources.limits))):
-            problems.append(Problem(f"spec.autoscaling.metrics[{i}]", f"a {name} utilisation target is a percentage of the "
-                                    f"pods' {name} request: set spec.resources.requests.{name}"))
-    return problems
+        if name is not None and name not in requested:
+            found.append((i, name))
+    return found

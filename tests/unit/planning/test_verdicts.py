@@ -74,6 +74,14 @@ E1, E2 = ERRORS_1PCT, ERRORS_2PCT
     (E1, errors(500, 5000), errors(2250, 45000), 200, "Fail", "worse than baseline"),
     # At the max, so the absolute test cannot tell, but clearly worse than stable -> Fail.
     (E2, errors(100, 5000), errors(450, 45000), 200, "Fail", "worse than baseline"),
+    # A breach the baseline could share: its rate looks within (0.8%), but 2 errors in 250 requests do
+    # not show it, so the breach is not yet shown to be the candidate's (the relative test still runs) ...
+    (E1, errors(100, 2000), errors(2, 250), 200, "Inconclusive", "baseline is not shown within the SLO"),
+    # ... while the same rate over 45,000 requests shows it: the breach is the candidate's.
+    (E1, errors(100, 2000), errors(360, 45000), 200, "Fail", "breached"),
+    # A baseline shown breaching (lower bound above the max) while the candidate's own evidence is
+    # thin: a shared incident (the window will restart once the baseline is back within the SLO).
+    (E1, errors(3, 300), errors(2250, 45000), 200, "Inconclusive", "the baseline breaches the SLO"),
     # A baseline that was asked for but is missing blocks a Pass, not a Fail.
     (E1, errors(5, 5000), errors(None, None), 200, "Inconclusive", "baseline's series are missing"),
     (E1, errors(100, 2000), errors(None, None), 200, "Fail", "breached"),

@@ -212,12 +212,14 @@ Rate = Callable[[str, int], float]  # (variant, interval index since T0) -> erro
 
 
 class Traffic:
-    """Per pod and 30 s interval counts on a fixed grid from T0: 1 candidate pod, 9 stable pods, 20 req/s each."""
+    """Per pod and 30 s interval counts on a fixed grid from T0: 1 candidate pod, 9 stable pods, 20 req/s each
+    (the candidate's pod ``candidate_rps``)."""
 
-    def __init__(self, seed: int, intervals: int, rate: Rate) -> None:
+    def __init__(self, seed: int, intervals: int, rate: Rate, candidate_rps: float = 20.0) -> None:
         rng = np.random.default_rng(seed)
         self.rate = rate
-        self.n = {v: rng.poisson(20 * INTERVAL, (intervals, pods)).astype(float) for v, pods in (("candidate", 1), ("stable", 9))}
+        self.n = {v: rng.poisson(rps * INTERVAL, (intervals, pods)).astype(float)
+                  for v, pods, rps in (("candidate", 1, candidate_rps), ("stable", 9, 20.0))}
         self.k = {v: np.array([rng.binomial(self.n[v][i].astype(int), rate(v, i)) for i in range(intervals)], dtype=float)
                   for v in self.n}
 
@@ -290,6 +292,27 @@ def test_a_shared_incident_is_followed_by_a_restart_and_a_pass_before_the_window
     # The window the step began with still holds the incident: its error rate is above the max, so it could not pass.
     since_step = traffic.data("candidate", T0, T0 + timedelta(seconds=INTERVAL * passed))
     assert (since_step.requests.errors or 0.0) / (since_step.requests.total or 1.0) > 0.01
+    assert not any(j.gate is not None and j.gate.rollback for _, _, j in looks)
+
+
+def test_a_thin_canary_is_not_held_by_an_incident_it_cannot_show_alone() -> None:
+    """At 1 req/s the canary's own breach test cannot show a ten-minute incident of the whole service
+    (2.5% errors against a max of 1%), yet the incident's errors stay in its window: without a restart its
+    error rate over the window stays near the max and the met test cannot pass for hours. The baseline
+    shows the breach, so the incident is recorded as shared, and the window restarts once the baseline
+    is back within it."""
+    traffic = Traffic(45, 400, incident(4, 24, rate=0.025, candidate_after=0.0), candidate_rps=1.0)
+    looks = drive(traffic, 400)
+    shared = [look for look, _, j in looks if any(v.shared for _, v in j.verdicts)]
+    restarted = [look for look, _, j in looks if j.events]
+    assert shared and shared[0] <= 24 and restarted and 24 < restarted[0] <= 24 + 10, (shared[:3], restarted)
+    reason = next(v.reason for _, v in looks[shared[0] - 1][2].verdicts if v.shared)
+    assert "the baseline breaches the SLO" in reason, reason
+    passed = next(look for look, _, j in looks if j.gate is not None and j.gate.result == "Pass")
+    assert passed > restarted[0]
+    # The step's own window (the incident in it) could not have shown the SLO met by then.
+    since_step = traffic.data("candidate", T0, T0 + timedelta(seconds=INTERVAL * passed))
+    assert (since_step.requests.errors or 0.0) / (since_step.requests.total or 1.0) > 0.005
     assert not any(j.gate is not None and j.gate.rollback for _, _, j in looks)
 
 
