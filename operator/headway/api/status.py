@@ -172,6 +172,9 @@ class SloVerdict(ApiModel):
     baseline_recent: float | None = None
     """The baseline's rate over its most recent intervals (at least 4 and minRequests requests), when measured:
     what tells a shared incident is over."""
+    breach_unattributed: bool = False
+    """The breach is shown but the baseline is not shown within the SLO (its confidence bounds reach above the
+    max): Inconclusive, not the candidate's yet; during a bake it is reported (BakeBreach), not rolled back."""
 
 
 class CarriedEvidence(ApiModel):

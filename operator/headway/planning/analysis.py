@@ -329,7 +329,7 @@ def _verdict_status(variant: str, v: Verdict) -> SloVerdict:
     return SloVerdict(
         slo=v.slo, variant=variant, result=v.result, value=v.value, threshold=v.threshold, samples=v.samples,
         baseline_value=v.baseline_value, statistic=v.statistic, p_value=v.p_value, ci_low=v.ci_low, ci_high=v.ci_high,
-        reason=v.reason, dispersion=v.dispersion, baseline_recent=v.baseline_recent,
+        reason=v.reason, dispersion=v.dispersion, baseline_recent=v.baseline_recent, breach_unattributed=v.unattributed,
     )
 
 

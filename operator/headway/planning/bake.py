@@ -36,6 +36,11 @@ What a breach does during the bake (``restores``):
   and a history entry ``BakeBreach`` with the verdicts, phase ``Degraded`` (condition
   Degraded reason BakeBreach, SLOsMet reason BreachReported); the new stable keeps serving,
   unless ``spec.rollout.rollbackWithoutBaseline`` asks to restore the previous version then;
+- a breach of the new stable while the previous version is not shown within the SLO (its
+  confidence bounds straddle the max: too few of its requests to tell whether the breach is
+  shared) is Inconclusive (``breachUnattributed``) and reported like an uncompared breach
+  (``BakeBreach``, phase Degraded), never restored: a thin baseline cannot restore the old
+  version on a shared incident, nor hide a breach;
 - an inconclusive limit (``onInconclusive: rollback``) never restores a compared previous
   version: a breach both versions share is Inconclusive by design.
 """
@@ -137,6 +142,20 @@ def compared_fails(gate: Gate) -> list[SloVerdict]:
     return found
 
 
+def unattributed_breaches(gate: Gate) -> list[SloVerdict]:
+    """The new stable's breaches shown while the previous version is not shown within the SLO (its bounds
+    straddle the max: too few of its requests to tell a shared incident): Inconclusive, reported."""
+    found = []
+    for raw in (gate.evidence or {}).get("verdicts", []):
+        try:
+            verdict = SloVerdict.model_validate(raw)
+        except ValueError:
+            continue
+        if verdict.variant == STABLE and verdict.breach_unattributed:
+            found.append(verdict)
+    return found
+
+
 def not_compared(bake: BakeStatus) -> str:
     """Why a breach of the bake was not compared with the previous version."""
     if bake.baseline == "none":
@@ -173,5 +192,5 @@ def describe_bake(bake: BakeStatus, previous_bento: str | None, rollback_without
 
 __all__ = [
     "DEFAULT_MIRROR", "DEFAULT_WEIGHT", "NO_BASELINE", "Baseline", "compared_fails", "describe_bake", "not_compared", "resolve",
-    "restores",
+    "restores", "unattributed_breaches",
 ]

@@ -186,12 +186,13 @@ def judge(p: Proportion, levels: Levels, carried: Carried = PER_WINDOW) -> Verdi
         base += f" (recently {pct(recent_rate)})"
     found: list[Evidence] = []
 
-    def verdict(result: Result, log_e: float | None, why: str, shared: bool = False) -> Verdict:
+    def verdict(result: Result, log_e: float | None, why: str, shared: bool = False, unattributed: bool = False) -> Verdict:
         pv = None if log_e is None else stats.p_value(log_e)
         reason = f"{why}: {shown}{base}"
         return Verdict(p.name, result, value, q, int(n), p.baseline_rate, log_e, pv, reason, low, high,
                        dispersion=phi if units else None, evidence=tuple(found), shared=shared,
-                       baseline_recent=recent_rate, recovered=recent_rate is not None and recent_rate <= q)
+                       baseline_recent=recent_rate, recovered=recent_rate is not None and recent_rate <= q,
+                       unattributed=unattributed)
 
     if q <= 0.0:  # max 0: any bad event breaches; none in minRequests requests meets it
         if p.breach_events > 0:
@@ -234,7 +235,7 @@ def judge(p: Proportion, levels: Levels, carried: Carried = PER_WINDOW) -> Verdi
         if base_state == "unknown":
             why = ("breached, but the baseline is not shown within the SLO (its own bounds reach above it): not yet "
                    "shown to be the candidate's")
-            return verdict(INCONCLUSIVE, None, why)
+            return verdict(INCONCLUSIVE, breach, why, unattributed=True)
         return verdict(FAIL, breach, "SLO shown to be breached")
     if base_state == "breaching":
         where = "over its recent intervals" if recently else "over the window"

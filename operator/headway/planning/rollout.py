@@ -37,7 +37,7 @@ from headway.api.status import (
 )
 from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
-from headway.planning.bake import Baseline, describe_bake, resolve, restores
+from headway.planning.bake import Baseline, describe_bake, resolve, restores, unattributed_breaches
 from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.naming import desired_version, revision_of, version_change
@@ -426,6 +426,16 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
                        rev=bake.revision, bento=bake.bento)
             bake = bake.model_copy(update={"breach_reported_at": rfc3339(now)})
         out.phase, out.reason, out.message = Phase.DEGRADED, "BakeBreach", f"{report}{hint}"
+    elif gate is not None and (unattributed := unattributed_breaches(gate)):
+        names = ", ".join(v.slo for v in unattributed)
+        report = (f"{bake.bento} breached {names} during the bake and was not rolled back (the previous version is not "
+                  "shown within the SLO over the same window: too few of its requests to tell a shared incident); it keeps serving")
+        if bake.breach_reported_at is None:
+            run.record("BakeBreach", f"{report}; {gate.message}", "Warning",
+                       {"analysis": gate.evidence, "baseline": _baseline_evidence(bake, previous), "rolledBack": False},
+                       rev=bake.revision, bento=bake.bento)
+            bake = bake.model_copy(update={"breach_reported_at": rfc3339(now)})
+        out.phase, out.reason, out.message = Phase.DEGRADED, "BakeBreach", report
     elif gate is not None and bake.breach_reported_at is not None:  # the analysis no longer asks for a rollback
         bake = bake.model_copy(update={"breach_reported_at": None})
     out.bake = _feed_baseline(run, bake, resolve(spec), previous_state)

@@ -164,6 +164,9 @@ class Verdict:
     # within the SLO there: what ends an incident (a window restarts only after ``shared``).
     baseline_recent: float | None = None
     recovered: bool = False
+    # The breach is shown, but the baseline is not shown within the SLO (its bounds straddle the max):
+    # not attributed to the candidate, so Inconclusive; a bake reports it (BakeBreach) without restoring.
+    unattributed: bool = False
 
     def to_evidence(self) -> dict[str, Any]:
         """JSON-safe, camelCase: what goes into status history and Events."""
@@ -185,6 +188,7 @@ class Verdict:
             }),
             **({} if self.baseline_recent is None else {"baselineRecent": json_number(self.baseline_recent)}),
             **({"sharedIncident": True} if self.shared else {}),
+            **({"breachUnattributed": True} if self.unattributed else {}),
         }
 
 
