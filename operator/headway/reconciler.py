@@ -95,7 +95,8 @@ def fetch_measurement(req: MeasureRequest, source: MetricSource | None, now: dat
         if error is not None or source is None:
             break
         try:
-            data[variant] = source.fetch(SeriesQuery(req.namespace, req.name, variant, req.window_start, now, req.slos, req.labels, req.interval))
+            data[variant] = source.fetch(SeriesQuery(req.namespace, req.name, variant, req.window_start, now, req.slos, req.labels,
+                                                     req.interval, req.revision_of(variant)))
         except MetricsError as exc:
             error = str(exc)
     return Measurement(req, data, error, now)

@@ -152,6 +152,10 @@ class SeriesLabels(ApiModel):
     """Label holding the ModelDeployment's name."""
     variant: str = Field(default="variant", min_length=1, max_length=128)
     """Label holding the variant (stable, candidate, or an experiment variant's name)."""
+    revision: str = Field(default="revision", max_length=128)
+    """Label holding the pod's revision (Headway's PodMonitor sets it): the version being judged is selected by
+    it too, so pods of a replaced version still serving under the same variant are not counted as the new one's.
+    Empty: series have no such label; select by variant only."""
     pod: str = Field(default="pod", min_length=1, max_length=128)
     """Label holding the pod's name: verdicts count evidence per pod and interval, so a burst of errors from one pod is not read as many independent failures. Series without it are counted per interval across pods."""
 

@@ -22,6 +22,7 @@ class SeriesQuery:
     slos: tuple[Slo, ...]
     labels: SeriesLabels
     interval: str  # spec.analysis.interval, for {{interval}} in query SLOs
+    revision: str | None = None  # select only this revision's series (the version judged); None: any
 
 
 class MetricsError(Exception):

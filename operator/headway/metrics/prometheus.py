@@ -4,7 +4,10 @@ Every count is ``increase()`` over the analysis window ending now, evaluated at 
 instant, so candidate and baseline are measured over the same time. ``increase`` copes
 with counter resets (pods restarting). What the queries select on is configurable
 (``spec.analysis.seriesLabels``); the defaults are the labels the PodMonitor Headway
-renders guarantees: ``namespace``, ``modeldeployment``, ``variant``.
+renders guarantees: ``namespace``, ``modeldeployment``, ``variant``, and for the version being
+judged (a step's candidate, a bake's new stable) ``revision``: when a candidate replaces one
+that was rolled back, the old candidate's pods may serve until the new ones are ready, under
+the same ``variant``; their requests are not the new version's.
 
 BentoML's own metrics (``bentoml_service_request_total`` with ``http_response_code``,
 and the ``bentoml_service_request_duration_seconds`` histogram) feed the built-in SLOs;
@@ -40,8 +43,10 @@ NOT_API = 'endpoint!~"/(livez|readyz|healthz|metrics|docs.json|schema.json)"'
 MAX_SLICES = 720
 
 
-def selector(labels: SeriesLabels, namespace: str, name: str, variant: str, extra: str = "") -> str:
+def selector(labels: SeriesLabels, namespace: str, name: str, variant: str, extra: str = "", revision: str | None = None) -> str:
     parts = [f'{labels.namespace}="{namespace}"', f'{labels.model_deployment}="{name}"', f'{labels.variant}="{variant}"', NOT_API]
+    if revision and labels.revision:  # the judged version only: not a replaced version's pods still terminating
+        parts.insert(3, f'{labels.revision}="{revision}"')
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}"
@@ -115,8 +120,8 @@ class PrometheusSource:
             return ()
         last = query.start + timedelta(seconds=step * count)
         pod = query.labels.pod
-        sel = selector(query.labels, query.namespace, query.name, query.variant)
-        err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."')
+        sel = selector(query.labels, query.namespace, query.name, query.variant, revision=query.revision)
+        err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."', query.revision)
         origin = float(round(query.start.timestamp()))  # the client asks from a whole second
 
         def increments(promql: str, *labels: str) -> dict[tuple[str, ...], dict[float, float]]:
@@ -164,11 +169,11 @@ class PrometheusSource:
     def fetch(self, query: SeriesQuery) -> VariantData:
         at = query.end.timestamp()
         window = f"{max(1, int((query.end - query.start).total_seconds()))}s"
-        sel = selector(query.labels, query.namespace, query.name, query.variant)
+        sel = selector(query.labels, query.namespace, query.name, query.variant, revision=query.revision)
         total = self._scalar(f"sum(increase({REQUESTS}{sel}[{window}]))", at)
         errors = None
         if total is not None:
-            err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."')
+            err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."', query.revision)
             # No 5xx series means no 5xx answered yet: BentoML creates the series on the first one.
             errors = self._scalar(f"sum(increase({REQUESTS}{err_sel}[{window}]))", at) or 0.0
         latency = None

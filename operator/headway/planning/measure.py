@@ -56,6 +56,13 @@ class MeasureRequest:
         """Every variant whose series the verdicts need, targets and baselines, once each."""
         return tuple(dict.fromkeys(v for pair in self.targets for v in pair if v))
 
+    def revision_of(self, variant: str) -> str | None:
+        """The revision whose series ``variant`` is measured from: the version judged (a step's candidate,
+        a bake's new stable) is ``revision``; baselines and experiment arms are selected by variant only."""
+        if self.purpose in ("step", "bake") and self.targets and variant == self.targets[0][0]:
+            return self.revision
+        return None
+
     def answers(self, req: AnalysisRequest) -> bool:
         return (self.purpose, self.revision, self.targets, self.window_start) == (req.purpose, req.revision, req.targets, req.window_start)
 

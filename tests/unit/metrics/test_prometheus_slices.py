@@ -115,3 +115,37 @@ def test_a_failing_range_query_is_a_failed_measurement() -> None:
 
     with pytest.raises(MetricsError, match="refused"):
         source(Broken({})).fetch(query(120))
+
+
+class RecordingClient(FakeClient):
+    def __init__(self) -> None:
+        super().__init__({})
+        self.instant: list[str] = []
+
+    def custom_query(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self.instant.append(query)
+        return super().custom_query(query, params)
+
+
+def test_the_judged_version_is_selected_by_its_revision_and_the_baseline_by_variant() -> None:
+    """A candidate that replaces a rolled-back one: the old candidate's pods may still serve under
+    variant="candidate" until the new pods are ready; only the judged revision's series are its."""
+    from headway.planning.measure import MeasureRequest
+    from headway.reconciler import fetch_measurement
+
+    for purpose, targets, judged in (("step", (("candidate", "stable"),), "candidate"), ("bake", (("stable", "previous"),), "stable")):
+        req = MeasureRequest("ml", "fraud", purpose, "abc123", targets, T0, (ERRORS,), SeriesLabels(), "30s",  # type: ignore[arg-type]
+                             "http://prometheus:9090", T0)
+        client = RecordingClient()
+        fetch_measurement(req, source(client), T0 + timedelta(seconds=90))
+        queries = client.instant + [q for q, *_ in client.ranges]
+        judged_queries = [q for q in queries if f'variant="{judged}"' in q]
+        baseline_queries = [q for q in queries if f'variant="{targets[0][1]}"' in q]
+        assert judged_queries and baseline_queries
+        assert all('revision="abc123"' in q for q in judged_queries), judged_queries
+        assert not any("revision=" in q for q in baseline_queries), baseline_queries
+    # Series without a revision label (seriesLabels.revision empty): selected by variant only.
+    q = query(90, labels=SeriesLabels(revision=""))
+    client = RecordingClient()
+    source(client).fetch(SeriesQuery(q.namespace, q.name, q.variant, q.start, q.end, q.slos, q.labels, q.interval, "abc123"))
+    assert client.instant and not any("revision" in x for x in client.instant)
