@@ -36,7 +36,7 @@ from headway.planning.naming import Owner  # noqa: E402
 from headway.planning.observe import parse_status  # noqa: E402
 from headway.planning.plan import Observation, plan  # noqa: E402
 from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, observe_variants, reconcile  # noqa: E402
-from tests.e2e.emulator import KubeEmulator  # noqa: E402
+from headway.sandbox.apiserver import KubeEmulator  # noqa: E402
 from tests.e2e.harness import install_crd  # noqa: E402
 
 import yaml  # noqa: E402

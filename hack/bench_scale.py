@@ -264,8 +264,8 @@ def serve_emulator(workdir: Path, pod_delay: float, profile: Path | None) -> int
     import cProfile
 
     sys.path.insert(0, str(ROOT))
-    from tests.e2e.emulator import KubeEmulator
-    from tests.e2e.emulator_rbac import MASTERS
+    from headway.sandbox.apiserver import KubeEmulator
+    from headway.sandbox.apiserver.rbac import MASTERS
 
     async def main() -> None:
         async with KubeEmulator.running(deployment_controller_delay=pod_delay) as kube:

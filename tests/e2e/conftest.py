@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.emulator import KubeEmulator
+from headway.sandbox.apiserver import KubeEmulator
 
 
 @pytest.fixture()

@@ -37,7 +37,7 @@ def api_server(real_cluster: tuple[Kube, Path] | None, tmp_path_factory: pytest.
     if real_cluster is not None:
         yield (*real_cluster, False)
         return
-    from tests.e2e.emulator import KubeEmulator
+    from headway.sandbox.apiserver import KubeEmulator
 
     with KubeEmulator.running_in_thread() as emulator:
         emulator.start_deployment_controller(delay=0.3)

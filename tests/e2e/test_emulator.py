@@ -24,7 +24,7 @@ import kubernetes.config
 import pytest
 import pytest_asyncio
 
-from tests.e2e.emulator import KubeEmulator
+from headway.sandbox.apiserver import KubeEmulator
 
 NS = 'team-a'
 WIDGETS = f'/apis/example.headway.dev/v1/namespaces/{NS}/widgets'

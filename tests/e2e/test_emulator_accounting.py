@@ -10,8 +10,8 @@ import time
 
 import requests
 
-from tests.e2e.emulator import KubeEmulator
-from tests.e2e.emulator_rbac import MASTERS
+from headway.sandbox.apiserver import KubeEmulator
+from headway.sandbox.apiserver.rbac import MASTERS
 
 CONFIGMAPS = '/api/v1/namespaces/default/configmaps'
 

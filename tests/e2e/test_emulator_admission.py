@@ -1,5 +1,5 @@
 """
-The emulated kube-apiserver admits custom resources as the real one does (``emulator_admission.py``).
+The emulated kube-apiserver admits custom resources as the real one does (``operator/headway/sandbox/apiserver/admission.py``).
 
 Every test pins REAL kube-apiserver behaviour (v1.30+: validation ratcheting is on) over plain
 HTTP or kubectl, so it would pass against a real cluster too: schema and CEL validation of every
@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.e2e.emulator import KubeEmulator
+from headway.sandbox.apiserver import KubeEmulator
 from tests.e2e.gadgets import GADGETS_PATH, gadget_crd
 
 ROOT = Path(__file__).resolve().parents[2]

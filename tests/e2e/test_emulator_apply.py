@@ -1,5 +1,5 @@
 """
-Server-side apply and managedFields in the emulated kube-apiserver (``emulator_apply.py``).
+Server-side apply and managedFields in the emulated kube-apiserver (``operator/headway/sandbox/apiserver/apply.py``).
 
 Like ``test_emulator.py``, every test speaks plain HTTP (or runs kubectl) and pins what a real
 kube-apiserver answers — status codes, Status reasons, conflict causes, the FieldsV1 format —
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.emulator import KubeEmulator
+from headway.sandbox.apiserver import KubeEmulator
 from tests.e2e.gadgets import GADGETS_PATH, gadget_crd
 from tests.e2e.test_emulator import CONFIGMAPS, DEPLOYMENTS, MERGE, NS, STRATEGIC, Api, api  # noqa: F401
 

@@ -1,5 +1,5 @@
 """
-The emulated kube-apiserver authenticates and authorises like the real one (``emulator_rbac.py``).
+The emulated kube-apiserver authenticates and authorises like the real one (``operator/headway/sandbox/apiserver/rbac.py``).
 
 Each test pins real RBAC behaviour over plain HTTP, so it would pass against a real cluster too:
 only ``token_for()`` (issuing a ServiceAccount's token) stands in for what a real cluster does
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.emulator import KubeEmulator
+from headway.sandbox.apiserver import KubeEmulator
 
 SA = 'system:serviceaccount:headway-system:headway'
 NS, OTHER = 'team-a', 'team-b'

@@ -3,7 +3,7 @@
 The chart is rendered by Helm's own engine (cluster mode, and namespaced mode with
 ``watchNamespaces``; each also with two replicas, i.e. kopf peering); its ServiceAccount,
 ClusterRole/Role and bindings are created in the emulator, which enforces RBAC
-(``emulator_rbac.py``). The real operator process runs with that ServiceAccount's token and walks a ModelDeployment through what it does in production: first
+(``operator/headway/sandbox/apiserver/rbac.py``). The real operator process runs with that ServiceAccount's token and walks a ModelDeployment through what it does in production: first
 an upgrade from 0.1 (its finalizer removed), first deployment, a canary rollout and promotion,
 switches of traffic provider, scaling down, an analysed rollout that is rolled back, and
 deletion. Then:
@@ -94,7 +94,7 @@ PEERING_KINDS = {
 
 @pytest.fixture(params=["clusterwide", "namespaced", "clusterwide-peering", "namespaced-peering"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    from tests.e2e.emulator import KubeEmulator
+    from headway.sandbox.apiserver import KubeEmulator
 
     mode = request.param
     clusterwide, peering = mode.startswith("clusterwide"), mode.endswith("-peering")

@@ -158,8 +158,8 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def crdschema() -> Any:
-    """tests/support/crdschema.py: validate(obj, crd) against the CRD's openAPIV3Schema."""
-    from tests.support import crdschema as module
+    """operator/headway/sandbox/apiserver/crdschema.py: validate(obj, crd) against the CRD's openAPIV3Schema."""
+    from headway.sandbox.apiserver import crdschema as module
 
     return module
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from headway.sandbox.apiserver.crdschema import load_crd
 from tests.support.celcost import (
     CRD_COST_LIMIT,
     MAX_REQUEST_SIZE_BYTES,
@@ -24,7 +25,6 @@ from tests.support.celcost import (
     estimate_schema,
     unbounded_nodes,
 )
-from tests.support.crdschema import load_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modeldeployments.serving.headway.dev.yaml"

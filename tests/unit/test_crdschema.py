@@ -1,4 +1,4 @@
-"""Unit tests of tests/support/crdschema.py: the stand-in for kube-apiserver's CRD validation.
+"""Unit tests of operator/headway/sandbox/apiserver/crdschema.py: the stand-in for kube-apiserver's CRD validation.
 
 Each feature is checked on a small inline schema, against the error text the API server
 returns, so that the manifest tests built on top of it mean what they say.
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.crdschema import (
+from headway.sandbox.apiserver.crdschema import (
     CrdValidator,
     FieldError,
     apply_defaults,

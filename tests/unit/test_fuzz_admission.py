@@ -2,7 +2,7 @@
 
 Every spec, however broken, goes through the two places that judge it:
 
-1. **admission**: the generated CRD, as kube-apiserver applies it (``tests/support/crdschema``:
+1. **admission**: the generated CRD, as kube-apiserver applies it (``headway.sandbox.apiserver.crdschema``:
    unknown fields, defaults, OpenAPI, CEL);
 2. **the operator**: ``parse_spec`` and ``check_spec`` (``headway.planning.validation``), then
    ``plan()`` with an empty status — what a reconcile of that spec does first.
@@ -47,7 +47,7 @@ from headway.api.status import ModelDeploymentStatus
 from headway.planning.naming import Owner
 from headway.planning.plan import Observation, plan
 from headway.planning.validation import Problem, check_spec, metrics_url_problems, parse_spec, scaler_metric_problems
-from tests.support.crdschema import CrdValidator, FieldError, load_crd, load_yaml_documents
+from headway.sandbox.apiserver.crdschema import CrdValidator, FieldError, load_crd, load_yaml_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modeldeployments.serving.headway.dev.yaml"
@@ -113,7 +113,7 @@ PARSE_EXPLAINED: list[tuple[re.Pattern[str], str]] = [
 ]
 
 # Values the emulator judges differently from kube-apiserver, so its "accepted" says nothing
-# about them (a deviation of tests/support/crdschema.py): the emulator calls every integral
+# about them (a deviation of operator/headway/sandbox/apiserver/crdschema.py): the emulator calls every integral
 # number an integer; the server decodes integers beyond int64 as float64, and kube-openapi
 # calls a float64 an integer only up to 2^53.
 JSON_INTEGER_MAX = 2**53

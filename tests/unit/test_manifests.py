@@ -22,7 +22,7 @@ import pytest
 
 from headway.api.spec import ModelDeploymentSpec
 from headway.planning.validation import check_spec, parse_spec
-from tests.support.crdschema import CrdValidator, assert_structural, iter_cel_rules, load_crd, load_yaml_documents
+from headway.sandbox.apiserver.crdschema import CrdValidator, assert_structural, iter_cel_rules, load_crd, load_yaml_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modeldeployments.serving.headway.dev.yaml"

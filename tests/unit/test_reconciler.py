@@ -20,7 +20,7 @@ import headway
 from headway.k8s.apply import _applied as applied
 from headway.k8s.client import ApiError, Kind
 from headway.reconciler import MODEL_DEPLOYMENT, Conflict, reconcile
-from tests.e2e.emulator_patch import merge_patch
+from headway.sandbox.apiserver.patch import merge_patch
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 NS, NAME = "ml", "fraud"

@@ -18,8 +18,8 @@ import yaml
 from headway.k8s.cache import Cache
 from headway.k8s.client import DEPLOYMENT, Kind, Kube, make_api_client
 from headway.planning.naming import LABEL_MD, Owner
+from headway.sandbox.apiserver import KubeEmulator
 from headway.telemetry import API_REQUESTS
-from tests.e2e.emulator import KubeEmulator
 
 NS = "default"
 MD = Kind("headway.dev", "v1alpha1", "modeldeployments", "ModelDeployment")

@@ -13,7 +13,7 @@ from headway.api.spec import ModelDeploymentSpec
 from headway.planning.naming import CANDIDATE, STABLE, Owner, ScalerBounds, VariantWorkload
 from headway.rendering.scaling import scaler_problems
 from headway.rendering.workload import build_children
-from tests.support.crdschema import load_crd, load_yaml_documents, validate
+from headway.sandbox.apiserver.crdschema import load_crd, load_yaml_documents, validate
 from tests.support.k8s_models import check_builtin
 
 ROOT = Path(__file__).resolve().parents[3]

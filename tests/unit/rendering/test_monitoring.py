@@ -9,7 +9,7 @@ import pytest
 from headway.api.spec import ModelDeploymentSpec
 from headway.planning.naming import Owner, shared_labels
 from headway.rendering.monitoring import build_podmonitor
-from tests.support.crdschema import load_crd, validate
+from headway.sandbox.apiserver.crdschema import load_crd, validate
 
 CRD = Path(__file__).resolve().parents[4] / "shared" / "schemas" / "prometheus-operator" / "monitoring.coreos.com_podmonitors.yaml"
 OWNER = Owner("fraud-scorer", "ml", "uid-1")

@@ -16,7 +16,7 @@ from headway.rendering import scaling
 from headway.rendering.monitoring import series_labels
 from headway.rendering.scaling import decimal_text, scaler_problems
 from headway.rendering.workload import build_children
-from tests.support.crdschema import load_crd, validate
+from headway.sandbox.apiserver.crdschema import load_crd, validate
 from tests.support.golden import assert_golden
 from tests.support.k8s_models import check_builtin
 

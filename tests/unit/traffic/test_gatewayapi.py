@@ -10,8 +10,8 @@ import pytest
 
 from headway.api.spec import Traffic
 from headway.planning.traffic_plan import PinPlan
+from headway.sandbox.apiserver.crdschema import load_crd, validate
 from headway.traffic.gatewayapi import PROVIDER, cookie_regex
-from tests.support.crdschema import load_crd, validate
 from tests.unit.traffic.cases import CASES, HTTPROUTE_CRDS, LABELS, OWNER, TRAFFIC, assert_golden, check, plan, render as render_with, services
 
 GATEWAY = TRAFFIC["gatewayApi"]

@@ -9,9 +9,9 @@ import pytest
 
 from headway.api.spec import Traffic
 from headway.planning.traffic_plan import PinPlan
+from headway.sandbox.apiserver.crdschema import load_crd, validate
 from headway.traffic.gatewayapi import cookie_regex
 from headway.traffic.istio import PROVIDER
-from tests.support.crdschema import load_crd, validate
 from tests.unit.traffic.cases import CASES, OWNER, TRAFFIC, VIRTUALSERVICE_CRD, assert_golden, check, plan, render as render_with
 
 ISTIO = TRAFFIC["istio"]

@@ -36,7 +36,7 @@ Go type system):
   (``x-kubernetes-list-type`` ``map`` with ``x-kubernetes-list-map-keys`` — key defaults from the
   item schema —, ``set``, ``atomic``, the default; ``x-kubernetes-map-type: atomic``; unknown
   fields under ``x-kubernetes-preserve-unknown-fields``: lists atomic, maps granular). Built-in
-  kinds: the merge keys of ``emulator_patch.MERGE_KEYS`` (containers/env/volumes by name,
+  kinds: the merge keys of ``patch.MERGE_KEYS`` (containers/env/volumes by name,
   volumeMounts by mountPath, conditions by type, ownerReferences by uid…), container ports by
   (containerPort, protocol) and Service ports by (port, protocol) with protocol defaulting to TCP,
   ``metadata.finalizers`` a set, label selectors and ``nodeSelector`` atomic, every other list
@@ -76,7 +76,7 @@ from typing import Any, cast
 
 import yaml
 
-from tests.e2e import emulator_patch as patching
+from headway.sandbox.apiserver import patch as patching
 
 Path = tuple[str, ...]  # FieldsV1 path elements: 'f:spec', 'k:{"name":"main"}', 'v:"x"', 'i:0'
 

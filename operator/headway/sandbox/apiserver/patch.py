@@ -20,7 +20,7 @@ PATCH bodies of the Kubernetes API emulator, by ``Content-Type``.
       ``$setElementOrder/…`` and ``$retainKeys`` are accepted and ignored.
   Custom resources reject it with 415, exactly as the real server does.
 * ``application/apply-patch+yaml`` (server-side apply) is not a patch of this module: the
-  emulator routes it to ``emulator_apply.py`` (see ``is_apply``); here it is refused (415).
+  emulator routes it to ``apply.py`` (see ``is_apply``); here it is refused (415).
   Anything else → 415 as well.
 """
 import copy
@@ -47,7 +47,7 @@ _MERGE_KEYS: dict[str, tuple[str, ...]] = {
     'conditions': ('type',),
     'ownerReferences': ('uid',),
 }
-MERGE_KEYS = _MERGE_KEYS  # also the associative-list keys of server-side apply (emulator_apply.py)
+MERGE_KEYS = _MERGE_KEYS  # also the associative-list keys of server-side apply (apply.py)
 _SET_LISTS = {'finalizers'}
 
 

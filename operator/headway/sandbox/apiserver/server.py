@@ -3,8 +3,8 @@ KubeEmulator: kmock's ``KubernetesEmulator`` made to behave like a real kube-api
 
 kmock (0.8) serves HTTP, parses requests and answers API discovery; this subclass replaces its
 object handling with an own in-memory store that follows the real API semantics an operator
-relies on. Every gap below is pinned by a test in ``test_emulator.py`` (server-side apply:
-``test_emulator_apply.py``) that would also pass against a real cluster.
+relies on. Every gap below is pinned by a test in ``tests/e2e/test_emulator.py`` (server-side
+apply: ``tests/e2e/test_emulator_apply.py``) that would also pass against a real cluster.
 
 Gaps filled:
 
@@ -21,7 +21,7 @@ Gaps filled:
    PUT works; without a resourceVersion it is unconditional for built-ins but rejected (422)
    for custom resources, as the real server does.
 4. Patches: merge, JSON (a failed ``test`` → 422), strategic merge (approximated; 415 for custom
-   resources). See ``emulator_patch.py``. Server-side apply: see 14.
+   resources). See ``patch.py``. Server-side apply: see 14.
 5. The status subresource: main-resource writes ignore ``.status``, ``/status`` writes ignore
    everything else and never bump ``generation``; create drops ``.status``.
 6. Deletion and garbage collection: finalizers keep a deleted object (``deletionTimestamp``,
@@ -32,7 +32,7 @@ Gaps filled:
    ``propagationPolicy: Orphan`` (body or query) leaves the dependents and strips the reference.
    DELETE preconditions (uid, resourceVersion) → 409. Deleting a namespace deletes its objects.
 7. ``labelSelector`` and ``fieldSelector`` on list, watch and delete-collection
-   (``emulator_meta.py``); a watched object that stops/starts matching yields DELETED/ADDED.
+   (``meta.py``); a watched object that stops/starts matching yields DELETED/ADDED.
 8. Namespaces: ``default`` and ``kube-system`` exist; a namespace appears when an object is
    created in it (a real server would answer 404 instead); ``GET /api/v1/namespaces`` works.
 9. Lists: ``kind: <Kind>List``, ``apiVersion``, ``metadata.resourceVersion``; ``limit`` and
@@ -42,20 +42,20 @@ Gaps filled:
    ``apiVersion`` and ``kind``.
 10. CRDs: ``install_crd(crd)`` — or POSTing a CustomResourceDefinition — serves its versions
     (discovery, CRUD, list, watch, ``status``/``scale`` in discovery) and marks it Established.
-11. A simulated Deployment controller (``emulator_builtins.py``), opt-in:
+11. A simulated Deployment controller (``kinds.py``), opt-in:
     ``start_deployment_controller(delay)`` / ``stop_deployment_controller()`` or the
     ``deployment_controller_delay=`` constructor argument. On a new generation it at once writes
     a rolling-update status (observedGeneration set, new pods not ready yet), then after
     ``delay`` all pods ready — unless an image contains ``does-not-exist``. Its writes take the
     ``/status`` write path. Also API defaulting of Deployments/Services/Namespaces.
 12. Events (``v1`` and ``events.k8s.io/v1``) with ``generateName`` (kopf posts them so).
-13. Authentication and RBAC (``emulator_rbac.py``): the admin token is ``system:masters``;
+13. Authentication and RBAC (``rbac.py``): the admin token is ``system:masters``;
     ``token_for(user)`` issues tokens whose requests are authorised by the stored
     Role/ClusterRole/RoleBinding/ClusterRoleBinding objects as the real RBAC authorizer does
     (403 with the real message; discovery open to all authenticated users); unknown tokens
     → 401. ``authorizations()`` lists every decision made. Requests without credentials act
     as the admin (a real server: ``system:anonymous``).
-14. Server-side apply and ``metadata.managedFields`` (``emulator_apply.py``): every write
+14. Server-side apply and ``metadata.managedFields`` (``apply.py``): every write
     records its field manager (``fieldManager``, else the User-Agent's prefix) — ``Update``
     entries for create/PUT/patches/``/status`` writes (the simulated controllers write as
     ``kube-controller-manager``, CRD conditions and namespaces as ``kube-apiserver``), ``Apply``
@@ -66,14 +66,14 @@ Gaps filled:
     nothing changes; 422 without ``fieldManager``, 400 for ``managedFields``/another kind/name.
     ``kubectl apply --server-side`` (and ``--force-conflicts``) works. Table rows carry the full
     ``metadata``, managedFields included, as the real server's do.
-15. Admission of custom resources (``emulator_admission.py``, pinned in
-    ``test_emulator_admission.py``): every client write of a CR (create, PUT, each patch type,
+15. Admission of custom resources (``admission.py``, pinned in
+    ``tests/e2e/test_emulator_admission.py``): every client write of a CR (create, PUT, each patch type,
     ``/status``) is pruned of fields its CRD's schema does not declare (``metadata``'s unknown
     top-level fields too; ``x-kubernetes-preserve-unknown-fields`` keeps them) per
     ``fieldValidation`` — ``Strict`` → 400 ``strict decoding error: unknown field "spec.foo"``,
     ``Warn`` (the default) → a ``Warning: 299`` header, ``Ignore`` → silent — then defaulted
     (stored objects too when their CRD changes, as on read) and validated against the version's
-    ``openAPIV3Schema`` and CEL rules (``tests/support/crdschema.py``; transition rules see the
+    ``openAPIV3Schema`` and CEL rules (``crdschema.py``; transition rules see the
     stored object) → 422 Invalid with the real message and ``details.causes[]`` per field.
     Main writes are validated without ``status``, ``/status`` writes for the status; on updates
     errors on unchanged values are dropped (validation ratcheting). ``/openapi/v3`` (discovery
@@ -84,14 +84,14 @@ Also: names, label keys/values, annotation keys and owner references are validat
 
 Still approximate / not emulated:
 - no conversion between CRD versions (all versions share one store, ``apiVersion`` rewritten);
-  admission of CRs (see ``emulator_admission.py``): internal writes (simulated controllers, GC)
+  admission of CRs (see ``admission.py``): internal writes (simulated controllers, GC)
   are not validated, a CEL rule the library cannot evaluate is skipped, ratcheting compares
   by path (list items by index), duplicate JSON keys are not detected, unknown fields under
   ``.status`` of a main-resource write are pruned unreported, an invalid ``fieldValidation``
   acts as ``Warn``; built-in kinds are neither schema-validated nor in
   ``/openapi/v3`` (``kubectl explain deploy`` fails), ``/openapi/v2`` as protobuf → 406;
 - strategic merge patch and, for built-in kinds, server-side apply use small tables of merge
-  keys instead of the Go types (the rest of apply's approximations: ``emulator_apply.py``);
+  keys instead of the Go types (the rest of apply's approximations: ``apply.py``);
   no cap of 10 ``Update`` entries, no last-applied-configuration migration;
 - no ReplicaSets/Pods, no scheduler, no Service endpoints; no ``scale`` subresource calls;
 - no admission webhooks, no ``dryRun``, no watch bookmarks;
@@ -109,8 +109,8 @@ Usage — the server binds 127.0.0.1 on a random port:
     with KubeEmulator.running_in_thread() as kube:     # own loop in a thread: sync tests,
         ...                                            # the sync `kubernetes` client, kopf
 
-All public methods are thread-safe. The ``kube_emulator`` fixture (``conftest.py``) is the
-threaded form, so it works in sync and async tests alike.
+All public methods are thread-safe. The ``kube_emulator`` fixture (``tests/e2e/conftest.py``) is
+the threaded form, so it works in sync and async tests alike.
 
 Pointing clients at it — a kubeconfig, exactly as with a real cluster:
 
@@ -124,8 +124,8 @@ Pointing clients at it — a kubeconfig, exactly as with a real cluster:
 kopf in-process (``kopf.testing.KopfRunner``): for that reason, log in with a handler —
 ``kopf.on.login(registry=registry)(lambda **_: kube.connection_info())`` — then
 ``KopfRunner(['run', '--standalone', '-A', PATH], settings=settings)``; see
-``test_kopf_runs_against_emulator``. Namespace and CRD scanning work here, so
-``settings.scanning.disabled = True`` is optional. Run the emulator in a thread (as the fixture
+``test_kopf_runs_against_emulator`` in ``tests/e2e/test_emulator.py``. Namespace and CRD scanning
+work here, so ``settings.scanning.disabled = True`` is optional. Run the emulator in a thread (as the fixture
 does) or exit the runner via ``asyncio.to_thread``: the runner's exit blocks the caller.
 """
 import asyncio
@@ -154,12 +154,12 @@ from kmock._internal import parsing as kmock_parsing
 from kmock._internal import rendering as kmock_rendering
 from kmock._internal.rendering import Response
 
-from tests.e2e import emulator_admission as admission
-from tests.e2e import emulator_apply as applying
-from tests.e2e import emulator_builtins as builtins
-from tests.e2e import emulator_meta as meta
-from tests.e2e import emulator_patch as patching
-from tests.e2e import emulator_rbac as rbac
+from headway.sandbox.apiserver import admission
+from headway.sandbox.apiserver import apply as applying
+from headway.sandbox.apiserver import kinds as builtins
+from headway.sandbox.apiserver import meta
+from headway.sandbox.apiserver import patch as patching
+from headway.sandbox.apiserver import rbac
 
 ObjKey = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
 RequestKey = tuple[str, str, str, str]  # (user, User-Agent product, verb, resource[/subresource] or path)
@@ -255,7 +255,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _crds: set[tuple[str, str]] = attrs.field(factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _deployment_controller: builtins.DeploymentController | None = attrs.field(default=None, init=False)
-    _guard: rbac.Guard = attrs.field(factory=rbac.Guard, init=False)  # authn & RBAC (emulator_rbac.py)
+    _guard: rbac.Guard = attrs.field(factory=rbac.Guard, init=False)  # authn & RBAC (rbac.py)
     _admission: admission.Admission = attrs.field(factory=admission.Admission, init=False)  # CRs' schemas, OpenAPI
     _request_counts: collections.Counter[RequestKey] = attrs.field(factory=collections.Counter, init=False)
     _own_reactions: int = attrs.field(default=0, init=False)  # kmock reactions registered by the emulator itself
@@ -363,7 +363,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return self._call(self._install_crd, copy.deepcopy(dict(crd)))
 
     def start_deployment_controller(self, delay: float = 0.2) -> None:
-        """Start simulating the Deployment controller (see ``emulator_builtins``)."""
+        """Start simulating the Deployment controller (see ``kinds``)."""
         self._call(self._start_deployment_controller, delay)
 
     def stop_deployment_controller(self) -> None:
@@ -399,7 +399,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def token_for(self, user: str, groups: Iterable[str] = ()) -> str:
         """A bearer token authenticating as ``user`` (e.g. ``system:serviceaccount:NS:NAME``);
-        its requests are authorised by the stored RBAC objects (see ``emulator_rbac.py``)."""
+        its requests are authorised by the stored RBAC objects (see ``rbac.py``)."""
         return self._call(self._guard.issue, user, tuple(groups))
 
     def request_counts(self) -> dict[RequestKey, int]:
@@ -843,7 +843,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return self._update(route, info, old, new)
 
     def _apply(self, route: Route, info: kmock.ResourceInfo, request: kmock.Request) -> dict[str, Any]:
-        """Server-side apply (``emulator_apply.py``): create or merge, then the usual write path."""
+        """Server-side apply (``apply.py``): create or merge, then the usual write path."""
         old = self._store.get(self._key(route))
         if old is None and route.subresource:
             raise self._not_found(route)

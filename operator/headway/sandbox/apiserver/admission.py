@@ -15,7 +15,7 @@ Every client write of a custom resource — create (POST), update (PUT), each pa
    not declared in schema``).
 2. **Defaults** of the schema are applied (and to stored objects when their CRD changes, as the
    real server applies them when it reads an object from etcd).
-3. **Validation** (``tests/support/crdschema.py``): OpenAPI v3 schema and CEL
+3. **Validation** (``crdschema.py``): OpenAPI v3 schema and CEL
    ``x-kubernetes-validations``; transition rules (``oldSelf``) see the stored object on updates.
    Main-resource writes are validated without ``status`` (when the status subresource is on),
    ``/status`` writes validate the status (the rest is the stored object). Failures answer 422
@@ -54,7 +54,7 @@ from typing import Any
 import kmock
 from kmock._internal.rendering import Response
 
-from tests.support import crdschema
+from headway.sandbox.apiserver import crdschema
 
 GroupPlural = tuple[str, str]
 
@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 
 
 def _api_error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> Exception:
-    from tests.e2e.emulator import ApiError  # imported late: emulator.py imports this module
+    from headway.sandbox.apiserver.server import ApiError  # imported late: server.py imports this module
     return ApiError(code, reason, message, details)
 
 

@@ -1,0 +1,1 @@
+"""The local sandbox: an embedded API server, real model servers, Prometheus, load."""
