@@ -16,7 +16,7 @@ against the emulator, real BentoML pods, a real Prometheus::
             pytest.skip("a real cluster runs real pods and its own Prometheus")
         plane = dataplane_factory(env.kube, env.namespace, {
             IMAGE: {},
-            IMAGE_V2: {"HEADWAY_TEST_ERROR_RATE": "0.3"},
+            IMAGE_V2: {"HEADWAY_FAULT_ERROR_RATE": "0.3"},
         })
         env.create_md("fraud", spec)                    # spec.model.image = IMAGE
         plane.wait_serving("fraud-stable")
@@ -49,8 +49,8 @@ from typing import Any
 import pytest
 
 from headway.k8s.client import Kube
-from tests.realparts.dataplane import DataPlane, LoadGenerator
-from tests.realparts.servers import Prometheus
+from headway.sandbox.dataplane import DataPlane, LoadGenerator
+from headway.sandbox.processes import Prometheus
 
 
 @pytest.fixture(scope="session")

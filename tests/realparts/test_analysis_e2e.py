@@ -1,7 +1,7 @@
 """End to end with real parts: the operator judges real BentoML servers through a real Prometheus.
 
 The operator process runs against the emulated API server; every variant's "pod" is a
-real BentoML server (tests/realparts/dataplane.py plays kubelet), scraped by a real
+real BentoML server (headway.sandbox.dataplane plays kubelet), scraped by a real
 Prometheus with the labels Headway's PodMonitor guarantees; a load generator sends
 traffic to the variants in the proportions the rendered HTTPRoute sets.
 """
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from headway.k8s.client import DEPLOYMENT
+from headway.sandbox.dataplane import DataPlane, LoadGenerator
+from headway.sandbox.processes import Prometheus
 from tests.e2e.harness import Env, wait_for
-from tests.realparts.dataplane import DataPlane, LoadGenerator
 from tests.realparts.fixtures import DataPlaneFactory
-from tests.realparts.servers import Prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realparts]
 
@@ -25,8 +25,8 @@ GOOD = "registry.example.com/fraud-scorer:1.0.0"
 BAD = "registry.example.com/fraud-scorer:2.0.0-bad"
 GOOD_V2 = "registry.example.com/fraud-scorer:2.0.0"
 SLOW = "registry.example.com/fraud-scorer:2.0.0-slow"
-BEHAVIOURS = {GOOD: {}, GOOD_V2: {}, BAD: {"HEADWAY_TEST_ERROR_RATE": "0.3"},
-              SLOW: {"HEADWAY_TEST_DELAY_MS": "400", "HEADWAY_TEST_DELAY_FRACTION": "0.2"}}
+BEHAVIOURS = {GOOD: {}, GOOD_V2: {}, BAD: {"HEADWAY_FAULT_ERROR_RATE": "0.3"},
+              SLOW: {"HEADWAY_FAULT_DELAY_MS": "400", "HEADWAY_FAULT_DELAY_FRACTION": "0.2"}}
 TRAFFIC = {"provider": "gatewayApi", "gatewayApi": {"parentRefs": [{"name": "inference"}]}}
 
 

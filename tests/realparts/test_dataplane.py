@@ -19,14 +19,14 @@ import pytest
 import requests
 
 from headway.k8s.client import DEPLOYMENT, Kube
+from headway.sandbox.dataplane import NO_SERVER, DataPlane, LoadGenerator, RouteTable
+from headway.sandbox.processes import BentoServer, Prometheus, parse_samples
 from tests.e2e.harness import HTTPROUTE, new_namespace
-from tests.realparts.dataplane import NO_SERVER, DataPlane, LoadGenerator, RouteTable
 from tests.realparts.fixtures import DataPlaneFactory
-from tests.realparts.servers import BentoServer, Prometheus, parse_samples
 
 pytestmark = [pytest.mark.realparts, pytest.mark.timeout(120)]
 
-BAD = {"HEADWAY_TEST_ERROR_RATE": "0.3", "HEADWAY_TEST_DELAY_MS": "150", "HEADWAY_TEST_DELAY_FRACTION": "0.1"}
+BAD = {"HEADWAY_FAULT_ERROR_RATE": "0.3", "HEADWAY_FAULT_DELAY_MS": "150", "HEADWAY_FAULT_DELAY_FRACTION": "0.1"}
 HEALTH_ENDPOINTS = '/livez|/readyz|/healthz|/metrics'
 
 
@@ -272,7 +272,7 @@ def test_dataplane_follows_deployments_and_traffic_follows_the_route(
     emulated: tuple[Kube, str], dataplane_factory: DataPlaneFactory, prometheus: Prometheus,
 ) -> None:
     kube, ns = emulated
-    plane: DataPlane = dataplane_factory(kube, ns, {STABLE_IMAGE: {}, BAD_IMAGE: {"HEADWAY_TEST_ERROR_RATE": "0.3"}})
+    plane: DataPlane = dataplane_factory(kube, ns, {STABLE_IMAGE: {}, BAD_IMAGE: {"HEADWAY_FAULT_ERROR_RATE": "0.3"}})
     kube.create(DEPLOYMENT, ns, deployment("fraud-stable", "stable", STABLE_IMAGE, "r1"))
     kube.create(DEPLOYMENT, ns, deployment("fraud-candidate", "candidate", BAD_IMAGE, "r2"))
     kube.create(DEPLOYMENT, ns, deployment("fraud-broken", "broken", "registry.example.com/does-not-exist:1", "r3"))
@@ -280,7 +280,7 @@ def test_dataplane_follows_deployments_and_traffic_follows_the_route(
     candidate = plane.wait_serving("fraud-candidate")
     print(f"\nDataPlane servers ready {stable.server.startup_seconds:.1f}s / {candidate.server.startup_seconds:.1f}s after spawn")
     assert plane.pods("fraud-broken") == []  # ImagePullBackOff: no process
-    assert candidate.behaviour == {"HEADWAY_TEST_ERROR_RATE": "0.3"}
+    assert candidate.behaviour == {"HEADWAY_FAULT_ERROR_RATE": "0.3"}
     assert {labels["variant"]: labels for _, labels in plane.targets()} == {
         "stable": {"namespace": ns, "modeldeployment": "fraud", "variant": "stable", "revision": "r1", "pod": stable.name},
         "candidate": {"namespace": ns, "modeldeployment": "fraud", "variant": "candidate", "revision": "r2", "pod": candidate.name},

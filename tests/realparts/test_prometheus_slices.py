@@ -19,7 +19,7 @@ from headway.api.analysis_spec import SeriesLabels, Slo
 from headway.metrics.base import SeriesQuery
 from headway.metrics.prometheus import PrometheusSource
 from headway.planning.verdicts import assess
-from tests.realparts.servers import BentoServer, Prometheus
+from headway.sandbox.processes import BentoServer, Prometheus
 
 pytestmark = [pytest.mark.realparts, pytest.mark.timeout(180)]
 
@@ -35,7 +35,7 @@ def labels(variant: str, pod: str) -> dict[str, str]:
 def pods(prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BentoServer, BentoServer]]:
     base = tmp_path_factory.mktemp("slices")
     good = BentoServer({}, workdir=base / "good", label="good").spawn()
-    bad = BentoServer({"HEADWAY_TEST_ERROR_RATE": "0.3", "HEADWAY_TEST_SEED": "3"}, workdir=base / "bad", label="bad").spawn()
+    bad = BentoServer({"HEADWAY_FAULT_ERROR_RATE": "0.3", "HEADWAY_FAULT_SEED": "3"}, workdir=base / "bad", label="bad").spawn()
     prometheus.set_targets([(good.host_port, labels("candidate", "md-candidate-a")),
                             (bad.host_port, labels("candidate", "md-candidate-b"))], group=NAMESPACE)
     try:

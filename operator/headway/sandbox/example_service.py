@@ -1,23 +1,24 @@
-"""A tiny fraud-scoring BentoML service whose misbehaviour is set by environment variables.
+"""The sandbox's bundled example model: a tiny fraud scorer whose faults are set by env vars.
 
-Served by ``tests.realparts.servers.BentoServer`` as::
+Served by :class:`headway.sandbox.processes.BentoServer` (when it is given no service of the
+user's) as::
 
-    bentoml serve tests.realparts.model_service:FraudScorer --host 127.0.0.1 --port N
+    bentoml serve headway.sandbox.example_service:FraudScorer --host 127.0.0.1 --port N
 
-(cwd = repository root, so ``tests.realparts.model_service`` is importable).
+Faults (read once, at import, in the server's worker process; see
+:mod:`headway.sandbox.faults`, whose ``FaultSpec.to_env`` writes them):
 
-Behaviour (read once, at import, in the server's worker process):
-
-- ``HEADWAY_TEST_ERROR_RATE``: fraction of ``score`` calls that fail with HTTP 500. The
+- ``HEADWAY_FAULT_ERROR_RATE``: fraction of ``score`` calls that fail with HTTP 500. The
   handler raises ``bentoml.exceptions.InternalServerError`` (error_code 500), which BentoML
   turns into a 500 response and counts as ``http_response_code="500"`` in
   ``bentoml_service_request_total``.
-- ``HEADWAY_TEST_DELAY_MS``: latency added to a ``score`` call, in milliseconds.
-- ``HEADWAY_TEST_DELAY_FRACTION``: fraction of calls that get the delay (default 1.0).
-- ``HEADWAY_TEST_SEED``: seed of the per-process RNG (default 0), so a server's sequence
+- ``HEADWAY_FAULT_DELAY_MS``: latency added to a ``score`` call, in milliseconds.
+- ``HEADWAY_FAULT_DELAY_FRACTION``: fraction of calls that get the delay (default 1.0).
+- ``HEADWAY_FAULT_SEED``: seed of the per-process RNG (default 0), so a server's sequence
   of errors and delays is reproducible for a given sequence of requests.
 
-The service has one worker (``workers=1``), so there is exactly one RNG per server.
+The service has one worker (``workers=1``), so there is exactly one RNG per server. (A
+user's own service gets the same faults from :mod:`headway.sandbox.fault_wrapper`.)
 """
 
 from __future__ import annotations
@@ -30,18 +31,13 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import InternalServerError
 
+from headway.sandbox.faults import FaultSpec
 
-def _fraction(name: str, default: float) -> float:
-    value = float(os.environ.get(name, default))
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}={value} is not a fraction in [0, 1]")
-    return value
-
-
-ERROR_RATE = _fraction("HEADWAY_TEST_ERROR_RATE", 0.0)
-DELAY_SECONDS = float(os.environ.get("HEADWAY_TEST_DELAY_MS", "0")) / 1000.0
-DELAY_FRACTION = _fraction("HEADWAY_TEST_DELAY_FRACTION", 1.0)
-SEED = int(os.environ.get("HEADWAY_TEST_SEED", "0"))
+_FAULTS = FaultSpec.from_env(os.environ)  # ValueError on a bad variable: the server does not start
+ERROR_RATE = _FAULTS.error_rate
+DELAY_SECONDS = _FAULTS.delay_ms / 1000.0
+DELAY_FRACTION = _FAULTS.delay_fraction
+SEED = _FAULTS.seed
 
 # A fixed "model": logistic regression weights over up to 8 features.
 WEIGHTS = np.array([0.8, -0.5, 1.2, 0.3, -0.9, 0.4, 0.05, -0.2])
@@ -64,7 +60,7 @@ class FraudScorer:
         if DELAY_SECONDS > 0 and slow:
             await asyncio.sleep(DELAY_SECONDS)
         if fail:
-            raise InternalServerError("injected failure (HEADWAY_TEST_ERROR_RATE)")
+            raise InternalServerError("injected failure (HEADWAY_FAULT_ERROR_RATE)")
         x = np.zeros(len(WEIGHTS))
         values = np.asarray(features[: len(WEIGHTS)], dtype=float)
         x[: len(values)] = values

@@ -1,7 +1,8 @@
-"""Real servers for end-to-end tests: a BentoML model server and a Prometheus.
+"""The sandbox's real servers: BentoML model servers and a Prometheus, as child processes.
 
 Both run as child processes bound to 127.0.0.1 on free ports, each in its own temp
-directory, and are stopped by their own PID (process group) only.
+directory, and are stopped by their own PID (process group) only; children still running
+when the Python process exits are stopped by ``atexit``.
 
 How scraped series get their labels
 -----------------------------------
@@ -15,7 +16,7 @@ model pod's ``/metrics`` and relabels the pod's metadata into target labels:
 - ``pod``             <- ``__meta_kubernetes_pod_name``
 
 Here :class:`Prometheus` reads its targets from ``file_sd`` JSON files, and the data plane
-(:mod:`tests.realparts.dataplane`) writes one target per running BentoML server with exactly
+(:mod:`headway.sandbox.dataplane`) writes one target per running BentoML server with exactly
 those five labels, so a query such as
 ``bentoml_service_request_total{namespace="ns",modeldeployment="md",variant="candidate"}``
 selects the same series here as in a cluster. Prometheus adds ``job`` (the scrape job's
@@ -37,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,18 +46,39 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import requests
 
-from tests.e2e.harness import free_port, wait_for
+from headway.sandbox.faults import FAULT_VARS, TARGET_VAR, FaultSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_IMPORT = "tests.realparts.model_service:FraudScorer"
-PROMETHEUS_BINARY = os.environ.get("HEADWAY_TEST_PROMETHEUS", "/usr/bin/prometheus")
+EXAMPLE_SERVICE = "headway.sandbox.example_service:FraudScorer"  # the bundled example model
+FAULT_WRAPPER = "headway.sandbox.fault_wrapper:service"  # a user's service with faults injected
+PROMETHEUS_BINARY = os.environ.get("HEADWAY_PROMETHEUS_BINARY", "/usr/bin/prometheus")
 
-BEHAVIOUR_VARS = ("HEADWAY_TEST_ERROR_RATE", "HEADWAY_TEST_DELAY_MS", "HEADWAY_TEST_DELAY_FRACTION", "HEADWAY_TEST_SEED")
+BEHAVIOUR_VARS = FAULT_VARS  # the variables a BentoServer's ``behaviour`` may set
 SCRAPE_JOB = "headway-model-servers"
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Poll until ``probe`` returns something truthy; AssertionError naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 # Children still running when the test process exits (a crash, a KeyboardInterrupt) are
 # stopped by atexit, so no server outlives the test run.
@@ -134,24 +157,40 @@ def _stop_leftovers() -> None:
 
 
 class BentoServer(_ChildProcess):
-    """``bentoml serve tests.realparts.model_service:FraudScorer`` on 127.0.0.1.
+    """``bentoml serve <service>`` on 127.0.0.1: the bundled example, or a user's service.
 
-    ``behaviour`` holds HEADWAY_TEST_* variables (see model_service.py); the server gets its
-    own ``BENTOML_HOME`` (inside ``workdir``; a temp dir removed on stop() if not given) and
-    ``BENTOML_DO_NOT_TRACK=true``. ``start()`` blocks until ``/readyz`` answers 200 and
+    ``service`` is what the server runs: None (or :data:`EXAMPLE_SERVICE`) for the bundled
+    example model (headway.sandbox.example_service), or a user's ``module:Attribute`` /
+    built bento directory, imported relative to ``working_dir`` (default: the current
+    directory). ``behaviour`` holds HEADWAY_FAULT_* variables (a :class:`FaultSpec` works
+    too). The example reads them itself; a user's service with active faults is served
+    through :data:`FAULT_WRAPPER` (``HEADWAY_FAULT_TARGET=<service>``), which adds the fault
+    middleware (see headway.sandbox.faults); without faults it is served as it is.
+
+    The server gets ``BENTOML_DO_NOT_TRACK=true``, no other ``BENTOML_*`` variables of this
+    process, and its own ``BENTOML_HOME`` (inside ``workdir``; a temp dir removed on stop()
+    if not given) unless ``bentoml_home`` names one (a user's service loading models from
+    the user's store needs that store). ``start()`` blocks until ``/readyz`` answers 200 and
     records ``startup_seconds``; use :meth:`spawn` + :meth:`wait_ready` to start several at
     once.
     """
 
     name = "bento"
 
-    def __init__(self, behaviour: Mapping[str, str] | None = None, *, port: int | None = None,
-                 workdir: Path | None = None, label: str = "") -> None:
+    def __init__(self, behaviour: Mapping[str, str] | FaultSpec | None = None, *, port: int | None = None,
+                 workdir: Path | None = None, label: str = "", service: str | None = None,
+                 working_dir: Path | str | None = None, bentoml_home: Path | str | None = None) -> None:
         super().__init__(workdir)
+        if isinstance(behaviour, FaultSpec):
+            behaviour = behaviour.to_env()
         self.behaviour = {k: str(v) for k, v in (behaviour or {}).items()}
         unknown = set(self.behaviour) - set(BEHAVIOUR_VARS)
         if unknown:
             raise ValueError(f"unknown behaviour variables {sorted(unknown)}; known: {BEHAVIOUR_VARS}")
+        self.faults = FaultSpec.from_env(self.behaviour)  # validates the values before a server starts
+        self.service = service or EXAMPLE_SERVICE
+        self.working_dir = Path(working_dir).resolve() if working_dir is not None else None
+        self.bentoml_home = Path(bentoml_home) if bentoml_home is not None else None
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.label = label
@@ -163,6 +202,15 @@ class BentoServer(_ChildProcess):
         return f"BentoServer({self.label or self.behaviour!r}, {self.host_port}, pid={self.pid})"
 
     @property
+    def is_example(self) -> bool:
+        return self.service == EXAMPLE_SERVICE
+
+    @property
+    def wrapped(self) -> bool:
+        """True if a user's service is served through the fault wrapper."""
+        return not self.is_example and self.faults.active
+
+    @property
     def host_port(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -170,16 +218,31 @@ class BentoServer(_ChildProcess):
     def url(self) -> str:
         return f"http://{self.host_port}"
 
-    def spawn(self) -> BentoServer:
-        home = self.workdir / "bentoml-home"
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        """The ``bentoml serve`` argv, its environment and its working directory."""
+        home = self.bentoml_home or self.workdir / "bentoml-home"
         home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in BEHAVIOUR_VARS and not k.startswith("BENTOML_")}
+        env = {k: v for k, v in os.environ.items() if k not in BEHAVIOUR_VARS and k != TARGET_VAR and not k.startswith("BENTOML_")}
         env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", PYTHONUNBUFFERED="1", **self.behaviour)
+        if self.is_example:
+            target, working_dir = EXAMPLE_SERVICE, self.workdir  # headway is installed: importable anywhere
+        else:
+            working_dir = self.working_dir or Path.cwd()
+            target = self.service
+            if os.path.isdir(os.path.join(working_dir, os.path.expanduser(target))):
+                target = str((working_dir / os.path.expanduser(target)).resolve())  # a bento directory
+            if self.wrapped:
+                env[TARGET_VAR] = target
+                target = FAULT_WRAPPER
         bentoml_cli = Path(sys.executable).with_name("bentoml")
         args = [str(bentoml_cli) if bentoml_cli.exists() else sys.executable, *([] if bentoml_cli.exists() else ["-m", "bentoml"]),
-                "serve", SERVICE_IMPORT, "--host", self.host, "--port", str(self.port), "--working-dir", str(REPO_ROOT)]
+                "serve", target, "--host", self.host, "--port", str(self.port), "--working-dir", str(working_dir)]
+        return args, env, working_dir
+
+    def spawn(self) -> Self:
+        args, env, cwd = self.command()
         self._spawned_at = time.monotonic()
-        self._spawn(args, env, cwd=REPO_ROOT)
+        self._spawn(args, env, cwd=cwd)
         return self
 
     def ready(self) -> bool:
@@ -188,7 +251,7 @@ class BentoServer(_ChildProcess):
         except requests.RequestException:
             return False
 
-    def wait_ready(self, timeout: float = 60.0) -> BentoServer:
+    def wait_ready(self, timeout: float = 60.0) -> Self:
         def probe() -> bool:
             self._check_alive()
             return self.ready()
@@ -198,7 +261,7 @@ class BentoServer(_ChildProcess):
             self.startup_seconds = time.monotonic() - self._spawned_at
         return self
 
-    def start(self, timeout: float = 60.0) -> BentoServer:
+    def start(self, timeout: float = 60.0) -> Self:
         self.spawn()
         try:
             return self.wait_ready(timeout)
@@ -207,7 +270,12 @@ class BentoServer(_ChildProcess):
             raise
 
     def score(self, features: list[float], timeout: float = 5.0) -> requests.Response:
-        return self._session.post(f"{self.url}/score", json={"features": features}, timeout=timeout)
+        """A call of the example's ``/score`` API."""
+        return self.post("/score", {"features": features}, timeout)
+
+    def post(self, path: str, payload: Any, timeout: float = 5.0) -> requests.Response:
+        """``POST <path>`` with a JSON body (any API of the served service)."""
+        return self._session.post(f"{self.url}{path}", json=payload, timeout=timeout)
 
     def metrics_text(self) -> str:
         response = self._session.get(f"{self.url}/metrics", timeout=2)
@@ -306,7 +374,7 @@ class Prometheus(_ChildProcess):
             }],
         }
 
-    def start(self, timeout: float = 30.0) -> Prometheus:
+    def start(self, timeout: float = 30.0) -> Self:
         if not self.available(self.binary):
             raise FileNotFoundError(f"no Prometheus binary at {self.binary}")
         config_path = self.workdir / "prometheus.yml"

@@ -1,21 +1,27 @@
-"""The data plane of an emulated cluster: real BentoML "pods", service discovery, a gateway.
+"""The sandbox's data plane: real BentoML "pods", service discovery, a gateway.
 
 :class:`DataPlane` plays kubelet + Prometheus service discovery for one namespace. It polls
 the namespace's Headway Deployments (``app.kubernetes.io/managed-by=headway``) every
-``poll_interval`` seconds and keeps one real :class:`~tests.realparts.servers.BentoServer`
+``poll_interval`` seconds and keeps one real :class:`~headway.sandbox.processes.BentoServer`
 per Deployment revision:
 
 - A Deployment that wants pods (``spec.replicas > 0``) gets a server for its current pod
   template — at once, as the kubelet starts a pod as soon as its ReplicaSet creates it
   (the emulator reports the pods ready after its own short delay; a BentoServer needs ~3 s,
   ~6 s when two start together on 2 cores — see ``wait_serving``).
-- The server's behaviour comes from ``behaviours[image]`` (``default_behaviour`` for other
-  images), overridden by any ``HEADWAY_TEST_*`` variables (plain ``value``) of the pod
-  template's container — so a test can also inject behaviour through ``spec.model.env``.
+- The server's behaviour (its faults: HEADWAY_FAULT_* variables or a
+  :class:`~headway.sandbox.faults.FaultSpec`) comes from ``deployment_behaviours[name]``,
+  else ``behaviours[image]``, else ``default_behaviour``; any ``HEADWAY_FAULT_*`` variables
+  (plain ``value``) of the pod template's container override it — so a test can also inject
+  behaviour through ``spec.model.env``. :meth:`DataPlane.set_behaviour` changes a
+  Deployment's behaviour at run time (its server is replaced, as in a rolling update).
+- The server runs ``services[name]``, else ``service``, else the bundled example
+  (see :class:`~headway.sandbox.processes.BentoServer`; a user's service is imported
+  relative to ``working_dir``).
 - Images containing ``does-not-exist`` cannot be pulled (as in the emulator's Deployment
   controller): no server starts for them.
-- A new pod template (image, env, revision label, a re-created Deployment) is a rolling
-  update: the new server starts, and the old one stops once the new one is ready, or when
+- A new pod template (image, env, revision label, a re-created Deployment), behaviour or
+  service is a rolling update: the new server starts, and the old one stops once the new one is ready, or when
   the Deployment has no ready replicas anymore (a bad image keeps the old pods serving).
 - ``spec.replicas: 0`` or deletion stops the Deployment's servers.
 
@@ -26,7 +32,8 @@ Headway's PodMonitor gives real pods: ``namespace``, ``modeldeployment``, ``vari
 as pods do, which hides part of Prometheus' ~5 s discovery delay behind the server's start.
 
 :class:`LoadGenerator` plays the Gateway: it reads the HTTPRoute named after the
-ModelDeployment every ``route_poll`` seconds and sends ``POST /score`` requests at ``rate``
+ModelDeployment every ``route_poll`` seconds and sends ``POST <path>`` requests (default: the
+example's ``/score``) at ``rate``
 per second, picking the backend of each request by the default rule's weights (the last
 rule; pin rules are for requests with headers, which it does not send) and mirroring
 ``percent`` of them to the ``RequestMirror`` backend. Before the route exists it sends
@@ -44,19 +51,20 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
-from headway.k8s.client import DEPLOYMENT, ApiError, Kube
+from headway.k8s.client import DEPLOYMENT, ApiError, Kind, Kube
 from headway.planning.naming import LABEL_MD, LABEL_REVISION, LABEL_VARIANT, MANAGED_BY
-from tests.e2e.harness import HTTPROUTE
-from tests.realparts.servers import BEHAVIOUR_VARS, BentoServer, Prometheus
+from headway.sandbox.faults import FaultSpec
+from headway.sandbox.processes import BEHAVIOUR_VARS, EXAMPLE_SERVICE, BentoServer, Prometheus
 
-BAD_IMAGE_MARKER = "does-not-exist"  # as tests/e2e/emulator_builtins.py: ImagePullBackOff
+HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+BAD_IMAGE_MARKER = "does-not-exist"  # as the API emulator's Deployment controller: ImagePullBackOff
 SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 CONTAINER = "bentoml"
 # Statuses the LoadGenerator records besides real HTTP codes.
@@ -64,7 +72,9 @@ NO_SERVER = "no-server"  # the backend Service has no serving pod (a gateway ans
 NO_BACKEND = "no-backend"  # every weight is 0 (Gateway API: the gateway answers 500)
 CONN_ERROR = "error"  # connection refused/reset, timeout
 
-PodKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # (uid, image, revision, behaviour)
+PodKey = tuple[str, str, str, tuple[tuple[str, str], ...], str]  # (uid, image, revision, behaviour, service)
+Behaviour = Mapping[str, str] | FaultSpec  # HEADWAY_FAULT_* variables, or a spec
+Payload = Callable[[random.Random], Any]  # makes a request body from the generator's RNG
 
 
 @dataclass
@@ -85,6 +95,23 @@ class Pod:
     def behaviour(self) -> dict[str, str]:
         return dict(self.key[3])
 
+    @property
+    def service(self) -> str:
+        """What the server runs (a user's ``module:Attribute`` or the bundled example)."""
+        return self.key[4]
+
+
+def _env(behaviour: Behaviour | None) -> dict[str, str]:
+    """HEADWAY_FAULT_* variables of a behaviour; ValueError on unknown variables or bad values."""
+    if isinstance(behaviour, FaultSpec):
+        return behaviour.to_env()
+    env = {k: str(v) for k, v in (behaviour or {}).items()}
+    unknown = set(env) - set(BEHAVIOUR_VARS)
+    if unknown:
+        raise ValueError(f"unknown behaviour variables {sorted(unknown)}; known: {BEHAVIOUR_VARS}")
+    FaultSpec.from_env(env)
+    return env
+
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
@@ -97,13 +124,21 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
 class DataPlane:
     """Real BentoML servers for the Deployments of ``namespace``; see the module docstring."""
 
-    def __init__(self, kube: Kube, namespace: str, behaviours: Mapping[str, Mapping[str, str]],
+    def __init__(self, kube: Kube, namespace: str, behaviours: Mapping[str, Behaviour] | None = None,
                  prometheus: Prometheus | None = None, *, workdir: Path | None = None, poll_interval: float = 0.3,
-                 default_behaviour: Mapping[str, str] | None = None, start_timeout: float = 60.0) -> None:
+                 default_behaviour: Behaviour | None = None, start_timeout: float = 60.0,
+                 deployment_behaviours: Mapping[str, Behaviour] | None = None,
+                 services: Mapping[str, str] | None = None, service: str | None = None,
+                 working_dir: Path | str | None = None, bentoml_home: Path | str | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
-        self.behaviours = {image: dict(env) for image, env in behaviours.items()}
-        self.default_behaviour = dict(default_behaviour or {})
+        self.behaviours = {image: _env(env) for image, env in (behaviours or {}).items()}  # by image
+        self.default_behaviour = _env(default_behaviour)
+        self.deployment_behaviours = {name: _env(env) for name, env in (deployment_behaviours or {}).items()}
+        self.services = dict(services or {})  # by Deployment name
+        self.service = service or EXAMPLE_SERVICE  # served for Deployments not in ``services``
+        self.working_dir = working_dir
+        self.bentoml_home = bentoml_home
         self.prometheus = prometheus
         self.workdir = workdir
         self.poll_interval = poll_interval
@@ -119,7 +154,7 @@ class DataPlane:
         self._serial = itertools.count(1)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> DataPlane:
+    def start(self) -> Self:
         assert self._thread is None, "already started"
         self._thread = threading.Thread(target=self._run, name=f"dataplane-{self.namespace}", daemon=True)
         self._thread.start()
@@ -140,7 +175,7 @@ class DataPlane:
         if self.prometheus is not None:
             self.prometheus.clear_targets(self.namespace)
 
-    def __enter__(self) -> DataPlane:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -179,6 +214,25 @@ class DataPlane:
         """The Prometheus targets last written: [(host:port, labels)]."""
         return list(self._targets or [])
 
+    # -- changes at run time ---------------------------------------------------------------------
+    def set_behaviour(self, deployment: str, behaviour: Behaviour | None) -> None:
+        """Give ``deployment``'s pods this behaviour (None: back to the image's / the default).
+
+        Takes effect at the next poll: the Deployment's server is replaced by one with the
+        new behaviour (the old one serves until the new one is ready).
+        """
+        if behaviour is None:
+            self.deployment_behaviours.pop(deployment, None)
+        else:
+            self.deployment_behaviours[deployment] = _env(behaviour)
+
+    def set_service(self, deployment: str, service: str | None) -> None:
+        """Serve ``service`` for ``deployment`` from the next poll on (None: the plane's ``service``)."""
+        if service is None:
+            self.services.pop(deployment, None)
+        else:
+            self.services[deployment] = service
+
     # -- the loop --------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -197,11 +251,14 @@ class DataPlane:
         image = str(container.get("image", ""))
         if spec.get("replicas", 1) == 0 or not image or BAD_IMAGE_MARKER in image:
             return None, image, labels
-        behaviour = dict(self.behaviours.get(image, self.default_behaviour))
+        name = deployment["metadata"]["name"]
+        behaviour = dict(self.deployment_behaviours.get(name, self.behaviours.get(image, self.default_behaviour)))
         for var in container.get("env") or []:
             if var.get("name") in BEHAVIOUR_VARS and "value" in var:
                 behaviour[var["name"]] = str(var["value"])
-        key = (deployment["metadata"].get("uid", ""), image, labels.get(LABEL_REVISION, ""), tuple(sorted(behaviour.items())))
+        service = self.services.get(name, self.service)
+        key = (deployment["metadata"].get("uid", ""), image, labels.get(LABEL_REVISION, ""), tuple(sorted(behaviour.items())),
+               service)
         return key, image, labels
 
     def _sync(self) -> None:
@@ -236,8 +293,13 @@ class DataPlane:
             if labels.get(source):
                 target_labels[target] = labels[source]
         workdir = self.workdir / pod_name if self.workdir is not None else None
-        server = BentoServer(dict(key[3]), workdir=workdir, label=pod_name)
-        server.spawn()
+        server = BentoServer(dict(key[3]), workdir=workdir, label=pod_name, service=key[4],
+                             working_dir=self.working_dir, bentoml_home=self.bentoml_home)
+        try:
+            server.spawn()
+        except Exception:  # a bad behaviour value or service: no pod, an error for check()
+            server.stop()
+            raise
         pod = Pod(deployment=deployment, key=key, name=pod_name, image=image, labels=target_labels, server=server)
         with self._lock:
             self._pods.setdefault(deployment, []).append(pod)
@@ -344,8 +406,13 @@ class _Job:
     service: str
     variant: str
     pick: float
-    features: list[float]
+    payload: Any
     mirror: tuple[str, str] | None  # (Service, variant)
+
+
+def example_payload(rng: random.Random) -> dict[str, list[float]]:
+    """A request body for the bundled example's ``/score``: four random features."""
+    return {"features": [round(rng.uniform(-2.0, 2.0), 3) for _ in range(4)]}
 
 
 class LoadGenerator:
@@ -353,15 +420,19 @@ class LoadGenerator:
 
     ``rate`` requests per second until ``max_requests`` were sent, ``max_seconds`` passed or
     :meth:`stop`. ``workers`` threads send them (keep-alive sessions); when all are busy,
-    requests are dropped (``dropped``) rather than queued up.
+    requests are dropped (``dropped``) rather than queued up. Each request is ``POST
+    <path>`` with the JSON body ``payload(rng)`` (default: the bundled example's ``/score``
+    with random features); :meth:`set_rate` changes the rate while it runs.
     """
 
     def __init__(self, dataplane: DataPlane, modeldeployment: str, *, rate: float = 30.0, max_requests: int = 3000,
                  max_seconds: float = 120.0, workers: int = 8, seed: int = 0, route_poll: float = 0.5,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, path: str = "/score", payload: Payload | None = None) -> None:
         assert rate > 0 and max_requests > 0 and max_seconds > 0
         self.dataplane = dataplane
         self.md = modeldeployment
+        self.path = path if path.startswith("/") else f"/{path}"
+        self.payload: Payload = payload or example_payload
         self.rate, self.max_requests, self.max_seconds = rate, max_requests, max_seconds
         self.workers, self.route_poll, self.timeout = workers, route_poll, timeout
         self.rng = random.Random(seed)
@@ -384,7 +455,7 @@ class LoadGenerator:
         return service[len(prefix):] if service.startswith(prefix) else service
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> LoadGenerator:
+    def start(self) -> Self:
         assert not self._threads, "already started"
         self._refresh_route(force=True)
         self._threads = [threading.Thread(target=self._work, name=f"load-{self.md}-{i}", daemon=True) for i in range(self.workers)]
@@ -397,6 +468,12 @@ class LoadGenerator:
         self._stop.set()
         self.wait(timeout)
 
+    def set_rate(self, rate: float) -> None:
+        """Requests per second from now on."""
+        if not rate > 0:
+            raise ValueError(f"rate must be positive, not {rate}")
+        self.rate = rate
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until done (bounds reached or stopped); True if every thread ended."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.max_seconds + 30)
@@ -407,7 +484,7 @@ class LoadGenerator:
     def done(self) -> bool:
         return bool(self._threads) and not any(t.is_alive() for t in self._threads)
 
-    def __enter__(self) -> LoadGenerator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -461,14 +538,15 @@ class LoadGenerator:
         mirror = None
         if table.mirror is not None and self.rng.random() * 100.0 < table.mirror[1]:
             mirror = (table.mirror[0], self.variant_of(table.mirror[0]))
-        features = [round(self.rng.uniform(-2.0, 2.0), 3) for _ in range(4)]
-        return _Job(service, self.variant_of(service) if service else NO_BACKEND, self.rng.random(), features, mirror)
+        payload = self.payload(self.rng)
+        return _Job(service, self.variant_of(service) if service else NO_BACKEND, self.rng.random(), payload, mirror)
 
     def _dispatch(self) -> None:
-        started = time.monotonic()
+        started = due = time.monotonic()
         try:
             for i in range(self.max_requests):
-                due = started + i / self.rate
+                if i:
+                    due += 1.0 / self.rate  # read each time: set_rate() takes effect at once
                 if self._stop.wait(max(due - time.monotonic(), 0)) or time.monotonic() - started > self.max_seconds:
                     break
                 self._refresh_route()
@@ -487,13 +565,13 @@ class LoadGenerator:
             table = self._stats.mirrored if mirrored else self._stats.primary
             table.setdefault(variant, Counter())[status] += 1
 
-    def _send(self, session: requests.Session, service: str, pick: float, features: list[float]) -> int | str:
+    def _send(self, session: requests.Session, service: str, pick: float, payload: Any) -> int | str:
         servers = self.dataplane.serving(service)
         if not servers:
             return NO_SERVER
         server = servers[min(int(pick * len(servers)), len(servers) - 1)]
         try:
-            return session.post(f"{server.url}/score", json={"features": features}, timeout=self.timeout).status_code
+            return session.post(f"{server.url}{self.path}", json=payload, timeout=self.timeout).status_code
         except requests.RequestException:
             return CONN_ERROR
 
@@ -503,7 +581,7 @@ class LoadGenerator:
                 if not job.service:
                     self._record(False, NO_BACKEND, NO_BACKEND)
                     continue
-                self._record(False, job.variant, self._send(session, job.service, job.pick, job.features))
+                self._record(False, job.variant, self._send(session, job.service, job.pick, job.payload))
                 if job.mirror is not None:  # the copy's answer is discarded, only counted
-                    self._record(True, job.mirror[1], self._send(session, job.mirror[0], job.pick, job.features))
+                    self._record(True, job.mirror[1], self._send(session, job.mirror[0], job.pick, job.payload))
 
