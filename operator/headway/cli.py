@@ -1,4 +1,5 @@
-"""The `headway` command line: `headway operator` runs the operator."""
+"""The `headway` command line: `headway operator` runs the operator; `headway sandbox` runs it on
+this machine with real model servers, Prometheus and traffic (headway/sandbox/command.py)."""
 
 from __future__ import annotations
 
@@ -53,11 +54,19 @@ def run_operator(config: cfg.OperatorConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:
+        # Imported only here: the operator's image never loads the sandbox (rich, BentoML, kmock).
+        from headway.sandbox.command import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     parser = argparse.ArgumentParser(prog="headway", description="Headway: safe delivery of BentoML models on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
     op = sub.add_parser("operator", help="run the operator")
     cfg.add_arguments(op)
     sub.add_parser("crd", help="print the ModelDeployment CRD (YAML)")
+    sub.add_parser("sandbox", help="run Headway on this machine: real model servers, Prometheus, traffic and a live view "
+                   "(`headway sandbox --help`)")
     args = parser.parse_args(argv)
     if args.command == "operator":
         try:

@@ -1,0 +1,184 @@
+"""`headway sandbox` as a user runs it: the three scenes, the clean edges, `down`.
+
+Every test runs the real command (``python -m headway.cli sandbox``) as a child process with
+its state under ``tmp_path`` (``HEADWAY_SANDBOX_ROOT``), and checks what a user notices: the
+exit status, the summary, the picture, the messages — and that no process it started is
+left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headway.sandbox import session as sessions
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENES = ROOT / "examples" / "sandbox"
+HAS_PROMETHEUS = any(os.access(p, os.X_OK) for p in ("/usr/bin/prometheus",)) or bool(os.environ.get("HEADWAY_PROMETHEUS_BINARY"))
+
+
+def needs_real_parts(test: Any) -> Any:
+    """Real Prometheus, BentoML servers and the operator: the e2e and realparts marks."""
+    for mark in (pytest.mark.e2e, pytest.mark.realparts,
+                 pytest.mark.skipif(not HAS_PROMETHEUS, reason="no Prometheus binary (apt-get install -y --no-install-recommends prometheus)")):
+        test = mark(test)
+    return test
+
+
+def sandbox_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWAY_")}
+    env.update(HEADWAY_SANDBOX_ROOT=str(root), PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_sandbox(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "headway.cli", "sandbox", *args], capture_output=True, text=True,
+                          timeout=timeout, env=sandbox_env(root), cwd=root)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def wait(what: str, probe: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@needs_real_parts
+def test_three_scenes_rollback_then_promotion(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = run_sandbox(tmp_path, "--fast", "--no-live", "--out", str(out))
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+
+    report = json.loads((out / "summary.json").read_text())
+    serving, bad, good = report["scenes"]
+    assert [s["result"] for s in report["scenes"]] == ["serving", "rolledBack", "promoted"]
+    assert serving["status"]["stable"]["bento"] == "fraud_scorer:1.0.0"
+
+    # The bad version: rolled back by the operator's own analysis, with its evidence.
+    assert bad["status"]["phase"] == "RolledBack"
+    assert bad["status"]["rolledBack"]["reason"] == "FailedAnalysis"
+    assert bad["status"]["stable"]["bento"] == "fraud_scorer:1.0.0"
+    assert bad["decision"]["event"] == "RolledBack"
+    failed = [v for v in bad["decision"]["evidence"]["analysis"]["verdicts"] if v["result"] == "Fail"]
+    error_rate = next(v for v in failed if v["slo"] == "errorRate")
+    assert error_rate["value"] > 0.1 and error_rate["samples"] >= 100 and error_rate["pValue"] < 0.05
+    assert bad["load"]["candidate"]["errors"] > 0  # live requests really hit the bad servers
+
+    # The good version: shadow, canary steps, promoted on passing analyses.
+    assert good["status"]["phase"] == "Succeeded" and good["status"]["stable"]["bento"] == "fraud_scorer:3.0.0"
+    events = [d["event"] for d in report["decisions"]["ml/fraud-scorer"] if d["bento"] == "fraud_scorer:3.0.0"]
+    assert events.count("StepCompleted") == 3 and "Promoted" in events
+    assert good["load"]["candidate"]["mirrored"] > 0  # the shadow step mirrored live requests to it
+
+    # What the user reads and sees.
+    assert "rolled back automatically" in result.stdout and "reason FailedAnalysis" in result.stdout
+    assert "evidence: errorRate Fail" in result.stdout and "promoted after" in result.stdout
+    svg = (out / "timeline.svg").read_text()
+    assert svg.startswith("<svg") and ">RolledBack</text>" in svg and ">Promoted</text>" in svg
+
+    # Nothing left: every process it started is gone, its state directory removed.
+    assert report["pids"] and not [pid for pid in report["pids"] if alive(pid)]
+    assert not list(tmp_path.glob("run-*"))
+
+
+@pytest.fixture()
+def kept(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:  # only if the test failed before `down`
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@needs_real_parts
+def test_two_kept_runs_do_not_collide_and_down_stops_both(tmp_path: Path, kept: list[subprocess.Popen[str]]) -> None:
+    manifest = str(SCENES / "1-first-version.yaml")
+    for i in range(2):
+        kept.append(subprocess.Popen([sys.executable, "-m", "headway.cli", "sandbox", "-f", manifest, "--keep", "--no-live",
+                                      "--out", str(tmp_path / f"report-{i}")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     text=True, env=sandbox_env(tmp_path), cwd=tmp_path))
+
+    def both_serving() -> list[dict[str, Any]] | None:
+        states = [s for _, s in sessions.runs(tmp_path) if s]
+        with_pods = [s for s in states if any(c["name"].startswith("pod ") for c in s["children"])]
+        return with_pods if len(with_pods) == 2 else None
+
+    states = wait("two sandboxes serving", both_serving, 120)
+    assert states[0]["kubeconfig"] != states[1]["kubeconfig"] and states[0]["prometheus"] != states[1]["prometheus"]
+    pids = [int(s["pid"]) for s in states] + [int(c["pid"]) for s in states for c in s["children"]]
+    assert len(set(pids)) == len(pids)
+
+    result = run_sandbox(tmp_path, "down", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "stopped 2 sandbox run(s)" in result.stdout
+    for proc in kept:
+        assert proc.wait(30) == 130  # stopped as by Ctrl-C, after cleaning up
+    wait("every process stopped", lambda: not [pid for pid in pids if alive(pid)], 30)
+    assert not list(tmp_path.glob("run-*"))
+    assert (tmp_path / "report-0" / "summary.txt").exists()
+
+
+def test_missing_prometheus_names_the_install_command(tmp_path: Path) -> None:
+    result = run_sandbox(tmp_path, "--prometheus", str(tmp_path / "no-prometheus"), "--no-live", timeout=60)
+    assert result.returncode == 2
+    assert "no executable file there" in result.stderr and "apt-get install -y --no-install-recommends prometheus" in result.stderr
+    assert not list(tmp_path.glob("run-*"))  # nothing was started
+
+
+@pytest.mark.skipif(not HAS_PROMETHEUS, reason="needs a Prometheus binary to get past the first check")
+def test_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_sandbox(tmp_path, "--prometheus-port", str(port), "--no-live", timeout=60)
+    assert result.returncode == 2
+    assert f"--prometheus-port {port}: port {port} on 127.0.0.1 is in use" in result.stderr
+
+
+@pytest.mark.skipif(not HAS_PROMETHEUS, reason="needs a Prometheus binary to get past the first check")
+def test_a_service_that_does_not_import_is_named(tmp_path: Path) -> None:
+    (tmp_path / "broken_service.py").write_text("import a_module_nobody_has\n")
+    result = run_sandbox(tmp_path, "--service", "broken_service:Scorer", "--no-live", timeout=120)
+    assert result.returncode == 2
+    assert "--service broken_service:Scorer: it does not import" in result.stderr
+    assert "No module named 'a_module_nobody_has'" in result.stderr
+
+
+def test_bad_inputs_are_named(tmp_path: Path) -> None:
+    result = run_sandbox(tmp_path, "--fault", "errors=150%", "--no-live", timeout=60)
+    assert result.returncode == 2 and "--fault errors=150%" in result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: serving.headway.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: x}\nspec: {model: {image: y}}\n")
+    result = run_sandbox(tmp_path, "-f", str(bad), "--no-live", timeout=60)
+    assert result.returncode == 2 and "spec.model.bento is required" in result.stderr
+    result = run_sandbox(tmp_path, "apply", "-f", str(bad), timeout=60)
+    assert result.returncode == 2 and "no sandbox is running" in result.stderr
