@@ -212,9 +212,12 @@ def test_faults_in_a_user_service_are_counted_by_bentoml_metrics(tmp_path: Path)
                 buckets[float(labels["le"])] = buckets.get(float(labels["le"]), 0.0) + value
         count = sum(v for labels, v in parse_samples(text, "bentoml_service_request_duration_seconds_count")
                     if labels["endpoint"] == "/predict")
-        below = max(le for le in buckets if le < delay_ms / 1000.0)
         assert count == 60
-        assert count - buckets[below] == slow, (buckets, slow)  # every delayed call, and only those, was slow
+        # Slower than the delay on the server: every delayed call (and a call slower than that on the
+        # server is slower still at the client, so never more than the client saw). A busy machine can
+        # slow an undelayed call at the client, hence a small margin the other way.
+        server_slow = count - buckets[delay_ms / 1000.0]
+        assert 10 <= server_slow <= slow and slow - server_slow <= 3, (buckets, slow)
     finally:
         server.stop()
     assert not server.running()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from headway.sandbox import session as sessions
+from tests.sandbox.test_faults import USER_SERVICE  # a user's service: class Echo, returns 2 * x
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENES = ROOT / "examples" / "sandbox"
@@ -97,7 +99,7 @@ def test_three_scenes_rollback_then_promotion(tmp_path: Path) -> None:
 
     # What the user reads and sees.
     assert "rolled back automatically" in result.stdout and "reason FailedAnalysis" in result.stdout
-    assert "evidence: errorRate Fail" in result.stdout and "promoted after" in result.stdout
+    assert "evidence: errorRate Fail" in result.stdout and "promoted " in result.stdout and "s after it was applied" in result.stdout
     svg = (out / "timeline.svg").read_text()
     assert svg.startswith("<svg") and ">RolledBack</text>" in svg and ">Promoted</text>" in svg
 
@@ -182,3 +184,71 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     assert result.returncode == 2 and "spec.model.bento is required" in result.stderr
     result = run_sandbox(tmp_path, "apply", "-f", str(bad), timeout=60)
     assert result.returncode == 2 and "no sandbox is running" in result.stderr
+
+
+# -- a user's own service, its requests, and --fault ---------------------------------------------
+
+
+BAD_CANARY = """# title: A new version of the user's service, made to fail by --fault
+# expect: rolledBack
+apiVersion: serving.headway.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: doubler, namespace: user}
+spec:
+  model: {bento: "doubler:2.0.0", image: "registry.example.com/doubler:2.0.0"}
+  replicas: 1
+  traffic: {provider: gatewayApi, gatewayApi: {parentRefs: [{name: inference, namespace: gateways}]}}
+  rollout: {steps: [{canary: {weight: 50, duration: 2m}}]}
+  analysis:
+    interval: 12s
+    minRequests: 100
+    failureLimit: 2
+    slos: [{errorRate: {max: 0.05}}]
+"""
+
+
+@needs_real_parts
+def test_user_service_gets_its_payload_and_a_fault_is_rolled_back(tmp_path: Path) -> None:
+    """One short run: the user's service (not the example) answers the --endpoint/--payload
+    requests without refusing any; its next version, made to fail 30% of calls by --fault
+    (the manifest asks for nothing), is rolled back by the operator with reason FailedAnalysis."""
+    (tmp_path / "user_doubler.py").write_text(textwrap.dedent(USER_SERVICE))
+    (tmp_path / "bodies.json").write_text(json.dumps([{"x": 1.5}, {"x": -2}, {"x": 40}]))
+    first = tmp_path / "first.yaml"
+    first.write_text("# title: The user's service, first version\n# expect: serving\n"
+                     + BAD_CANARY.split("\n", 2)[2].replace("2.0.0", "1.0.0"))
+    (tmp_path / "canary.yaml").write_text(BAD_CANARY)
+    out = tmp_path / "report"
+    result = run_sandbox(tmp_path, "-f", str(first), "-f", "canary.yaml", "--service", "user_doubler:Echo",
+                         "--endpoint", "predict", "--payload", "bodies.json", "--fault", "errors=30%", "--fast",
+                         "--no-live", "--out", str(out), timeout=240)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    assert "--fault errors=30%: injected into every new version" in result.stdout
+    assert "requests were refused" not in result.stdout
+
+    first_scene, bad = json.loads((out / "summary.json").read_text())["scenes"]
+    assert first_scene["result"] == "serving"
+    stable = first_scene["load"]["stable"]
+    assert stable["answered"] >= 90 and stable["rejected"] == 0 and stable["errors"] == 0  # its own service, valid bodies
+
+    assert bad["result"] == "rolledBack" and bad["status"]["rolledBack"]["reason"] == "FailedAnalysis"
+    assert bad["status"]["stable"]["bento"] == "doubler:1.0.0"
+    failed = [v for v in bad["decision"]["evidence"]["analysis"]["verdicts"] if v["result"] == "Fail"]
+    assert [v["slo"] for v in failed] == ["errorRate"] and failed[0]["value"] > 0.1
+    assert bad["load"]["candidate"]["errors"] > 0 and bad["load"]["candidate"]["rejected"] == 0
+    assert bad["load"]["stable"]["errors"] == 0  # the fault follows the new version only
+    assert "reason FailedAnalysis" in result.stdout
+
+
+def test_payload_errors_are_named(tmp_path: Path) -> None:
+    result = run_sandbox(tmp_path, "--payload", "missing.json", "--no-live", timeout=60)
+    assert result.returncode == 2
+    assert "--payload missing.json: cannot read it (No such file or directory)" in result.stderr
+    (tmp_path / "body.txt").write_text("x=1\n")
+    result = run_sandbox(tmp_path, "--payload", "body.txt", "--no-live", timeout=60)
+    assert result.returncode == 2 and "--payload body.txt: not JSON" in result.stderr
+    assert "give the request body your service expects" in result.stderr
+    (tmp_path / "empty.json").write_text("[]")
+    result = run_sandbox(tmp_path, "--payload", "empty.json", "--no-live", timeout=60)
+    assert result.returncode == 2 and "an empty list" in result.stderr
+    assert not list(tmp_path.glob("run-*"))  # nothing was started

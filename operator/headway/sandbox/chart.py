@@ -4,12 +4,15 @@ Hand-written SVG (no plotting library): three panels sharing the time axis —
 
 1. traffic: the stable and candidate weights (the applied split, from status.traffic) and the
    mirrored share, in percent;
-2. error rate per version, as Prometheus measured it (5 s rate of 5xx over all requests);
-3. latency per version at the percentile of the first latency SLO (p99 without one).
+2. error rate per version, as Prometheus measured it (5 s rate of 5xx over all requests),
+   with the errorRate SLO's max as a dashed red line;
+3. latency per version at the percentile of the first latency SLO (p99 without one), with
+   that SLO's max as a dashed red line.
 
 Vertical lines mark the operator's decisions (status.history: RolloutStarted, StepStarted,
 RolledBack, Promoted, ...), labelled, red for rollbacks and green for promotions; scene
-starts are shaded bands' edges with their titles at the top.
+starts are grey lines with their numbered titles at the top (cut to the room before the
+next one; the whole title is the label's tooltip).
 """
 
 from __future__ import annotations
@@ -51,14 +54,20 @@ def render_svg(timeline: Timeline, key: str, title: str = "") -> str:
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         f'<text x="{LEFT}" y="20" font-size="15" font-weight="bold">{escape(title or "Headway sandbox: " + key)}</text>',
     ]
-    for t, scene in timeline.scenes:
-        if start <= t <= end:
-            out.append(f'<line x1="{x(t):.1f}" y1="{TOP - 14}" x2="{x(t):.1f}" y2="{TOP + 3 * PANEL_HEIGHT + 2 * GAP}" stroke="#90a4ae" stroke-width="1.5"/>')
-            out.append(f'<text x="{x(t) + 3:.1f}" y="{TOP - 16}" fill="#455a64">{escape(scene[:60])}</text>')
+    starts = [(t, scene) for t, scene in timeline.scenes if start <= t <= end]
+    for n, (t, scene) in enumerate(starts):
+        # Numbered, and cut to the room before the next scene's start (about 6 px a character).
+        room = (x(starts[n + 1][0]) if n + 1 < len(starts) else LEFT + plot_w + RIGHT) - x(t) - 8
+        label = f"{n + 1}. {scene}"
+        if len(label) * 6.2 > room:
+            label = label[:max(int(room / 6.2) - 1, 2)].rstrip() + "…"
+        out.append(f'<line x1="{x(t):.1f}" y1="{TOP - 14}" x2="{x(t):.1f}" y2="{TOP + 3 * PANEL_HEIGHT + 2 * GAP}" stroke="#90a4ae" stroke-width="1.5"/>')
+        out.append(f'<text x="{x(t) + 3:.1f}" y="{TOP - 16}" fill="#455a64">{escape(label)}<title>{escape(scene)}</title></text>')
 
     variants = sorted({v for s in samples for v in list(s.error_rate) + list(s.latency)} | {"stable"})
-    max_error = _nice_max(max([r for s in samples for r in s.error_rate.values()] + [0.01]))
-    max_latency = _nice_max(max([v for s in samples for v in s.latency.values()] + [0.05]))
+    limits = timeline.limits.get(key, {})
+    max_error = _nice_max(max([r for s in samples for r in s.error_rate.values()] + [0.01, limits.get("errorRate", 0.0) * 1.2]))
+    max_latency = _nice_max(max([v for s in samples for v in s.latency.values()] + [0.05, limits.get("latency", 0.0) * 1.2]))
     percentile = timeline.percentile.get(key, 99.0)
     panels: list[tuple[str, float, Callable[[float], str], list[tuple[str, str, list[tuple[float, float]]]]]] = [
         ("traffic (%)", 100.0, lambda v: f"{v:.0f}", [
@@ -83,6 +92,11 @@ def render_svg(timeline: Timeline, key: str, title: str = "") -> str:
             value = top_value * fraction
             out.append(f'<line x1="{LEFT}" y1="{y(value):.1f}" x2="{LEFT + plot_w}" y2="{y(value):.1f}" stroke="#eceff1"/>')
             out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#546e7a">{fmt(value)}</text>')
+        limit = limits.get({1: "errorRate", 2: "latency"}.get(i, ""))
+        if limit is not None:  # the SLO's max: what the operator judges against
+            out.append(f'<line x1="{LEFT}" y1="{y(limit):.1f}" x2="{LEFT + plot_w}" y2="{y(limit):.1f}" stroke="#c62828" '
+                       'stroke-width="1" stroke-dasharray="6 3"/>')
+            out.append(f'<text x="{LEFT + plot_w - 4}" y="{y(limit) - 3:.1f}" text-anchor="end" fill="#c62828">SLO max {fmt(limit)}</text>')
         legend_y = y0 + 14
         for name, color, points in series:
             if not points:

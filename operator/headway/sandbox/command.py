@@ -6,6 +6,8 @@
     headway sandbox apply -f changed.yaml     apply a change to the running sandbox
     headway sandbox down                      stop every sandbox started by this user
     headway sandbox --fault errors=5%,latency=+300ms@10%   make new versions misbehave
+    headway sandbox --service my_service:MyModel --endpoint /predict --payload body.json
+                                              your own BentoML service, with requests it accepts
 
 Exit status: 0 when every scene ended as its manifest expects, 1 when one did not, 2 for a
 problem to fix (the message names it), 130 after Ctrl-C.
@@ -53,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"inject faults into every new version (first seen as a candidate): {FAULT_EXAMPLES.replace('%', '%%')}")
     parser.add_argument("--service", default=None, metavar="MODULE:CLASS",
                         help="your BentoML service, importable from the current directory (default: the bundled fraud scorer)")
+    parser.add_argument("--endpoint", default="/score", metavar="PATH",
+                        help="the path the load generator POSTs to (default /score, the bundled example's)")
+    parser.add_argument("--payload", type=Path, default=None, metavar="FILE.json",
+                        help="the JSON body of each request, or a JSON list of bodies picked at random "
+                             "(default: the bundled example's random features)")
     parser.add_argument("--rate", type=float, default=30.0, help="requests per second per ModelDeployment (default 30)")
     parser.add_argument("--no-live", action="store_true", help="print one line per change instead of the live view")
     parser.add_argument("--out", type=Path, default=None, help="where to write the picture and the summary "
@@ -107,6 +114,8 @@ def play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise SandboxError(f"--fault {args.fault}: {exc}") from None
     if args.rate <= 0:
         raise SandboxError(f"--rate {args.rate}: must be a positive number of requests per second")
+    payloads = sessions.load_payloads(args.payload) if args.payload is not None else None
+    endpoint = args.endpoint if args.endpoint.startswith("/") else f"/{args.endpoint}"
     scale = time_scale(args)
     scenes = load_scenes(scene_files(args), scale)  # every file checked before anything starts
     live = not args.no_live and sys.stdout.isatty()
@@ -120,34 +129,56 @@ def play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         view = PlainView()
     options = SessionOptions(prometheus_binary=args.prometheus, prometheus_port=args.prometheus_port, service=args.service,
-                             fault=fault, rate=args.rate)
+                             fault=fault, rate=args.rate, endpoint=endpoint, payloads=payloads)
     outcomes: list[Outcome] = []
-    interrupted = False
+    interrupted = ""
+    scenes_over: float | None = None
     with sessions.running(options) as session:
         recorder = Recorder(session)
         story = Story(session, view, recorder)
         view.start(session)
         try:
+            if args.service and args.payload is None:
+                view.note(f"--service {args.service}: the load generator sends POST {endpoint} with the bundled example's "
+                          "body; pass --endpoint and --payload FILE.json for requests your service accepts")
             if fault is not None:
                 view.note(f"--fault {fault}: injected into every new version, from the moment it is a candidate")
             outcomes = story.play(scenes, stop_on_failure=not args.keep)
+            scenes_over = recorder.now()
             if args.keep:
                 view.note("the scenes are over; everything keeps running until Ctrl-C "
                           f"(kubectl --kubeconfig {session.kubeconfig} …, or headway sandbox apply -f FILE)")
                 story.watch(threading.Event())
-        except (KeyboardInterrupt, Stopped):
-            interrupted = True
+        except KeyboardInterrupt:
+            interrupted = "stopped by Ctrl-C"
+        except Stopped:
+            interrupted = "stopped by SIGTERM (`headway sandbox down`)"
         finally:
             view.stop()
-            report = write_report(args.out, session.run_id, recorder, outcomes, scenes, session.all_pids)
-    print_summary(outcomes, report, interrupted)
+            outcomes = list(story.outcomes)  # the scenes that finished, also when one was interrupted
+            afterwards = later_decisions(recorder, scenes_over)
+            report = write_report(args.out, session.run_id, recorder, outcomes, scenes, session.all_pids, afterwards)
+    print_summary(outcomes, scenes, report, interrupted, afterwards)
     if interrupted:
         return 130
     return 0 if outcomes and len(outcomes) == len(scenes) and all(o.ok for o in outcomes) else 1
 
 
+def later_decisions(recorder: Recorder, since: float | None) -> list[str]:
+    """The operator's decisions after the scenes (``--keep``: the user's own changes), in words."""
+    if since is None:
+        return []
+    lines = []
+    for key, decisions in sorted(recorder.timeline.decisions.items()):
+        for decision in decisions:
+            if decision.t >= since and decision.event in ("RolloutStarted", "Promoted", "RolledBack", "Aborted", "Deployed",
+                                                          "BakeBreach", "SpecRejected"):
+                lines.append(f"   [{decision.t:6.0f}s] {key}: {decision.event} {decision.bento}: {decision.message}".rstrip(": "))
+    return lines
+
+
 def write_report(out: Path | None, run_id: str, recorder: Recorder, outcomes: list[Outcome], scenes: list[Scene],
-                 pids: set[int]) -> Path:
+                 pids: set[int], afterwards: list[str] | None = None) -> Path:
     from headway.sandbox.chart import render_svg
     from headway.sandbox.view import summary
 
@@ -159,7 +190,7 @@ def write_report(out: Path | None, run_id: str, recorder: Recorder, outcomes: li
         name = "timeline.svg" if len(timeline.samples) == 1 else f"timeline-{key.replace('/', '-')}.svg"
         (directory / name).write_text(render_svg(timeline, key))
         pictures.append(str(directory / name))
-    lines = summary(outcomes)
+    lines = summary(outcomes) + (["After the scenes:", *afterwards] if afterwards else [])
     (directory / "summary.txt").write_text("\n".join(lines) + "\n")
     data = {
         "run": run_id, "pictures": pictures, "pids": sorted(pids),
@@ -173,14 +204,21 @@ def write_report(out: Path | None, run_id: str, recorder: Recorder, outcomes: li
     return directory
 
 
-def print_summary(outcomes: list[Outcome], report: Path, interrupted: bool) -> None:
+def print_summary(outcomes: list[Outcome], scenes: list[Scene], report: Path, interrupted: str,
+                  afterwards: list[str] | None = None) -> None:
     from headway.sandbox.view import summary
 
     print("\nWhat happened:" if outcomes else "\nNo scene finished.")
     for line in summary(outcomes):
         print(line)
+    if afterwards:
+        print("After the scenes (your changes, the operator's decisions):")
+        for line in afterwards:
+            print(line)
     if interrupted:
-        print("(stopped by Ctrl-C)")
+        print(f"({interrupted})")
+    if len(outcomes) < len(scenes):
+        print("Not finished: " + "; ".join(f"{i}. {scene.title}" for i, scene in enumerate(scenes[len(outcomes):], len(outcomes) + 1)))
     pictures = sorted(report.glob("timeline*.svg"))
     for picture in pictures:
         print(f"Picture of weights, error rate and latency over time: {picture}")

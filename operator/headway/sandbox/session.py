@@ -13,7 +13,8 @@ file, a port or a process:
 What runs:
 
 - the embedded API server (:class:`~headway.sandbox.apiserver.KubeEmulator`, in a thread of
-  this process) with the ModelDeployment CRD and Gateway API's HTTPRoute CRD installed, and
+  this process) with the ModelDeployment CRD and Gateway API's published HTTPRoute CRD
+  (shipped with the package) installed, and
   its simulated Deployment controller;
 - ``headway operator`` as a child process with its real flags (``--prometheus-url`` = the
   sandbox's Prometheus), watching every namespace;
@@ -33,6 +34,7 @@ before it signals a leftover (a PID the system reused for something else is left
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -46,6 +48,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +71,9 @@ PROMETHEUS_INSTALL = (
     "sudo apt-get install -y --no-install-recommends prometheus   (Debian/Ubuntu; hack/setup.sh does it as root), "
     "or download it from https://prometheus.io/download/ and pass --prometheus /path/to/prometheus"
 )
-# The published Gateway API CRD, where a checkout of the project's shared schemas has it.
-GATEWAY_CRD_CANDIDATES = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / "gateway-api" / "standard_gateway.networking.k8s.io_httproutes.yaml",
-)
-
+# Gateway API's published HTTPRoute CRD (standard channel), shipped gzipped with the package:
+# see apiserver/THIRD_PARTY_NOTICES.md for its source, release and licence (Apache-2.0).
+GATEWAY_API_CRD = "standard_gateway.networking.k8s.io_httproutes.yaml.gz"
 
 class SandboxError(Exception):
     """Something the user can fix; the message names it and how."""
@@ -131,30 +132,34 @@ def check_service_imports(service: str) -> None:
                            f"(run `python -c 'import {module_name}'` there to see the whole error)")
 
 
-def gateway_api_crd() -> dict[str, Any]:
-    """Gateway API's HTTPRoute CRD: the published one when found, else a minimal served one.
+def load_payloads(path: Path) -> list[Any]:
+    """``--payload FILE``: a JSON body sent as is, or a JSON list of bodies (one picked at random
+    per request; to send a list as the body, wrap it in another list)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SandboxError(f"--payload {path}: cannot read it ({exc.strerror}); give a JSON file with the request "
+                           "body your service expects, or a JSON list of bodies") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SandboxError(f"--payload {path}: not JSON ({exc}); give the request body your service expects, "
+                           'e.g. {"features": [0.1, 0.2]}, or a JSON list of such bodies') from None
+    if isinstance(data, list):
+        if not data:
+            raise SandboxError(f"--payload {path}: an empty list; give at least one request body")
+        return data
+    return [data]
 
-    The minimal CRD serves ``gateway.networking.k8s.io/v1`` HTTPRoutes with a status
-    subresource and keeps unknown fields (no validation of the route's content): enough for
-    the operator to see Gateway API installed and for the load generator to read the route.
+
+def gateway_api_crd() -> dict[str, Any]:
+    """Gateway API's HTTPRoute CRD as published (v1.6.1, standard channel), from the package.
+
+    The API server validates every HTTPRoute the operator writes against its schema, as a
+    cluster with Gateway API installed does.
     """
-    for path in (Path(os.environ["HEADWAY_GATEWAY_API_CRD"]),) if os.environ.get("HEADWAY_GATEWAY_API_CRD") else GATEWAY_CRD_CANDIDATES:
-        if path.is_file():
-            return dict(yaml.safe_load(path.read_text()))
-    schema = {"type": "object", "properties": {
-        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-    }}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
-        "spec": {
-            "group": "gateway.networking.k8s.io", "scope": "Namespaced",
-            "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
-            "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                          "schema": {"openAPIV3Schema": schema}}],
-        },
-    }
+    data = resources.files("headway.sandbox.apiserver").joinpath(GATEWAY_API_CRD).read_bytes()
+    return dict(yaml.safe_load(gzip.decompress(data)))
 
 
 def wait_until(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2,
@@ -275,6 +280,8 @@ class SessionOptions:
     fault: FaultSpec | None = None
     rate: float = 30.0  # requests per second per ModelDeployment
     root: Path | None = None
+    endpoint: str = "/score"  # the path the load generator POSTs to
+    payloads: list[Any] | None = None  # JSON bodies, one picked at random per request (None: the example's)
 
 
 class Session:
@@ -367,8 +374,11 @@ class Session:
             key = (namespace, name)
             if key not in self.loads:
                 plane = self.planes[namespace]
+                payloads = self.options.payloads
                 self.loads[key] = LoadGenerator(plane, name, rate=self.options.rate, max_requests=10**9,
-                                                max_seconds=10.0**8, workers=8, seed=len(self.loads)).start()
+                                                max_seconds=10.0**8, workers=8, seed=len(self.loads),
+                                                path=self.options.endpoint,
+                                                payload=(lambda rng: rng.choice(payloads)) if payloads else None).start()
             return self.loads[key]
 
     def discover(self) -> list[tuple[str, str]]:

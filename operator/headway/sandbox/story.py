@@ -29,12 +29,14 @@ than three scrapes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -152,7 +154,7 @@ def load_scenes(paths: Iterable[Path], time_scale: float = 1.0, prometheus_url: 
                 manifest = scale_manifest(doc, time_scale)
             except ValueError as exc:
                 raise SandboxError(f"{where}: {exc}") from None
-            scene = Scene(title=header.get("title") or f"{doc['metadata']['name']}: {doc['spec']['model']['bento']}",
+            scene = Scene(title=header.get("title") or str(doc["metadata"]["name"]),
                           manifest=manifest, expect=expect, narration=header.get("narration", ""), source=str(path))
             _fit_to_sandbox(scene, prometheus_url)
             scenes.append(scene)
@@ -220,6 +222,7 @@ class Timeline:
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     scenes: list[tuple[float, str]] = field(default_factory=list)
     percentile: dict[str, float] = field(default_factory=dict)
+    limits: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {"errorRate": max share, "latency": max s}
 
 
 def parse_time(text: str | None) -> float | None:
@@ -322,11 +325,16 @@ class Recorder:
         traffic = status.get("traffic") or {}
         weights = {"stable": int(traffic.get("stableWeight", 100)), "candidate": int(traffic.get("candidateWeight", 0))}
         percentile = 99.0
+        limits: dict[str, float] = {}
         for slo in ((body.get("spec") or {}).get("analysis") or {}).get("slos") or []:
-            if "latency" in slo:
+            if "errorRate" in slo and "errorRate" not in limits and isinstance((slo["errorRate"] or {}).get("max"), (int, float)):
+                limits["errorRate"] = float(slo["errorRate"]["max"])
+            if "latency" in slo and "latency" not in limits:
                 percentile = float(slo["latency"].get("percentile", 99))
-                break
+                with contextlib.suppress(ValueError, TypeError):
+                    limits["latency"] = seconds(str(slo["latency"].get("max")))
         self.timeline.percentile[key] = percentile
+        self.timeline.limits[key] = limits
         errors, latency = self._metrics(namespace, name, percentile)
         sample = Sample(self.now(), str(status.get("phase") or "Pending"), weights, int(traffic.get("mirrorPercent", 0)), errors, latency)
         self.timeline.samples.setdefault(key, []).append(sample)
@@ -364,6 +372,7 @@ class Recorder:
             return {}
         stats = generator.stats() - since if since is not None else generator.stats()
         return {variant: {"answered": stats.answered(variant), "errors": stats.errors(variant),
+                          "rejected": rejected(stats.primary.get(variant, {})),
                           "mirrored": stats.answered(variant, mirrored=True)}
                 for variant in sorted(set(stats.primary) | set(stats.mirrored))}
 
@@ -376,6 +385,11 @@ class Recorder:
                             self.timeline.percentile.get(key, 99.0))
 
 
+def rejected(counts: Mapping[Any, int]) -> int:
+    """Answers 4xx: the service did not accept the request (wrong --endpoint or --payload)."""
+    return sum(n for status, n in counts.items() if isinstance(status, int) and 400 <= status < 500)
+
+
 # -- the story -----------------------------------------------------------------------------------
 class Story:
     """Plays scenes in order on a started session; ``view`` shows it as it happens."""
@@ -385,12 +399,31 @@ class Story:
         self.view = view
         self.recorder = recorder or Recorder(session)
         self.outcomes: list[Outcome] = []
+        self._warned: set[tuple[str, str]] = set()
 
     def tick(self, scene: Scene | None, index: int, count: int) -> None:
         self.session.check()
         self.recorder.poll()
         self.session.save()
+        self._check_requests_accepted()
         self.view.update(self.recorder.snapshot(scene, index, count))
+
+    def _check_requests_accepted(self) -> None:
+        """Say so, once, when most requests are answered 4xx: the load does not fit the service."""
+        for key, generator in list(self.session.loads.items()):
+            if key in self._warned:
+                continue
+            statuses: Counter[Any] = Counter()
+            for counts in generator.stats().primary.values():
+                statuses.update({s: n for s, n in counts.items() if isinstance(s, int)})
+            answered = sum(statuses.values())
+            refused = rejected(statuses)
+            if answered >= 20 and refused * 2 > answered:
+                self._warned.add(key)
+                common = ", ".join(f"{n} x {s}" for s, n in statuses.most_common(3))
+                self.view.note(f"{key[0]}/{key[1]}: {refused} of {answered} requests were refused ({common}): the service does "
+                               f"not accept POST {generator.path} with this body, so its SLOs see no real traffic. "
+                               "Pass --endpoint PATH and --payload FILE.json (a body it accepts).")
 
     def play(self, scenes: list[Scene], stop_on_failure: bool = True) -> list[Outcome]:
         for index, scene in enumerate(scenes):

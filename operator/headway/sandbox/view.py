@@ -86,6 +86,11 @@ def fmt_rate(value: Any) -> str:
     return "-" if value is None else f"{float(value) * 100:.2f}%"
 
 
+def fmt_pct(value: Any) -> str:
+    """A share in percent, short: 25.5%, 5%, 0.12%."""
+    return "-" if value is None else f"{float(value) * 100:.3g}%"
+
+
 def fmt_p(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2g}"
 
@@ -96,16 +101,30 @@ def bar(fraction: float, width: int = BAR) -> str:
 
 
 def describe_verdict(verdict: dict[str, Any]) -> str:
-    """One verdict in words: 'errorRate Fail: 27.4% of 312 requests (allowed 5%), p = 1e-9 < 0.05'."""
-    text = f"{verdict.get('slo')} {verdict.get('result')}: {fmt_rate(verdict.get('value'))} of {verdict.get('samples', 0)} requests"
-    text += f" (allowed {fmt_rate(verdict.get('threshold'))}"
+    """One verdict in words, e.g. 'errorRate Fail: 24.2% of 159 requests failed (allowed 5%; stable 0%);
+    p = 0.001 is below the bound 0.05 (e-value 963, 20 needed): the breach is shown'."""
+    slo, result = str(verdict.get("slo")), str(verdict.get("result"))
+    what = "failed" if slo == "errorRate" else "were slower than the SLO's max" if slo.startswith("latency") else "measured"
+    if slo.startswith(("errorRate", "latency")):
+        text = f"{slo} {result}: {fmt_pct(verdict.get('value'))} of {verdict.get('samples', 0)} requests {what}"
+    else:  # a query SLO: the query's value
+        text = f"{slo} {result}: {verdict.get('value')} over {verdict.get('samples', 0)} requests"
+    text += f" (allowed {fmt_pct(verdict.get('threshold'))}" if slo.startswith(("errorRate", "latency")) else f" (max {verdict.get('threshold')}"
     if verdict.get("baselineValue") is not None:
-        text += f"; stable {fmt_rate(verdict.get('baselineValue'))}"
+        text += f"; stable {fmt_pct(verdict.get('baselineValue'))}" if slo.startswith(("errorRate", "latency")) \
+            else f"; stable {verdict.get('baselineValue')}"
     text += ")"
-    if verdict.get("pValue") is not None:
-        text += f", p = {fmt_p(verdict.get('pValue'))} against the bound {DEFAULT_ALPHA:g}"
-    if verdict.get("statistic") is not None:
-        text += f" (log e-value {float(verdict['statistic']):.2f} of {math.log(1 / DEFAULT_ALPHA):.2f})"
+    p_value = verdict.get("pValue")
+    if p_value is not None:
+        below = float(p_value) < DEFAULT_ALPHA
+        text += f"; p = {fmt_p(p_value)} is {'below' if below else 'not below'} the bound {DEFAULT_ALPHA:g}"
+        if verdict.get("statistic") is not None:
+            e_value = math.exp(min(float(verdict["statistic"]), 700.0))
+            text += f" (e-value {e_value:.3g}, {1 / DEFAULT_ALPHA:g} needed)"
+        if below:
+            text += {"Fail": ": the breach is shown", "Pass": ": shown to meet the SLO"}.get(result, "")
+        else:
+            text += ": not shown either way yet"
     return text
 
 
@@ -118,8 +137,10 @@ class LiveView:
         self.live: Live | None = None
         self.header = ""
         self.scene_text: Text = Text()
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # the current scene's
+        self.run_notes: list[str] = []  # said before the first scene (--fault, --service): shown throughout
         self.finished: list[str] = []
+        self.in_scene = False
 
     def start(self, session: Session) -> None:
         self.header = (f"run {session.run_id} · API {session.emulator.url if session.emulator else '-'} · "
@@ -132,9 +153,10 @@ class LiveView:
     def scene(self, index: int, count: int, scene: Scene) -> None:
         self.scene_text = Text.assemble((f"Scene {index + 1}/{count}: {scene.title}", "bold"), "\n", (scene.narration, "italic"))
         self.notes = []
+        self.in_scene = True
 
     def note(self, text: str) -> None:
-        self.notes.append(text)
+        (self.notes if self.in_scene else self.run_notes).append(text)
 
     def outcome(self, outcome: Outcome) -> None:
         mark = "✔" if outcome.ok else "✘"
@@ -158,7 +180,7 @@ class LiveView:
         parts: list[RenderableType] = []
         if snap.scene is not None:
             parts.append(self.scene_text)
-        for note in self.notes:
+        for note in self.run_notes + self.notes:
             parts.append(Text(f"note: {note}", style="yellow"))
         body = snap.body or {}
         status = body.get("status") or {}
@@ -191,16 +213,33 @@ class LiveView:
             grid.add_row(Text(f"{name:>9}"), Text(bar(weight / 100), style=style), Text(f"{weight:3d}%"))
         return grid
 
-    @staticmethod
-    def _verdicts(verdicts: list[dict[str, Any]]) -> RenderableType:
-        table = Table(title="SLO verdicts (evidence → bound p < 0.05)", title_justify="left", expand=False, box=None)
-        for column in ("SLO", "variant", "result", "value", "allowed", "stable", "samples", "evidence", "p"):
-            table.add_column(column)
+    def _verdicts(self, verdicts: list[dict[str, Any]]) -> RenderableType:
+        """One row per SLO; fits 80 columns: short headings, no variant column when only the
+        candidate is judged, and an evidence bar as wide as the terminal leaves room for. With
+        several variants (an experiment) on a narrow terminal, the stable column goes and
+        Inconclusive is shortened."""
+        with_variant = any(str(v.get("variant", "candidate")) != "candidate" for v in verdicts)
+        tight = with_variant and self.console.width < 100
+        slo_width = max([len(str(v.get("slo"))) for v in verdicts] + [3])
+        fixed = slo_width + 6 + 7 + 5 + 6 + 2 * 8 + 4  # SLO, value, allowed, n, p; gaps; the panel's edges
+        fixed += 8 if tight else 12 + 6  # result (Inconclusive), stable
+        if with_variant:
+            fixed += max(len(str(v.get("variant", ""))) for v in verdicts) + 2
+        width = min(max(self.console.width - fixed, 5), 14)
+        table = Table(title=f"SLO verdicts (evidence: the test's way to its bound p < {DEFAULT_ALPHA:g})", title_justify="left",
+                      expand=False, box=None, pad_edge=False)
+        columns = ["SLO", *(["variant"] if with_variant else []), "result", "value", "allowed",
+                   *([] if tight else ["stable"]), "n", "evidence", "p"]
+        for column in columns:
+            table.add_column(column, no_wrap=True, justify="right" if column in ("value", "allowed", "stable", "n", "p") else "left")
         for v in verdicts:
-            style = {"Pass": "green", "Fail": "red"}.get(str(v.get("result")), "yellow")
-            table.add_row(str(v.get("slo")), str(v.get("variant", "")), Text(str(v.get("result")), style=style),
-                          fmt_rate(v.get("value")), fmt_rate(v.get("threshold")), fmt_rate(v.get("baselineValue")),
-                          str(v.get("samples", 0)), Text(bar(evidence_strength(v), 14), style=style), fmt_p(v.get("pValue")))
+            result = str(v.get("result"))
+            style = {"Pass": "green", "Fail": "red"}.get(result, "yellow")
+            table.add_row(str(v.get("slo")), *([str(v.get("variant", ""))] if with_variant else []),
+                          Text("Inconcl." if tight and result == "Inconclusive" else result, style=style),
+                          fmt_pct(v.get("value")), fmt_pct(v.get("threshold")),
+                          *([] if tight else [fmt_pct(v.get("baselineValue"))]), str(v.get("samples", 0)),
+                          Text(bar(evidence_strength(v), width), style=style), fmt_p(v.get("pValue")))
         return table
 
     @staticmethod
@@ -218,11 +257,13 @@ class LiveView:
 
     @staticmethod
     def _events(events: list[dict[str, Any]]) -> RenderableType:
-        table = Table(title="Events", title_justify="left", box=None, show_header=False)
-        table.add_column("time", style="dim")
-        table.add_column("reason")
-        table.add_column("message", no_wrap=True, overflow="ellipsis")  # one line each: the view fits a terminal
-        for event in events[-EVENTS_SHOWN:]:
+        table = Table(title="Events", title_justify="left", box=None, show_header=False, pad_edge=False, expand=True)
+        shown = events[-EVENTS_SHOWN:]
+        reason_width = min(max([len(str(e.get("reason"))) for e in shown] + [6]), 18)
+        table.add_column("time", style="dim", no_wrap=True, width=8)
+        table.add_column("reason", no_wrap=True, width=reason_width, overflow="ellipsis")
+        table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)  # one line each: the view fits a terminal
+        for event in shown:
             when = (event.get("lastTimestamp") or event.get("eventTime") or "")[11:19]
             style = "red" if event.get("type") == "Warning" else ""
             table.add_row(when, Text(str(event.get("reason")), style=style or "bold"), str(event.get("message", "")).splitlines()[0][:200] if event.get("message") else "")
@@ -298,22 +339,25 @@ def summary(outcomes: list[Outcome]) -> list[str]:
         if outcome.result == "serving":
             stable = outcome.load.get("stable", {})
             lines.append(head + f"deployed and serving; it answered {stable.get('answered', 0)} live requests meanwhile, "
-                         f"{stable.get('errors', 0)} of them with errors.")
+                         f"{stable.get('errors', 0)} of them with errors"
+                         + (f", {stable['rejected']} refused (4xx: check --endpoint/--payload)" if stable.get("rejected") else "") + ".")
         elif outcome.result == "rolledBack":
             rolled = status.get("rolledBack") or {}
-            lines.append(head + f"rolled back automatically after {outcome.seconds:.0f}s, reason {rolled.get('reason', '?')}; "
-                         f"{(status.get('stable') or {}).get('bento', '?')} kept serving.")
+            lines.append(head + f"rolled back automatically by the operator {outcome.seconds:.0f}s after it was applied, "
+                         f"reason {rolled.get('reason', '?')}; {(status.get('stable') or {}).get('bento', '?')} kept serving.")
             evidence = (outcome.decision.evidence if outcome.decision else None) or {}
             for verdict in (evidence.get("analysis") or {}).get("verdicts") or []:
                 if verdict.get("result") == "Fail":
                     lines.append("   evidence: " + describe_verdict(verdict))
             candidate = outcome.load.get("candidate", {})
             if candidate:
-                lines.append(f"   users saw the bad version only briefly: it answered {candidate.get('answered', 0)} requests, "
-                             f"{candidate.get('errors', 0)} of them with errors, before all traffic went back to stable.")
+                answered, errors = candidate.get("answered", 0), candidate.get("errors", 0)
+                share = f" ({errors / answered:.0%})" if answered else ""
+                lines.append(f"   what users saw: while it had its canary share it answered {answered} live requests, {errors} of them "
+                             f"with errors{share}; then all traffic went back to {(status.get('stable') or {}).get('bento', 'stable')}.")
         elif outcome.result == "promoted":
             candidate = outcome.load.get("candidate", {})
-            lines.append(head + f"promoted after {outcome.seconds:.0f}s; every step passed its analysis "
+            lines.append(head + f"promoted {outcome.seconds:.0f}s after it was applied; every step passed its analysis "
                          f"({candidate.get('answered', 0)} live and {candidate.get('mirrored', 0)} mirrored requests "
                          f"answered by it as the candidate, {candidate.get('errors', 0)} errors).")
             evidence = (outcome.decision.evidence if outcome.decision else None) or {}
