@@ -5,8 +5,8 @@
     python hack/bench_judge.py --quick   # 2 per good scenario, 1 per regression cell, 1 h horizon (the unit test)
     python hack/bench_judge.py --operator /tmp/head/operator   # judge another operator tree (e.g. `git archive`d)
 
-A full run is about 1,500 CPU-seconds with the verdicts of commit 3bc91b2 (13 min on two free
-cores); the verdict code's cost per look is most of it.
+A full run is about 3,300 CPU-seconds with the verdicts of commit ebe315b (about 28 min on two
+free cores); the verdict code's cost per look over the window's pod-intervals is most of it.
 
 What drives it (nothing of the judgement is re-implemented here)
 ---------------------------------------------------------------

@@ -58,8 +58,9 @@ from headway.planning.naming import PREVIOUS, STABLE
 from headway.planning.traffic_plan import STABLE_ONLY, TrafficPlan, previous_traffic
 
 # Where the provider can mirror: every request, the previous version sized like the stable (the same
-# requests at the same per-pod load, and a baseline as large as what it judges: the shared-breach rule
-# reads the baseline's rate, which a thin baseline gets wrong; docs/verdicts.md has the figures).
+# requests at the same per-pod load, and a baseline as large as what it judges: a thin baseline's
+# confidence bounds straddle the max for long, so a breach is reported rather than restored until it
+# tells; docs/verdicts.md has the figures).
 DEFAULT_MIRROR = 100
 # Where it cannot (provider none): 5% of live traffic, i.e. the replica ratio of one pod for up to 20
 # stable pods, the pod the previous version always kept behind the ModelDeployment's Service.

@@ -301,8 +301,8 @@ def test_a_thin_canary_is_not_held_by_an_incident_it_cannot_show_alone() -> None
     error rate over the window stays near the max and the met test cannot pass for hours. The baseline
     shows the breach, so the incident is recorded as shared, and the window restarts once the baseline
     is back within it."""
-    traffic = Traffic(45, 400, incident(4, 24, rate=0.025, candidate_after=0.0), candidate_rps=1.0)
-    looks = drive(traffic, 400)
+    traffic = Traffic(45, 120, incident(4, 24, rate=0.025, candidate_after=0.0), candidate_rps=1.0)
+    looks = drive(traffic, 120)
     shared = [look for look, _, j in looks if any(v.shared for _, v in j.verdicts)]
     restarted = [look for look, _, j in looks if j.events]
     assert shared and shared[0] <= 24 and restarted and 24 < restarted[0] <= 24 + 10, (shared[:3], restarted)
