@@ -129,7 +129,7 @@ def play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         view = PlainView()
     options = SessionOptions(prometheus_binary=args.prometheus, prometheus_port=args.prometheus_port, service=args.service,
-                             fault=fault, rate=args.rate, endpoint=endpoint, payloads=payloads)
+                             fault=fault, rate=args.rate, endpoint=endpoint, payloads=payloads, time_scale=scale)
     outcomes: list[Outcome] = []
     interrupted = ""
     scenes_over: float | None = None
@@ -237,7 +237,10 @@ def apply(args: argparse.Namespace) -> int:
     if len(running) > 1:
         raise SandboxError("several sandboxes are running; choose one with --run: " + ", ".join(p.name for p, _ in running))
     path, state = running[0]
-    scenes = load_scenes(args.files, time_scale(args), state.get("prometheus"))
+    # The running sandbox's pace (--fast or --time-scale when it started), unless given here.
+    given = args.fast or args.time_scale is not None
+    scale = time_scale(args) if given else float(state.get("timeScale") or 1.0)
+    scenes = load_scenes(args.files, scale, state.get("prometheus"))
     kube = Kube(make_api_client(str(state["kubeconfig"])))
     for scene in scenes:
         for note in scene.notes:

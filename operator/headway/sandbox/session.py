@@ -282,6 +282,7 @@ class SessionOptions:
     root: Path | None = None
     endpoint: str = "/score"  # the path the load generator POSTs to
     payloads: list[Any] | None = None  # JSON bodies, one picked at random per request (None: the example's)
+    time_scale: float = 1.0  # durations of the manifests played (kept in state.json: `apply` plays at the same pace)
 
 
 class Session:
@@ -430,6 +431,7 @@ class Session:
             "dir": str(self.dir), "kubeconfig": str(self.kubeconfig) if self.kubeconfig else None,
             "apiServer": str(self.emulator.url).rstrip("/") if self.emulator else None,
             "prometheus": self.prometheus.url if self.prometheus else None, "children": children,
+            "timeScale": self.options.time_scale,
         }
         text = json.dumps(state, indent=1, default=str)
         if text != self._saved:
