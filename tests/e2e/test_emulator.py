@@ -523,6 +523,27 @@ async def test_scaling_replaces_no_pod(kube_emulator: KubeEmulator, api: Api) ->
 
 
 @pytest.mark.asyncio
+async def test_pods_ready_holds_a_deployment_until_its_pods_answer(kube_emulator: KubeEmulator, api: Api) -> None:
+    """The sandbox's readiness probe: a Deployment becomes available only once ``pods_ready`` says
+    its pods serve (a real model server that takes a while to load)."""
+    serving: set[str] = set()
+    asked = asyncio.Event()
+
+    def pods_ready(obj: dict[str, Any]) -> bool:
+        asked.set()
+        return obj['metadata']['name'] in serving
+
+    kube_emulator.start_deployment_controller(delay=0.05, pods_ready=pods_ready)
+    await api.post(DEPLOYMENTS, deployment('web', replicas=2))
+    await asyncio.wait_for(asked.wait(), 10)
+    _, web = await api.get(f'{DEPLOYMENTS}/web')
+    assert web['status'].get('availableReplicas', 0) == 0 and condition(web, 'Available')['status'] == 'False'
+    serving.add('web')
+    web = await api.wait_for(f'{DEPLOYMENTS}/web', lambda d: d['status'].get('availableReplicas') == 2)
+    assert condition(web, 'Available')['status'] == 'True'
+
+
+@pytest.mark.asyncio
 async def test_deployments_with_unpullable_images_never_become_ready(kube_emulator: KubeEmulator,
                                                                      api: Api) -> None:
     kube_emulator.start_deployment_controller(delay=0.05)

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -456,3 +457,45 @@ def test_kubectl_server_side_apply(kube_emulator: KubeEmulator, tmp_path: Path) 
     image = kubectl('get', 'deployment', 'web', '-o', 'jsonpath={.spec.template.spec.containers[0].image}')
     assert image.stdout == 'registry.example/model:1'
     assert kubectl('get', 'deployment', 'web', '-o', 'jsonpath={.metadata.labels.team}').stdout == 'serving'
+
+
+@pytest.mark.skipif(shutil.which('kubectl') is None, reason='kubectl is not installed')
+def test_kubectl_get_prints_the_columns_of_the_built_in_kinds(tmp_path: Path) -> None:
+    """`kubectl get deploy,svc,events` reads as on a cluster: READY, UP-TO-DATE, AVAILABLE; TYPE,
+    CLUSTER-IP, PORT(S); LAST SEEN, TYPE, REASON, OBJECT, MESSAGE."""
+    with KubeEmulator.running_in_thread(deployment_controller_delay=0.2) as kube:
+        _print_built_in_columns(kube, tmp_path)
+
+
+def _print_built_in_columns(kube: KubeEmulator, tmp_path: Path) -> None:
+    env = {**os.environ, 'KUBECONFIG': str(kube.write_kubeconfig(tmp_path / 'kubeconfig', namespace=NS))}
+
+    def kubectl(*args: str) -> str:
+        done = subprocess.run(['kubectl', *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    service = {'apiVersion': 'v1', 'kind': 'Service', 'metadata': {'name': 'web', 'namespace': NS},
+               'spec': {'selector': {'app': 'web'}, 'ports': [{'name': 'http', 'port': 3000, 'protocol': 'TCP'}]}}
+    event = {'apiVersion': 'v1', 'kind': 'Event', 'metadata': {'name': 'web.1', 'namespace': NS},
+             'involvedObject': {'kind': 'Deployment', 'name': 'web', 'namespace': NS, 'apiVersion': 'apps/v1'},
+             'reason': 'Scaled', 'message': 'scaled to 2', 'type': 'Normal', 'lastTimestamp': '2026-01-01T00:00:00Z'}
+    for manifest, name in ((web(replicas=2), 'web.yaml'), (service, 'svc.yaml'), (event, 'event.yaml')):
+        (tmp_path / name).write_text(yaml.safe_dump(manifest))
+        kubectl('apply', '--server-side', '--validate=false', '-f', str(tmp_path / name))
+
+    deadline = time.monotonic() + 30
+    while (rows := kubectl('get', 'deployment', 'web').splitlines())[1].split()[1] != '2/2':
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert rows[0].split() == ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE']
+    assert rows[1].split()[:4] == ['web', '2/2', '2', '2']
+
+    header, row = kubectl('get', 'service', 'web').splitlines()
+    assert header.split() == ['NAME', 'TYPE', 'CLUSTER-IP', 'PORT(S)', 'AGE']
+    assert row.split()[0:2] == ['web', 'ClusterIP'] and row.split()[3] == '3000/TCP'
+
+    header, row = kubectl('get', 'events').splitlines()[:2]
+    assert header.split() == ['LAST', 'SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE']
+    assert row.split()[1:] == ['Normal', 'Scaled', 'deployment/web', 'scaled', 'to', '2']
+    assert 'web.1' in kubectl('get', 'events', '-o', 'wide').splitlines()[1]

@@ -8,6 +8,9 @@ injected 500s and delays, as the verdicts read them.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -221,6 +224,41 @@ def test_faults_in_a_user_service_are_counted_by_bentoml_metrics(tmp_path: Path)
     finally:
         server.stop()
     assert not server.running()
+
+
+
+def build_bento(project: Path, home: Path) -> Path:
+    """``bentoml build`` of USER_SERVICE in ``project`` into the store ``home``: the bento's directory."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "user_echo_service.py").write_text(textwrap.dedent(USER_SERVICE))
+    (project / "bentofile.yaml").write_text('service: "user_echo_service:Echo"\ninclude: ["user_echo_service.py"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENTOML_")}
+    env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true")
+    bentoml_cli = [str(Path(sys.executable).with_name("bentoml"))]
+    subprocess.run([*bentoml_cli, "build", "."], cwd=project, env=env, check=True, capture_output=True, timeout=180)
+    (path,) = [p for p in (home / "bentos" / "user_echo").iterdir() if (p / "bento.yaml").is_file()]
+    return path
+
+
+@pytest.mark.realparts
+def test_a_built_bento_is_served_as_it_is_and_with_faults(tmp_path: Path) -> None:
+    """``--service <bento directory>``: the built bento answers with the user's handler, and the
+    fault wrapper loads the same directory and faults it."""
+    bento = build_bento(tmp_path / "project", tmp_path / "store")
+    elsewhere = tmp_path / "elsewhere"  # not the project: the bento carries its own source
+    elsewhere.mkdir()
+    for faults, expect_errors in ((None, False), (FaultSpec.parse("errors=50%,seed=3"), True)):
+        server = BentoServer(faults, workdir=tmp_path / "server", label="bento", service=str(bento), working_dir=elsewhere)
+        assert server.wrapped == expect_errors
+        try:
+            server.start(timeout=90)
+            responses = [server.post("/predict", {"x": i}) for i in range(30)]
+        finally:
+            server.stop()
+        answered = [(i, r.json()) for i, r in enumerate(responses) if r.status_code == 200]
+        assert all(value == 2 * i for i, value in answered) and answered
+        errors = sum(r.status_code == 500 for r in responses)
+        assert (5 <= errors <= 25) if expect_errors else errors == 0, [r.status_code for r in responses]
 
 
 # -- what the data plane serves for a Deployment -------------------------------------------------

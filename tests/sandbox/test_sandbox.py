@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from headway.sandbox import session as sessions
-from tests.sandbox.test_faults import USER_SERVICE  # a user's service: class Echo, returns 2 * x
+from tests.sandbox.test_faults import USER_SERVICE, build_bento  # a user's service: class Echo, returns 2 * x
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENES = ROOT / "examples" / "sandbox"
@@ -173,6 +173,15 @@ def test_a_service_that_does_not_import_is_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--service broken_service:Scorer: it does not import" in result.stderr
     assert "No module named 'a_module_nobody_has'" in result.stderr
+    (tmp_path / "not-a-bento").mkdir()
+    result = run_sandbox(tmp_path, "--service", "not-a-bento", "--no-live", timeout=120)
+    assert result.returncode == 2
+    assert "--service not-a-bento: a directory without bento.yaml, so not a built bento" in result.stderr
+    (tmp_path / "broken-bento").mkdir()
+    (tmp_path / "broken-bento" / "bento.yaml").write_text("service: nothing_here:Nope\n")
+    result = run_sandbox(tmp_path, "--service", "broken-bento", "--no-live", timeout=120)
+    assert result.returncode == 2 and "--service broken-bento: the bento does not load" in result.stderr
+    assert not list(tmp_path.glob("run-*"))  # nothing was started
 
 
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
@@ -252,3 +261,21 @@ def test_payload_errors_are_named(tmp_path: Path) -> None:
     result = run_sandbox(tmp_path, "--payload", "empty.json", "--no-live", timeout=60)
     assert result.returncode == 2 and "an empty list" in result.stderr
     assert not list(tmp_path.glob("run-*"))  # nothing was started
+
+
+@needs_real_parts
+def test_a_built_bento_serves_the_first_scene(tmp_path: Path) -> None:
+    """``--service <bento directory>``: the sandbox's pods run the user's built bento, which
+    answers every request of the first scene."""
+    bento = build_bento(tmp_path / "project", tmp_path / "store")
+    (tmp_path / "bodies.json").write_text(json.dumps([{"x": 1.5}, {"x": -2}]))
+    first = tmp_path / "first.yaml"
+    first.write_text("# title: The user's bento, first version\n# expect: serving\n"
+                     + BAD_CANARY.split("\n", 2)[2].replace("2.0.0", "1.0.0"))
+    out = tmp_path / "report"
+    result = run_sandbox(tmp_path, "-f", str(first), "--service", str(bento), "--endpoint", "predict",
+                         "--payload", "bodies.json", "--fast", "--no-live", "--out", str(out), timeout=240)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    (scene,) = json.loads((out / "summary.json").read_text())["scenes"]
+    stable = scene["load"]["stable"]
+    assert scene["result"] == "serving" and stable["answered"] >= 90 and stable["rejected"] == 0 and stable["errors"] == 0

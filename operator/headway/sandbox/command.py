@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--time-scale", type=float, default=None, metavar="X", help="multiply every duration of the manifests by X")
     parser.add_argument("--fault", type=str, default=None, metavar="SPEC",
                         help=f"inject faults into every new version (first seen as a candidate): {FAULT_EXAMPLES.replace('%', '%%')}")
-    parser.add_argument("--service", default=None, metavar="MODULE:CLASS",
-                        help="your BentoML service, importable from the current directory (default: the bundled fraud scorer)")
+    parser.add_argument("--service", default=None, metavar="MODULE:CLASS|BENTO_DIR",
+                        help="your BentoML service, importable from the current directory, or a built bento's directory "
+                             "(`bentoml get NAME:VERSION -o path`; default: the bundled fraud scorer)")
     parser.add_argument("--endpoint", default="/score", metavar="PATH",
                         help="the path the load generator POSTs to (default /score, the bundled example's)")
     parser.add_argument("--payload", type=Path, default=None, metavar="FILE.json",
@@ -146,8 +147,9 @@ def play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             outcomes = story.play(scenes, stop_on_failure=not args.keep)
             scenes_over = recorder.now()
             if args.keep:
-                view.note("the scenes are over; everything keeps running until Ctrl-C "
-                          f"(kubectl --kubeconfig {session.kubeconfig} …, or headway sandbox apply -f FILE)")
+                view.note("the scenes are over; everything keeps running until Ctrl-C. Change the model with "
+                          f"`kubectl --kubeconfig {session.kubeconfig} apply --server-side -f FILE` "
+                          "(or `headway sandbox apply -f FILE`) and steer it with kubectl annotate, as in the README")
                 story.watch(threading.Event())
         except KeyboardInterrupt:
             interrupted = "stopped by Ctrl-C"
@@ -252,7 +254,7 @@ def apply(args: argparse.Namespace) -> int:
             if exc.status != 409:
                 raise SandboxError(f"creating namespace {namespace}: {exc}") from None
         try:
-            kube.apply(MODEL_DEPLOYMENT, namespace, scene.manifest, field_manager="headway-sandbox")
+            kube.apply(MODEL_DEPLOYMENT, namespace, scene.manifest, field_manager="kubectl")  # as `kubectl apply --server-side`: the user can go on with it
         except ApiError as exc:
             raise SandboxError(f"{scene.source}: the API server refused it: {exc}") from None
         print(f"applied {scene.key} ({scene.bento}) to sandbox {path.name}")

@@ -261,6 +261,12 @@ class DataPlane:
                service)
         return key, image, labels
 
+    def serves_template(self, deployment: dict[str, Any]) -> bool:
+        """True when a ready server runs the Deployment's current template (its readiness probe
+        passes), or when none can (no replicas, an image that cannot be pulled)."""
+        key, _, _ = self._desired(deployment)
+        return key is None or any(pod.ready and pod.key == key for pod in self.pods(deployment["metadata"]["name"]))
+
     def _sync(self) -> None:
         deployments = {d["metadata"]["name"]: d for d in self.kube.list(DEPLOYMENT, self.namespace, SELECTOR)}
         with self._lock:

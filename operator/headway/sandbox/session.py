@@ -57,7 +57,7 @@ import yaml
 
 from headway.api.crd import build_crd
 from headway.k8s.client import ApiError, Kind, Kube, make_api_client
-from headway.planning.naming import CANDIDATE, LABEL_VARIANT
+from headway.planning.naming import CANDIDATE, LABEL_VARIANT, MANAGED_BY
 from headway.reconciler import MODEL_DEPLOYMENT
 from headway.sandbox.apiserver import KubeEmulator
 from headway.sandbox.dataplane import DataPlane, LoadGenerator
@@ -116,10 +116,14 @@ def check_port_free(port: int, option: str) -> None:
 
 
 def check_service_imports(service: str) -> None:
-    """``module:Attribute`` must import from the current directory; the error says why not."""
+    """``module:Attribute`` must import from the current directory, a bento directory must load;
+    the error says why not."""
+    if os.path.isdir(os.path.expanduser(service)):
+        return check_bento_loads(service)
     module_name, sep, attribute = service.partition(":")
     if not sep or not module_name or not attribute:
-        raise SandboxError(f"--service {service}: expected module:ServiceClass, e.g. --service my_service:FraudScorer")
+        raise SandboxError(f"--service {service}: expected module:ServiceClass (e.g. --service my_service:FraudScorer) "
+                           "or the directory of a built bento (`bentoml get NAME:VERSION -o path` prints it)")
     code = (
         "import importlib, sys; sys.path.insert(0, '.'); "
         f"m = importlib.import_module({module_name!r}); obj = m"
@@ -130,6 +134,20 @@ def check_service_imports(service: str) -> None:
         last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["(no error message)"]
         raise SandboxError(f"--service {service}: it does not import from {os.getcwd()}: {last[0]}\n"
                            f"(run `python -c 'import {module_name}'` there to see the whole error)")
+
+
+def check_bento_loads(path: str) -> None:
+    """A bento directory (``bentoml build``'s output) must hold bento.yaml and load its service."""
+    directory = Path(os.path.expanduser(path)).resolve()
+    if not (directory / "bento.yaml").is_file():
+        raise SandboxError(f"--service {path}: a directory without bento.yaml, so not a built bento; give the directory "
+                           "`bentoml get NAME:VERSION -o path` prints, or module:ServiceClass to serve from source")
+    code = f"import bentoml; bentoml.load({str(directory)!r})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    if result.returncode != 0:
+        last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:] or ["(no error message)"]
+        raise SandboxError(f"--service {path}: the bento does not load: {last[0]}\n"
+                           f"(run `python -c 'import bentoml; bentoml.load(\"{directory}\")'` to see the whole error)")
 
 
 def load_payloads(path: Path) -> list[Any]:
@@ -327,7 +345,7 @@ class Session:
         self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
         self.save()
         self.emulator = self._stack.enter_context(KubeEmulator.running_in_thread())
-        self.emulator.start_deployment_controller(delay=0.5)
+        self.emulator.start_deployment_controller(delay=0.5, pods_ready=self._pods_ready)
         self.emulator.install_crd(build_crd())
         self.emulator.install_crd(gateway_api_crd())
         self.kubeconfig = self.emulator.write_kubeconfig(self.dir / "kubeconfig")
@@ -355,6 +373,12 @@ class Session:
                                          fault=self.options.fault, **self._service_kwargs())
                 self.planes[namespace] = plane.start()
 
+    def _pods_ready(self, deployment: dict[str, Any]) -> bool:
+        """The readiness probe of a Deployment's pods: its real server answers /readyz."""
+        plane = self.planes.get(deployment["metadata"].get("namespace", ""))
+        managed = (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
+        return plane is None or not managed or plane.serves_template(deployment)
+
     def _service_kwargs(self) -> dict[str, Any]:
         if not self.options.service:
             return {}
@@ -366,7 +390,7 @@ class Session:
         body = json.loads(json.dumps(manifest))
         namespace = body["metadata"].setdefault("namespace", "default")
         self.ensure_namespace(namespace)
-        applied = self.kube.apply(MODEL_DEPLOYMENT, namespace, body, field_manager="headway-sandbox")
+        applied = self.kube.apply(MODEL_DEPLOYMENT, namespace, body, field_manager="kubectl")  # as `kubectl apply --server-side`: the user can go on with it
         self.ensure_load(namespace, body["metadata"]["name"])
         return applied
 

@@ -26,6 +26,8 @@ What a real cluster adds to built-in objects beyond storing them.
      bad image reports ``Available=False/MinimumReplicasUnavailable`` with no ready replicas,
      while a bad update of a healthy Deployment keeps ``Available=True`` (old pods still serve)
      with ``updatedReplicas`` never becoming available — exactly as on a real cluster.
+  With ``pods_ready`` (the sandbox's data plane: a real server per Deployment), step 2 also
+  waits until it returns True for the Deployment, as readiness probes hold a real rollout.
   ``spec.replicas: 0`` completes at once with all counts 0 and ``Available=True``.
   As on the real API, zero counts are omitted from the status (``omitempty``), so read them
   with ``status.get('readyReplicas', 0)``.
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 BAD_IMAGE_MARKER = 'does-not-exist'
+PROBE_PERIOD = 0.25  # seconds between readiness checks of pods that are not ready yet (pods_ready)
 _cluster_ips = itertools.count(10)
 
 
@@ -206,8 +209,10 @@ class DeploymentController:
                  unsubscribe: Callable[['asyncio.Queue[Any]'], None],
                  read: Callable[[ObjKey], dict[str, Any] | None],
                  write_status: Callable[[ObjKey, dict[str, Any]], None],
-                 now: Callable[[], str]) -> None:
+                 now: Callable[[], str],
+                 pods_ready: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self._delay = delay
+        self._pods_ready = pods_ready  # a kubelet's readiness probes: None = ready after the delay
         self._subscribe, self._unsubscribe = subscribe, unsubscribe
         self._read, self._write_status, self._now = read, write_status, now
         self._timers: dict[ObjKey, asyncio.TimerHandle] = {}
@@ -261,8 +266,19 @@ class DeploymentController:
             deadline = float(obj['spec'].get('progressDeadlineSeconds', 600))
             self._reschedule(key, (deadline, self._advance, generation, old_available, 'deadline'))
             return
+        if phase == 'complete' and (obj.get('spec') or {}).get('replicas', 1) and not self._probe(obj):
+            self._reschedule(key, (PROBE_PERIOD, self._advance, generation, old_available, phase))
+            return
         self._write_status(key, deployment_status(obj, phase=phase, old_available=old_available,
                                                   now=self._now()))
+
+    def _probe(self, obj: dict[str, Any]) -> bool:
+        if self._pods_ready is None:
+            return True
+        try:
+            return self._pods_ready(obj)
+        except Exception:  # a broken probe must not hold every Deployment for good
+            return True
 
     def _reschedule(self, key: ObjKey, call: tuple[Any, ...] | None) -> None:
         if (timer := self._timers.pop(key, None)) is not None:

@@ -136,6 +136,7 @@ import contextlib
 import copy
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -362,9 +363,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Create (or replace) a CustomResourceDefinition and serve its resource; return it."""
         return self._call(self._install_crd, copy.deepcopy(dict(crd)))
 
-    def start_deployment_controller(self, delay: float = 0.2) -> None:
-        """Start simulating the Deployment controller (see ``kinds``)."""
-        self._call(self._start_deployment_controller, delay)
+    def start_deployment_controller(self, delay: float = 0.2,
+                                    pods_ready: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Start simulating the Deployment controller (see ``kinds``); ``pods_ready(deployment)``,
+        if given, is asked (from the emulator's thread) whether the current template's pods are ready."""
+        self._call(self._start_deployment_controller, delay, pods_ready)
 
     def stop_deployment_controller(self) -> None:
         self._call(self._stop_deployment_controller)
@@ -1049,19 +1052,26 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return self._write(key, old, crd, status_only=False, has_status=True)
 
     def _table(self, route: Route, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
-        """Server-side printing (what `kubectl get` asks for): a CRD's additionalPrinterColumns."""
-        columns = [{'name': 'Name', 'type': 'string', 'format': 'name', 'description': 'Name', 'priority': 0}]
+        """Server-side printing (what `kubectl get` asks for): a CRD's additionalPrinterColumns, the
+        built-in kinds' own columns for Deployments and Services, else the name and age."""
         custom = self._printer_columns.get((route.group, route.version, route.plural))
-        if custom is None:
-            custom = [{'name': 'Age', 'type': 'date', 'jsonPath': '.metadata.creationTimestamp'}]
-        columns += [{'name': c['name'], 'type': c.get('type', 'string'), 'format': c.get('format', ''),
-                     'description': c.get('description', ''), 'priority': c.get('priority', 0)} for c in custom]
+        getters: list[tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]]
+        if custom is not None:
+            getters = [(c, functools.partial(_printed_path, path=c['jsonPath'], date=c.get('type') == 'date')) for c in custom]
+        else:
+            getters = _BUILTIN_COLUMNS.get((route.group, route.plural), [])
+            getters = [*getters, ({'name': 'Age', 'type': 'date'}, _printed_age)]
+        name: tuple[dict[str, Any], Callable[[dict[str, Any]], Any]] = (
+            {'name': 'Name', 'format': 'name', 'description': 'Name'}, lambda o: o['metadata']['name'])
+        if route.plural == 'events' and custom is None:  # kubectl get events: the name is a wide column, last
+            getters = [*_EVENT_COLUMNS, ({**name[0], 'priority': 1}, name[1])]
+        else:
+            getters = [name, *getters]
+        columns = [{'name': c['name'], 'type': c.get('type', 'string'), 'format': c.get('format', ''),
+                    'description': c.get('description', ''), 'priority': c.get('priority', 0)} for c, _ in getters]
         rows = []
         for obj in items:
-            cells: list[Any] = [obj['metadata']['name']]
-            for c in custom:
-                value = _json_path(obj, c['jsonPath'])
-                cells.append(_age(value) if c.get('type') == 'date' and value else value)
+            cells: list[Any] = [get(obj) for _, get in getters]
             meta = obj['metadata']  # all of it, managedFields too: AsPartialObjectMetadata copies the ObjectMeta
             rows.append({'cells': cells, 'object': {'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1', 'metadata': meta}})
         return {'kind': 'Table', 'apiVersion': 'meta.k8s.io/v1', 'metadata': {'resourceVersion': resource_version},
@@ -1096,11 +1106,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._write_status(key, {'conditions': conditions, 'acceptedNames': crd['spec']['names'],
                                  'storedVersions': versions})
 
-    def _start_deployment_controller(self, delay: float) -> None:
+    def _start_deployment_controller(self, delay: float,
+                                     pods_ready: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self._stop_deployment_controller()
         self._deployment_controller = builtins.DeploymentController(
             delay=delay, subscribe=self._subscribe, unsubscribe=self._unsubscribe,
-            read=self._store.get, write_status=self._write_status, now=_now)
+            read=self._store.get, write_status=self._write_status, now=_now, pods_ready=pods_ready)
         self._deployment_controller.start(
             [(key, obj) for key, obj in self._store.items() if key[:2] == ('apps', 'deployments')])
 
@@ -1138,6 +1149,47 @@ def _json_path(obj: Any, path: str) -> Any:
     for part in path.strip('.').split('.'):
         obj = obj.get(part) if isinstance(obj, dict) else None
     return obj
+
+
+def _printed_path(obj: dict[str, Any], *, path: str, date: bool) -> Any:
+    value = _json_path(obj, path)
+    return _age(value) if date and value else value
+
+
+def _printed_age(obj: dict[str, Any]) -> Any:
+    return _printed_path(obj, path='.metadata.creationTimestamp', date=True)
+
+
+def _service_ports(obj: dict[str, Any]) -> str:
+    ports = [f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+             for p in (obj.get('spec') or {}).get('ports') or []]
+    return ','.join(ports) or '<none>'
+
+
+# The columns kube-apiserver prints for the built-in kinds Headway creates (pkg/printers/internalversion).
+_BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]]] = {
+    ('apps', 'deployments'): [
+        ({'name': 'Ready', 'description': 'Number of the pod with ready state'},
+         lambda o: f"{(o.get('status') or {}).get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}"),
+        ({'name': 'Up-to-date', 'type': 'integer'}, lambda o: (o.get('status') or {}).get('updatedReplicas', 0)),
+        ({'name': 'Available', 'type': 'integer'}, lambda o: (o.get('status') or {}).get('availableReplicas', 0)),
+    ],
+    ('', 'services'): [
+        ({'name': 'Type'}, lambda o: (o.get('spec') or {}).get('type', 'ClusterIP')),
+        ({'name': 'Cluster-IP'}, lambda o: (o.get('spec') or {}).get('clusterIP') or '<none>'),
+        ({'name': 'Port(s)'}, _service_ports),
+    ],
+}
+
+_EVENT_COLUMNS: list[tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]] = [
+    ({'name': 'Last Seen'}, lambda o: _age(t) if (t := o.get('lastTimestamp') or o.get('eventTime') or
+                                                  o['metadata'].get('creationTimestamp')) else '<unknown>'),
+    ({'name': 'Type'}, lambda o: o.get('type', '')),
+    ({'name': 'Reason'}, lambda o: o.get('reason', '')),
+    ({'name': 'Object'}, lambda o: f"{(o.get('involvedObject') or o.get('regarding') or {}).get('kind', '').lower()}/"
+                                   f"{(o.get('involvedObject') or o.get('regarding') or {}).get('name', '')}"),
+    ({'name': 'Message'}, lambda o: o.get('message') or o.get('note') or ''),
+]
 
 
 def _age(timestamp: str) -> str:
