@@ -1,5 +1,6 @@
 """The `headway` command line: `headway operator` runs the operator; `headway sandbox` runs it on
-this machine with real model servers, Prometheus and traffic (headway/sandbox/command.py)."""
+this machine with real model servers, Prometheus and traffic (headway/sandbox/command.py);
+`headway profile` builds a reference profile from training data (headway/monitoring/profiling.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import kopf
-
-from headway import config as cfg
+if TYPE_CHECKING:
+    from headway import config as cfg
 
 
 def run_operator(config: cfg.OperatorConfig) -> None:
+    import kopf  # here, not at the top: `headway profile` and `headway crd` start without it
+
     from headway.handlers import register
     from headway.handlers.settings import apply_settings
 
@@ -60,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         from headway.sandbox.command import main as sandbox_main
 
         return sandbox_main(argv[1:])
+    if argv[:1] == ["profile"]:
+        from headway.monitoring.profiling import main as profile_main
+
+        return profile_main(argv[1:])
+    from headway import config as cfg  # here: `headway profile` does not load the operator's modules
+
     parser = argparse.ArgumentParser(prog="headway", description="Headway: safe delivery of BentoML models on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
     op = sub.add_parser("operator", help="run the operator")
@@ -67,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("crd", help="print the ModelDeployment CRD (YAML)")
     sub.add_parser("sandbox", help="run Headway on this machine: real model servers, Prometheus, traffic and a live view "
                    "(`headway sandbox --help`)")
+    sub.add_parser("profile", help="build a reference profile for model monitoring from training data (CSV or Parquet; "
+                   "`headway profile --help`)")
     args = parser.parse_args(argv)
     if args.command == "operator":
         try:
