@@ -37,12 +37,16 @@ from headway.k8s.apply import Action, Writes, apply_writes, confirm_fresh, patch
 from headway.k8s.cache import LiveChildren, LiveReader, Reader, kind_key
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
 from headway.planning.conditions import EventIntent
-from headway.metrics.base import MetricsError, MetricSource, SeriesQuery
+from headway.metrics.base import BinnedQuery, MetricsError, MetricSource, SeriesQuery
 from headway.metrics.measurer import Measurer
 from headway.metrics.prometheus import PrometheusSource
 from headway.planning import capabilities
 from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, shared_labels
+from headway.api.monitoring_spec import ProfileReference
+from headway.api.profile import ReferenceProfile
+from pydantic import ValidationError
 from headway.planning.measure import NO_URL, Measurement, MeasureRequest
+from headway.planning.monitoring import MonitorRequest, MonitorResult
 from headway.planning.observe import Observation, observe_deployment, parse_status
 from headway.planning.plan import Plan, RenderProblem, finish, plan
 from headway.planning.cost import Prices
@@ -100,6 +104,62 @@ def fetch_measurement(req: MeasureRequest, source: MetricSource | None, now: dat
         except MetricsError as exc:
             error = str(exc)
     return Measurement(req, data, error, now)
+
+
+CONFIGMAP = register_kind(Kind("", "v1", "configmaps", "ConfigMap"))
+
+
+def read_profile(kube: Kube, namespace: str, ref: ProfileReference) -> ReferenceProfile:
+    """The reference profile in ConfigMap ``ref`` (I/O); MonitoringError says what is wrong, naming it."""
+    where = f"ConfigMap {namespace}/{ref.config_map}"
+    try:
+        config_map = kube.get(CONFIGMAP, namespace, ref.config_map)
+    except ApiError as exc:
+        raise MonitoringError(f"{where}: cannot be read: {exc}") from exc
+    if config_map is None:
+        raise MonitoringError(f"{where} (spec.monitoring.profile.configMap) does not exist: create it with "
+                              f"`headway profile DATA --configmap {ref.config_map} | kubectl apply -n {namespace} -f -`")
+    # Nothing of the ConfigMap's contents goes into status or Events (it may not be a profile, and
+    # whoever writes the ModelDeployment may not be allowed to read it): its key names and the
+    # validation error's location only, never a value.
+    data = config_map.get("data") or {}
+    if ref.key not in data:
+        raise MonitoringError(f"{where} has no key {ref.key!r} (spec.monitoring.profile.key)")
+    try:
+        return ReferenceProfile.model_validate_json(data[ref.key])
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        at = ".".join(str(part) for part in first.get("loc", ())) or "the top"
+        raise MonitoringError(f"{where} key {ref.key!r} is not a Headway reference profile ({at}: {first.get('msg', '')}); "
+                              f"build one with `headway profile`") from None
+
+
+class MonitoringError(Exception):
+    """The profile could not be read or is not a profile."""
+
+
+def fetch_monitoring(req: MonitorRequest, kube: Kube, source: MetricSource | None, now: datetime | None = None) -> MonitorResult:
+    """Answer a MonitorRequest: the profile from its ConfigMap and each window's bin counts (I/O)."""
+    now = now or datetime.now(timezone.utc)
+    try:
+        profile = read_profile(kube, req.namespace, req.profile)
+    except MonitoringError as exc:
+        return MonitorResult(req, None, {}, str(exc), now)
+    if source is None or not req.url:
+        return MonitorResult(req, profile, {}, NO_URL, now)
+    names = frozenset(req.features or profile.features)
+    # "drift": the stable's last window; "candidate" and "stable": the step's comparison (same slices).
+    windows = [("drift", req.drift, names, req.prediction)] if req.drift else []
+    if req.compare is not None:
+        windows += [("candidate", req.compare[0], frozenset(), True), ("stable", req.compare[1], frozenset(), True)]
+    counts: dict[str, dict[str, list[dict[str, float]]]] = {}
+    try:
+        for key, window, features, prediction in windows:
+            counts[key] = source.binned(BinnedQuery(req.namespace, req.name, window.variant, window.start, window.end, window.slices,
+                                                    req.labels, features, prediction, window.revision))
+    except MetricsError as exc:
+        return MonitorResult(req, profile, {}, str(exc), now)
+    return MonitorResult(req, profile, counts, None, now)
 
 
 def _record_verdicts(owner: Owner, result: Plan) -> None:
@@ -177,6 +237,7 @@ def _count(result: Plan, owner: Owner) -> None:
     if cost is not None:
         labels = result.spec.cost.labels if result.spec is not None and result.spec.cost is not None else {}
         telemetry.COST.set(owner.namespace, owner.name, {v.name: v.hourly for v in cost.variants}, labels)
+    telemetry.MONITORING.set(owner.namespace, owner.name, result.status.monitoring)
 
 
 def render_children(owner: Owner, result: Plan, served: frozenset[str], metrics_url: str | None = None,
@@ -196,10 +257,11 @@ def render_children(owner: Owner, result: Plan, served: frozenset[str], metrics_
         problems = [str(p) for p in registry.route_problems(spec, result.traffic, services, served)]
         if not problems:
             children += registry.render_route(owner, spec, result.traffic, services, labels)
-    # The PodMonitor gives the model servers' series the labels the analysis and KEDA's request
-    # metrics select on (modeldeployment, variant): rendered for either, where prometheus-operator runs.
+    # The PodMonitor gives the model servers' series the labels the analysis, the drift checks and
+    # KEDA's request metrics select on (modeldeployment, variant): rendered for any of them, where
+    # prometheus-operator runs.
     request_metrics = any(w.scaler is not None and any(m.needs_keda for m in w.scaler.settings.metrics) for w in result.workloads or ())
-    if (spec.analysis is not None or request_metrics) and capabilities.PODMONITOR in served:
+    if (spec.analysis is not None or spec.monitoring is not None or request_metrics) and capabilities.PODMONITOR in served:
         children.append(build_podmonitor(owner, spec, labels))
     keep = {(kind, owner.variant_name(v)) for v in result.keep for kind in ("Deployment", "Service")}
     if problems:  # never prune the route that serves now because a new one can't be rendered
@@ -217,7 +279,7 @@ class Settings:
 
 
 def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, settings: Settings,
-             measurer: Measurer[Measurement] | None) -> tuple[Observation, LiveChildren]:
+             measurer: Measurer[Measurement] | None, monitor: Measurer[MonitorResult] | None) -> tuple[Observation, LiveChildren]:
     """Everything a plan depends on, read once, before planning."""
     spec, _ = parse_spec(body.get("spec") or {})
     served = served_kinds(reader, spec)
@@ -229,31 +291,53 @@ def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: Model
         measurement=measurer.latest(owner.key) if measurer is not None else None,
         allowed_metrics_urls=allowed_urls(settings.prometheus_url, settings.allowed_prometheus_urls),
         default_metrics_url=settings.prometheus_url, prices=settings.prices,
+        monitoring=monitor.latest(owner.key) if monitor is not None else None,
     )
     return observation, live
 
 
 def _measure(owner: Owner, observed: Observation, result: Plan, now: datetime, measurer: Measurer[Measurement] | None,
-             sources: Sources) -> Plan:
+             sources: Sources) -> tuple[Observation, Plan]:
     """A measurement the plan needs now: asked of the Measurer (its answer wakes this object and
     feeds a later plan), or, without one, fetched here and planned again."""
     req = result.measure
     if req is None or req.due_at > now:
-        return result
+        return observed, result
     source = sources(req.url) if req.url else None
     if measurer is not None:
         timeout = measurer.timeout
         measurer.want(owner.key, req, lambda: fetch_measurement(req, source),
                       lambda: Measurement(req, {}, f"Prometheus gave no answer within {timeout:.0f}s", datetime.now(timezone.utc)))
-        return result
-    return plan(owner, replace(observed, measurement=fetch_measurement(req, source, now)), now)
+        return observed, result
+    observed = replace(observed, measurement=fetch_measurement(req, source, now))
+    return observed, plan(owner, observed, now)
+
+
+def _monitor(kube: Kube, owner: Owner, observed: Observation, result: Plan, now: datetime, monitor: Measurer[MonitorResult] | None,
+             sources: Sources) -> tuple[Observation, Plan]:
+    """The counts spec.monitoring needs now, as ``_measure`` does for the analysis."""
+    req = result.monitor
+    if req is None or req.due_at > now or (req.drift is None and req.compare is None):
+        return observed, result
+    source = sources(req.url) if req.url else None
+    if monitor is not None:
+        if monitor.running(owner.key):
+            return observed, result  # let the running fetch answer (a later grid point would drop it)
+        timeout = monitor.timeout
+        monitor.want(owner.key, req, lambda: fetch_monitoring(req, kube, source),
+                     lambda: MonitorResult(req, None, {}, f"no answer within {timeout:.0f}s", datetime.now(timezone.utc)))
+        return observed, result
+    observed = replace(observed, monitoring=fetch_monitoring(req, kube, source, now))
+    return observed, plan(owner, observed, now)
 
 
 def _plan_and_render(kube: Kube, reader: Reader, owner: Owner, body: dict[str, Any], previous: ModelDeploymentStatus, now: datetime,
-                     settings: Settings, measurer: Measurer[Measurement] | None, sources: Sources) -> tuple[Plan, Writes]:
+                     settings: Settings, measurer: Measurer[Measurement] | None, sources: Sources,
+                     monitor: Measurer[MonitorResult] | None = None) -> tuple[Plan, Writes]:
     """observe -> decide -> render -> derive status: the plan and the child writes, before any write."""
-    observed, live = _observe(reader, owner, body, previous, settings, measurer)
-    result = _measure(owner, observed, plan(owner, observed, now), now, measurer, sources)
+    observed, live = _observe(reader, owner, body, previous, settings, measurer, monitor)
+    observed, result = _measure(owner, observed, plan(owner, observed, now), now, measurer, sources)
+    observed, result = _monitor(kube, owner, observed, result, now, monitor, sources)
     _record_verdicts(owner, result)
     writes = Writes([], [], [])
     if result.spec is not None and result.workloads is not None:
@@ -291,11 +375,13 @@ class Conflict(ApiError):
 
 def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None,
               allowed_prometheus_urls: tuple[str, ...] = (), *, prices: Prices | None = None, reader: Reader | None = None,
-              measurer: Measurer[Measurement] | None = None, sources: Sources | None = None) -> Plan | None:
+              measurer: Measurer[Measurement] | None = None, sources: Sources | None = None,
+              monitor: Measurer[MonitorResult] | None = None) -> Plan | None:
     """Bring one ModelDeployment's status, then its children, in line with its spec.
 
     ``reader`` is where it reads (default: the API server itself), ``measurer`` runs metric
-    queries off this call (default: none, fetch synchronously when due), ``sources`` gives the
+    queries off this call (default: none, fetch synchronously when due), ``monitor`` the same for
+    spec.monitoring's counts, ``sources`` gives the
     MetricSource for a URL (default: Prometheus) and ``now`` is the clock: tests inject all four.
     Returns the plan carried out (its ``wake_at`` says when to look again), or None when the
     ModelDeployment is gone or being deleted; raises Conflict (nothing written) when it
@@ -310,7 +396,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         owner = Owner(name=name, namespace=namespace, uid=body["metadata"]["uid"])
         previous = parse_status(body.get("status"))
         settings = Settings(prometheus_url, allowed_prometheus_urls, prices)
-        result, writes = _plan_and_render(kube, reader, owner, body, previous, now, settings, measurer, sources or metric_source)
+        result, writes = _plan_and_render(kube, reader, owner, body, previous, now, settings, measurer, sources or metric_source,
+                                          monitor)
 
         # 1. The decision, with the resourceVersion it was made from.
         try:

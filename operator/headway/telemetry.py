@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -59,6 +60,59 @@ class CostCollector:
         yield family
 
 
+class MonitoringCollector:
+    """spec.monitoring's last results, per ModelDeployment, built at scrape time from what status holds:
+
+    - ``headway_data_drift{namespace, modeldeployment, feature}``: 1 drifted, 0 not, -1 not judged;
+    - ``headway_drift_psi{namespace, modeldeployment, feature}``: the PSI of the last check;
+    - ``headway_drift_p_value{namespace, modeldeployment, feature}``: its Holm-adjusted p-value;
+    - ``headway_prediction_difference{namespace, modeldeployment, revision}``: the candidate's total
+      variation distance from stable's answers (with ``..._upper`` its upper bound), while compared.
+
+    Forgotten with the ModelDeployment, so a deleted one leaves no stale series.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: dict[tuple[str, str], Any] = {}
+
+    def set(self, namespace: str, name: str, monitoring: Any) -> None:
+        with self._lock:
+            if monitoring is None:
+                self._status.pop((namespace, name), None)
+            else:
+                self._status[(namespace, name)] = monitoring
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.set(namespace, name, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            items = sorted(self._status.items())
+        labels = ["namespace", "modeldeployment", "feature"]
+        drift = GaugeMetricFamily("headway_data_drift", "Last data-drift check per feature: 1 drifted, 0 not, -1 not judged.", labels=labels)
+        psi = GaugeMetricFamily("headway_drift_psi", "Population stability index of each feature in the last check.", labels=labels)
+        p_value = GaugeMetricFamily("headway_drift_p_value", "Holm-adjusted p-value of each feature in the last check.", labels=labels)
+        difference = GaugeMetricFamily("headway_prediction_difference", "Total variation distance between the candidate's and "
+                                       "stable's answers in the current step.", labels=["namespace", "modeldeployment", "revision"])
+        upper = GaugeMetricFamily("headway_prediction_difference_upper", "Upper confidence bound of that distance.",
+                                  labels=["namespace", "modeldeployment", "revision"])
+        for (namespace, name), status in items:
+            for f in status.features:
+                key = [namespace, name, f.feature]
+                drift.add_metric(key, {"Drifted": 1.0, "NoDrift": 0.0}.get(f.result, -1.0))
+                if f.psi is not None:
+                    psi.add_metric(key, f.psi)
+                if f.adjusted_p_value is not None:
+                    p_value.add_metric(key, f.adjusted_p_value)
+            p = status.prediction
+            if p is not None and p.difference is not None:
+                difference.add_metric([namespace, name, p.revision], p.difference)
+                if p.difference_upper is not None:
+                    upper.add_metric([namespace, name, p.revision], p.difference_upper)
+        yield from (drift, psi, p_value, difference, upper)
+
+
 def _label_name(key: str) -> str:
     """A Kubernetes label key as a Prometheus label name (team.example.com/cost-center -> cost_center)."""
     name = re.sub(r"[^a-zA-Z0-9_]", "_", key.rsplit("/", 1)[-1])
@@ -67,3 +121,5 @@ def _label_name(key: str) -> str:
 
 COST = CostCollector()
 REGISTRY.register(COST)
+MONITORING = MonitoringCollector()
+REGISTRY.register(MONITORING)

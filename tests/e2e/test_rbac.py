@@ -205,6 +205,12 @@ def walk(env: Env) -> None:
     env.patch_spec("fraud", {"analysis": None})
     wait_for("the PodMonitor pruned", lambda: env.kube.get(PODMONITOR, env.namespace, "fraud") is None)
 
+    # Drift monitoring: the reference profile's ConfigMap is read by name (missing here: reported).
+    env.patch_spec("fraud", {"monitoring": {"profile": {"configMap": "fraud-profile"}, "interval": "2s", "window": "10s"}})
+    wait_for("the drift check reports the missing profile",
+             lambda: "fraud-profile" in ((env.md("fraud").get("status") or {}).get("monitoring") or {}).get("error", ""))
+    env.patch_spec("fraud", {"monitoring": None})
+
     # Back to Gateway API: the VirtualService goes.
     env.patch_spec("fraud", {"traffic": {**GATEWAY, "istio": None}})
     wait_for("the HTTPRoute", lambda: env.kube.get(HTTPROUTE, env.namespace, "fraud"))

@@ -45,6 +45,8 @@ from headway.sandbox.processes import EXAMPLE_SERVICE, FAULT_WRAPPER, BentoServe
     ("ERRORS=5%", FaultSpec(error_rate=0.05)),
     ("delay=+20ms", FaultSpec(delay_ms=20)),
     ("errors=5%,seed=7", FaultSpec(error_rate=0.05, seed=7)),
+    ("shift=+1.5", FaultSpec(shift=1.5)),
+    ("errors=1%,shift=-0.5", FaultSpec(error_rate=0.01, shift=-0.5)),
     ("none", FaultSpec()),
 ])
 def test_parse_good_specs(text: str, expected: FaultSpec) -> None:
@@ -73,6 +75,8 @@ def test_parse_good_specs(text: str, expected: FaultSpec) -> None:
     ("errors=5%,,latency=+1ms", "empty part between commas"),
     ("errors=5%,errors=6%", "errors=6%: errors given twice"),
     ("seed=x", "seed=x: the seed must be a whole number"),
+    ("shift=lots", "shift=lots: the shift is a number of logits"),
+    ("shift=+25", "shift=+25: the shift must be between -20 and +20 logits"),
     ("", "empty fault spec"),
     ("   ", "empty fault spec"),
 ])
@@ -89,6 +93,9 @@ def test_env_round_trip() -> None:
     assert FaultSpec.from_env(env) == spec
     assert FaultSpec().to_env() == {} and FaultSpec.from_env({}) == FaultSpec()
     assert FaultSpec.parse("latency=+300ms").to_env() == {DELAY_MS_VAR: "300"}  # share 100 %: the default
+    shifted = FaultSpec.parse("shift=+1.5")
+    assert shifted.to_env() == {"HEADWAY_FAULT_SHIFT": "1.5"} and FaultSpec.from_env(shifted.to_env()) == shifted
+    assert shifted and str(shifted) == "shift=+1.5" and FaultSpec.parse(str(shifted)) == shifted
     assert not FaultSpec() and not FaultSpec(delay_fraction=0.5) and FaultSpec(error_rate=0.01) and FaultSpec(delay_ms=1)
 
 
@@ -294,3 +301,34 @@ def test_dataplane_behaviour_and_service_per_deployment() -> None:
         plane.set_behaviour("md-candidate", {"HEADWAY_FAULT_ERRORS": "1"})
     with pytest.raises(ValueError, match="is not a fraction"):
         DataPlane(None, "ns", {"img": {ERROR_RATE_VAR: "5"}})  # type: ignore[arg-type]
+
+
+def test_the_data_plane_passes_the_containers_env_resolved_as_the_kubelet_does() -> None:
+    """spec.model.env reaches the model server: values, and ConfigMap or Secret keys (what a
+    recorder's HEADWAY_PROFILE_JSON needs); a missing key keeps the pod from starting."""
+    import base64
+
+    from headway.sandbox.dataplane import DataPlane
+
+    class Objects:
+        def get(self, kind: Any, namespace: str, name: str) -> dict[str, Any] | None:
+            assert namespace == "ns"
+            return {("configmaps", "profile"): {"data": {"profile.json": '{"version": 1}'}},
+                    ("secrets", "token"): {"data": {"t": base64.b64encode(b"s3cret").decode()}}}.get((kind.plural, name))
+
+    plane = DataPlane(Objects(), "ns", {})  # type: ignore[arg-type]
+    env = [{"name": "MODE", "value": "fast"}, {"name": "BENTOML_HOME", "value": "/home/bentoml"}, {"name": "HF_HOME", "value": "/tmp/hf"},
+           {"name": "HEADWAY_PROFILE_JSON", "valueFrom": {"configMapKeyRef": {"name": "profile", "key": "profile.json"}}},
+           {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "token", "key": "t"}}},
+           {"name": "EXTRA", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "x", "optional": True}}}]
+    key, _, _ = plane._desired(_deployment("md-stable", "img:v1", env))  # type: ignore[arg-type]
+    assert key is not None and dict(key[5]) == {"MODE": "fast", "HEADWAY_PROFILE_JSON": '{"version": 1}', "TOKEN": "s3cret"}
+    missing = _deployment("md-stable", "img:v1", [{"name": "P", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "x"}}}])  # type: ignore[list-item]
+    assert plane._desired(missing)[0] is None and not plane.serves_template(missing)
+    server = BentoServer(None, label="x", env=dict(key[5]))
+    try:
+        args, server_env, _ = server.command()
+        assert server_env["HEADWAY_PROFILE_JSON"] == '{"version": 1}' and server_env["MODE"] == "fast"
+        assert server_env["BENTOML_HOME"] != "/home/bentoml"  # the container's paths are not this machine's
+    finally:
+        server.stop()

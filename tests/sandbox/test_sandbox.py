@@ -187,6 +187,8 @@ def test_a_service_that_does_not_import_is_named(tmp_path: Path) -> None:
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
     result = run_sandbox(tmp_path, "--fault", "errors=150%", "--no-live", timeout=60)
     assert result.returncode == 2 and "--fault errors=150%" in result.stderr
+    result = run_sandbox(tmp_path, "--fault", "shift=+1", "--service", "mine:Model", "--no-live", timeout=60)
+    assert result.returncode == 2 and "shift changes the bundled example's answers" in result.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: serving.headway.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: x}\nspec: {model: {image: y}}\n")
     result = run_sandbox(tmp_path, "-f", str(bad), "--no-live", timeout=60)
@@ -279,3 +281,24 @@ def test_a_built_bento_serves_the_first_scene(tmp_path: Path) -> None:
     (scene,) = json.loads((out / "summary.json").read_text())["scenes"]
     stable = scene["load"]["stable"]
     assert scene["result"] == "serving" and stable["answered"] >= 90 and stable["rejected"] == 0 and stable["errors"] == 0
+
+
+@needs_real_parts
+def test_shifted_answers_are_rolled_back_in_the_monitoring_scenes(tmp_path: Path) -> None:
+    """examples/monitoring/sandbox with --fault shift=+1.5: the new version's errors and latency
+    are good, only its answers moved; the operator's prediction comparison (spec.monitoring.compare,
+    the bundled model's recorder, the sandbox's example-profile ConfigMap) rolls it back in shadow."""
+    scenes = ROOT / "examples" / "monitoring" / "sandbox"
+    out = tmp_path / "report"
+    result = run_sandbox(tmp_path, "-f", str(scenes / "1-serving.yaml"), "-f", str(scenes / "2-shifted.yaml"), "--fault", "shift=+1.5",
+                         "--fast", "--no-live", "--out", str(out), timeout=240)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    first, shifted = json.loads((out / "summary.json").read_text())["scenes"]
+    assert first["result"] == "serving"
+    drift = {f["feature"]: f["result"] for f in (first["status"].get("monitoring") or {}).get("features", [])}
+    assert set(drift) == {"f0", "f1", "f2", "f3", "prediction"}
+    assert shifted["result"] == "rolledBack" and shifted["status"]["rolledBack"]["reason"] == "FailedAnalysis"
+    predictions = shifted["decision"]["evidence"]["analysis"]["predictions"]
+    assert predictions["result"] == "Fail" and predictions["difference"] > 0.1
+    assert "evidence: predictions candidate answers differently from stable" in result.stdout
+    assert "what users saw: nothing; it answered only mirrored requests" in result.stdout

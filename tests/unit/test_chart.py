@@ -106,6 +106,7 @@ NAMESPACED_RULES = triples(
         ("apps", "deployments", CHILD_VERBS),
         *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
         ("", "events", ["create"]),
+        ("", "configmaps", ["get"]),  # spec.monitoring's reference profile
     ]
 )
 # kopf runs with scanning disabled (operator/headway/handlers/settings.py): no namespaces or
@@ -440,12 +441,13 @@ def test_no_wildcards_in_any_rbac(rendered: dict[str, list[dict[str, Any]]]) -> 
                 for key in ("apiGroups", "resources", "verbs"):
                     assert "*" not in rule[key], (name, rule)
                 assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-            # Least privilege: the operator never touches Secrets, Pods or ConfigMaps, never
-            # replaces objects (update: server-side apply patches), never lists cluster-scoped
-            # kinds (kopf's scanning is off), and has no autoscalers to manage.
+            # Least privilege: the operator never touches Secrets or Pods, reads a ConfigMap only by
+            # name (spec.monitoring's profile: get, never list or watch), never replaces objects
+            # (update: server-side apply patches), never lists cluster-scoped kinds (kopf's scanning
+            # is off), and has no autoscalers to manage.
             granted = rule_triples(role)
-            assert not {t[1] for t in granted} & {"secrets", "pods", "configmaps", "namespaces",
-                                                    "customresourcedefinitions"}, name
+            assert not {t[1] for t in granted} & {"secrets", "pods", "namespaces", "customresourcedefinitions"}, name
+            assert {t for t in granted if t[1] == "configmaps"} == {("", "configmaps", "get")}, name
             assert {t for t in granted if t[2] == "update"} <= {(GROUP, f"{PLURAL}/finalizers", "update")}, name
 
 

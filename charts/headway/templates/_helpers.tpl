@@ -138,6 +138,11 @@ permission here is used, and nothing else.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["get", "list", "watch", "patch", "delete"]
+# spec.monitoring's reference profile: its ConfigMap is read (get, by name) when a drift check
+# is due; ConfigMaps are neither listed nor watched.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 # Events about rollouts, verdicts and rollbacks: core/v1 Events, posted by the operator and
 # by kopf (handler failures); always new ones (create), never patched.
 - apiGroups: [""]

@@ -34,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 OTHER = "__other__"
 MISSING = "__missing__"
+MAX_FEATURES = 64  # per profile: status reports each one (and the prediction)
+RESERVED_FEATURE = "prediction"  # status' name for the model's output
 MAX_BINS = 64  # per feature: a profile that needs more is refused (cardinality of the recorder's series)
 PROFILE_KEY = "profile.json"  # the ConfigMap key that holds the profile
 FEATURE_NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$"
@@ -117,6 +119,11 @@ class ReferenceProfile(BaseModel):
     def _names(self) -> ReferenceProfile:
         import re
 
+        if len(self.features) > MAX_FEATURES:
+            raise ValueError(f"{len(self.features)} features; at most {MAX_FEATURES} (watch fewer: headway profile --feature)")
+        if RESERVED_FEATURE in self.features:
+            raise ValueError(f"a feature may not be named {RESERVED_FEATURE!r}: status reports the model's output under "
+                             f"that name (rename the column)")
         bad = [name for name in self.features if not re.match(FEATURE_NAME, name)]
         if bad:
             raise ValueError(f"feature names {bad} are not usable as Prometheus label values here; "

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from headway.api.analysis_spec import Analysis, ErrorRateSlo, LatencySlo, PrometheusSource, QuerySlo, SeriesLabels, Slo
 from headway.api.base import ApiModel, Rule
+from headway.api.monitoring_spec import Monitoring, PredictionComparison, ProfileReference
 from headway.api.limits import DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, Hostname, ObjectName
 from headway.api.routing import GatewayApiTraffic, IstioTraffic, ParentReference, Traffic
 from headway.api.serving import (
@@ -31,7 +32,7 @@ from headway.api.types import LabelKey, LabelValue
 __all__ = [
     "BENTO_TAG_PATTERN", "DNS_LABEL_MAX", "DNS_SUBDOMAIN_MAX", "Analysis", "Autoscaling", "AutoscalingMetric", "BakeBaseline", "CanaryStep",
     "Cost", "CpuMetric", "Decide", "EnvValueFrom", "EnvVar", "ErrorRateSlo", "Experiment", "ExperimentVariant",
-    "GatewayApiTraffic", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
+    "GatewayApiTraffic", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "Monitoring", "PredictionComparison", "ProfileReference", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
     "ModelSpec", "ObjectName", "ParentReference", "PauseStep", "PrometheusSource", "QuerySlo", "RequestsPerSecondMetric",
     "Resources", "Rollout", "RolloutStep", "SecretKeyRef", "SeriesLabels", "ShadowStep", "Slo", "Traffic",
 ]
@@ -98,5 +99,8 @@ class ModelDeploymentSpec(ApiModel):
     """A/B/n experiment."""
     cost: Cost | None = None
     """Cost labels and budget."""
+    monitoring: Monitoring | None = None
+    """Data drift of the inputs and predictions against a reference profile, and the candidate's answers
+    compared with the stable's."""
     paused: bool = False
     """Freeze the rollout where it is (traffic stays as it is)."""

@@ -38,6 +38,7 @@ class ConditionType(StrEnum):
     SPEC_SUPPORTED = "SpecSupported"
     WITHIN_BUDGET = "WithinBudget"
     SCALER_AVAILABLE = "ScalerAvailable"
+    DATA_DRIFT = "DataDrift"
 
 
 class Condition(ApiModel):
@@ -389,6 +390,102 @@ class CostStatus(ApiModel):
     """Per variant."""
 
 
+class DriftBin(ApiModel):
+    """One bin of a drift test: its share of the observations against the reference's (or the stable's)."""
+
+    bin: str
+    """The bin, as a reader understands it: "[0.5, 1.2)", a category, "other" or "missing"."""
+    observed: float
+    """Share of the observed values (the candidate's, when comparing versions) in this bin."""
+    expected: float
+    """Share in the reference profile (the stable's, when comparing versions)."""
+
+
+class FeatureDrift(ApiModel):
+    """The data-drift test of one feature (or of the predictions) over the last window."""
+
+    feature: str
+    """The feature's name, or "prediction" for the model's output."""
+    result: Literal["Drifted", "NoDrift", "Insufficient"]
+    """Drifted: the test rejects (Holm-corrected) and the PSI reaches minEffect; Insufficient: too few samples."""
+    samples: float
+    """Observations in the window."""
+    reference_samples: int
+    """Observations the reference profile was built from."""
+    statistic: float | None = None
+    """G statistic of homogeneity with the reference, divided by the dispersion."""
+    dof: int | None = None
+    """Its degrees of freedom (bins compared - 1)."""
+    p_value: float | None = None
+    """p-value of the statistic (an F test on the dispersion's degrees of freedom; chi-square with one slice)."""
+    adjusted_p_value: float | None = None
+    """The p-value after Holm's correction across the features tested."""
+    dispersion: float | None = None
+    """How much burstier than independent draws the traffic's bins were between slices of the window (>= 1)."""
+    psi: float | None = None
+    """Population stability index against the reference."""
+    psi_critical: float | None = None
+    """The PSI that chance alone reaches with probability alpha at these sample sizes."""
+    top_bins: list[DriftBin] = Field(default_factory=list, max_length=3, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The bins that moved most."""
+
+
+class PredictionComparisonStatus(ApiModel):
+    """The candidate's predictions against the stable's on the same traffic (spec.monitoring.compare)."""
+
+    revision: str
+    """The candidate revision compared."""
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    """Pass: shown to differ by less than maxDifference; Fail: shown to differ by more; else Inconclusive."""
+    message: str
+    """The verdict in words, with its figures."""
+    since: str
+    """Start of the compared window: when the current shadow or canary step began."""
+    until: str | None = None
+    """End of the compared window (the last look)."""
+    look: int
+    """Comparisons made so far in this candidate's rollout, over its steps (the test's level is spent over them)."""
+    candidate_samples: float
+    """The candidate's predictions in the window."""
+    stable_samples: float
+    """The stable's predictions in the window."""
+    difference: float | None = None
+    """Total variation distance between the two prediction distributions (0: the same; 1: disjoint)."""
+    difference_upper: float | None = None
+    """Upper confidence bound of the difference."""
+    max_difference: float
+    """spec.monitoring.compare.maxDifference."""
+    p_value: float | None = None
+    """p-value of the two-sample test (dispersion-deflated G statistic)."""
+    alpha: float | None = None
+    """The level this look may spend (alpha x 6 / (pi^2 look^2))."""
+    dispersion: float | None = None
+    """Burstiness of the two streams between slices (>= 1)."""
+    top_bins: list[DriftBin] = Field(default_factory=list, max_length=3, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The bins whose shares differ most."""
+
+
+class MonitoringStatus(ApiModel):
+    """The last data-drift check of the stable version, and the candidate's prediction comparison."""
+
+    checked_at: str | None = None
+    """When the stable's drift was last tested."""
+    revision: str | None = None
+    """The stable revision whose inputs were tested."""
+    window: str | None = None
+    """The window tested (spec.monitoring.window)."""
+    features: list[FeatureDrift] = Field(default_factory=list, max_length=65, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Per feature (and the prediction), with the evidence."""
+    drifted: list[str] = Field(default_factory=list, max_length=65)
+    """The features that drifted."""
+    error: str | None = None
+    """Why the last check could not be made (profile missing or invalid, Prometheus unreachable, ...)."""
+    missing_features: list[str] = Field(default_factory=list, max_length=64)
+    """spec.monitoring.features the profile does not have (not watched)."""
+    prediction: PredictionComparisonStatus | None = None
+    """The candidate's answers against the stable's (spec.monitoring.compare), while a rollout compares them."""
+
+
 class VersionSpec(ModelSpec):
     """A version as status records it: the model, and the autoscaling it runs with.
 
@@ -441,10 +538,12 @@ class ModelDeploymentStatus(ApiModel):
     """Ready replicas of stable over desired, e.g. 3/3 (for kubectl get)."""
     cost: CostStatus | None = None
     """Cost now, at maxReplicas and per prediction, against the budget (when the operator has a price table)."""
+    monitoring: MonitoringStatus | None = None
+    """Data drift of the stable version and the candidate's prediction comparison (spec.monitoring)."""
     conditions: list[Condition] = Field(
         default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
     )
-    """Ready, Progressing, Degraded, SLOsMet, SpecSupported, WithinBudget, ScalerAvailable."""
+    """Ready, Progressing, Degraded, SLOsMet, SpecSupported, WithinBudget, ScalerAvailable, DataDrift."""
     problems: list[ProblemStatus] = Field(default_factory=list)
     """Problems with the spec, each naming its field; empty when the spec is valid."""
     ignored_fields: list[str] = Field(default_factory=list)

@@ -26,8 +26,9 @@ from headway.k8s.cache import Cache
 from headway.k8s.client import ApiError, Kube
 from headway.metrics.measurer import Measurer
 from headway.planning.measure import Measurement
+from headway.planning.monitoring import MonitorResult
 from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, Conflict, forget, reconcile
-from headway.telemetry import COST, RECONCILE_SECONDS, RECONCILES
+from headway.telemetry import COST, MONITORING, RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
 MIN_WAKE_SECONDS = 1.0
@@ -40,6 +41,9 @@ class Runtime:
         self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, config.namespaces, self.queue.add, on_deleted=forget_applied)
         self.measurer: Measurer[Measurement] = Measurer(lambda key: self.queue.add(*key), workers=workers,
                                                         timeout=config.measure_timeout_seconds)
+        # spec.monitoring's counts (drift, prediction comparison): their own slots, the same wake-up.
+        self.monitor: Measurer[MonitorResult] = Measurer(lambda key: self.queue.add(*key), workers=2,
+                                                         timeout=config.measure_timeout_seconds)
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -50,6 +54,7 @@ class Runtime:
     def stop(self) -> None:
         self.queue.stop()
         self.measurer.stop()
+        self.monitor.stop()
         self.cache.stop()
 
     def _synced(self) -> bool:
@@ -79,8 +84,10 @@ class Runtime:
         self.cache.remove_model(namespace, name)
         self.queue.forget(namespace, name)
         self.measurer.forget((namespace, name))
+        self.monitor.forget((namespace, name))
         forget(namespace, name)
         COST.forget(namespace, name)
+        MONITORING.forget(namespace, name)
 
     def run(self, namespace: str, name: str) -> None:
         """Reconcile one ModelDeployment and schedule its next look."""
@@ -90,7 +97,7 @@ class Runtime:
             try:
                 result = reconcile(self.kube, namespace, name, now=now, prometheus_url=self.config.prometheus_url,
                                    allowed_prometheus_urls=self.config.allowed_prometheus_urls, prices=self.config.prices,
-                                   reader=self.cache, measurer=self.measurer)
+                                   reader=self.cache, measurer=self.measurer, monitor=self.monitor)
             except Conflict:
                 RECONCILES.labels("conflict").inc()
                 self.queue.retry(namespace, name)  # its watch event (the newer object) usually queues it sooner

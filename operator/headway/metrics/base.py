@@ -25,6 +25,26 @@ class SeriesQuery:
     revision: str | None = None  # select only this revision's series (the version judged); None: any
 
 
+@dataclass(frozen=True)
+class BinnedQuery:
+    """The recorder's bin counts of one variant over [start, end], in ``slices`` equal slices."""
+
+    namespace: str
+    name: str  # the ModelDeployment
+    variant: str
+    start: datetime
+    end: datetime
+    slices: int
+    labels: SeriesLabels
+    features: frozenset[str]  # the features wanted (empty: none)
+    prediction: bool  # the prediction's counts too
+    revision: str | None = None
+
+
+# {"feature:<name>" or "prediction": [{bin: count} per slice, oldest first]}
+BinnedCounts = dict[str, list[dict[str, float]]]
+
+
 class MetricsError(Exception):
     """The source could not be read (unreachable, bad query, ...)."""
 
@@ -32,4 +52,8 @@ class MetricsError(Exception):
 class MetricSource(Protocol):
     def fetch(self, query: SeriesQuery) -> VariantData:
         """Counts for the query's variant; raises MetricsError when the source can't answer."""
+        ...
+
+    def binned(self, query: BinnedQuery) -> BinnedCounts:
+        """The recorder's bin counts per slice; raises MetricsError when the source can't answer."""
         ...

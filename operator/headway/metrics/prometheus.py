@@ -32,11 +32,13 @@ from typing import Any
 
 from headway.api.spec import SeriesLabels
 from headway.api.types import parse_duration
-from headway.metrics.base import MetricsError, SeriesQuery
+from headway.metrics.base import BinnedCounts, BinnedQuery, MetricsError, SeriesQuery
 from headway.planning.verdicts import Histogram, RequestCounts, Slice, VariantData
 from headway.telemetry import QUERY_ERRORS, QUERY_SECONDS
 
 REQUESTS = "bentoml_service_request_total"
+FEATURES = "headway_feature_observations_total"  # the recorder's (headway.monitoring.recorder)
+PREDICTIONS = "headway_prediction_observations_total"
 DURATION_BUCKETS = "bentoml_service_request_duration_seconds_bucket"
 NOT_API = 'endpoint!~"/(livez|readyz|healthz|metrics|docs.json|schema.json)"'
 # Points per pod and series in a slice query: 6 h of 30 s intervals (Prometheus refuses 11,000).
@@ -102,6 +104,58 @@ class PrometheusSource:
             QUERY_SECONDS.observe(time.perf_counter() - started)
         return list(result)
 
+    def increments(self, promql: str, labels: tuple[str, ...], start: datetime, last: datetime, step: float
+                   ) -> dict[tuple[str, ...], dict[float, float]]:
+        """A counter query's increase per slice: {label values: {slice start (s since ``start``): increase}}.
+
+        The query's values at start, start + step, ..., last, differenced per series; a drop is a
+        counter reset (a restarted pod), counted from zero like ``increase()`` does; a series new in
+        a slice started at zero. Query counters per pod (``sum by (pod, ...)``) so that one pod's
+        reset is not read as a drop of the sum."""
+        origin = float(round(start.timestamp()))  # the client asks from a whole second
+        out: dict[tuple[str, ...], dict[float, float]] = {}
+        for row in self._range(promql, start, last, step):
+            values = sorted((round(float(at) - origin, 3), float(v)) for at, v in row.get("values", []))
+            known = {round(at / step): value for at, value in values}
+            series = out.setdefault(tuple(row["metric"].get(label, "") for label in labels), {})
+            for index, value in known.items():
+                if index < 1 or math.isnan(value):
+                    continue
+                before = known.get(index - 1, 0.0)  # a series new in this slice started at zero
+                if math.isnan(before):
+                    continue
+                series[round((index - 1) * step, 3)] = value - before if value >= before else value
+        return out
+
+    def binned(self, query: BinnedQuery) -> BinnedCounts:
+        """The recorder's counts per slice of the window: {series: [{bin: count} per slice]}.
+
+        ``query.slices`` equal slices of [start, end] (complete ones only), per pod differenced
+        (see ``increments``) and summed over pods. Series: ``feature:<name>`` for each feature
+        counter, ``prediction`` for the prediction counter."""
+        step = max(1.0, (query.end - query.start).total_seconds() / query.slices)
+        last = query.start + timedelta(seconds=step * query.slices)
+        sel = selector(query.labels, query.namespace, query.name, query.variant, revision=query.revision)
+        pod = query.labels.pod
+        counts: dict[str, dict[int, dict[str, float]]] = {}
+
+        def add(series: str, begin: float, bin_name: str, value: float) -> None:
+            slot = counts.setdefault(series, {}).setdefault(round(begin / step), {})
+            slot[bin_name] = slot.get(bin_name, 0.0) + value
+
+        if query.features:
+            for (_, feature, bin_name), per_slice in self.increments(
+                    f"sum by ({pod}, feature, bin) ({FEATURES}{sel})", (pod, "feature", "bin"), query.start, last, step).items():
+                if feature in query.features:
+                    for begin, value in per_slice.items():
+                        add(f"feature:{feature}", begin, bin_name, value)
+        if query.prediction:
+            for (_, bin_name), per_slice in self.increments(
+                    f"sum by ({pod}, bin) ({PREDICTIONS}{sel})", (pod, "bin"), query.start, last, step).items():
+                for begin, value in per_slice.items():
+                    add("prediction", begin, bin_name, value)
+        return {series: [slots.get(i, {}) for i in range(query.slices)] for series, slots in counts.items()}
+
     def slices(self, query: SeriesQuery, with_latency: bool) -> tuple[Slice, ...]:
         """Per pod and interval counts since the window began (empty if the window is shorter than one).
 
@@ -122,23 +176,9 @@ class PrometheusSource:
         pod = query.labels.pod
         sel = selector(query.labels, query.namespace, query.name, query.variant, revision=query.revision)
         err_sel = selector(query.labels, query.namespace, query.name, query.variant, 'http_response_code=~"5.."', query.revision)
-        origin = float(round(query.start.timestamp()))  # the client asks from a whole second
 
         def increments(promql: str, *labels: str) -> dict[tuple[str, ...], dict[float, float]]:
-            """{label values: {slice start (s since the window began): increase over the slice}}."""
-            out: dict[tuple[str, ...], dict[float, float]] = {}
-            for row in self._range(promql, query.start, last, step):
-                values = sorted((round(float(at) - origin, 3), float(v)) for at, v in row.get("values", []))
-                known = {round(at / step): value for at, value in values}
-                series = out.setdefault(tuple(row["metric"].get(label, "") for label in labels), {})
-                for index, value in known.items():
-                    if index < 1 or math.isnan(value):
-                        continue
-                    before = known.get(index - 1, 0.0)  # a series new in this slice started at zero
-                    if math.isnan(before):
-                        continue
-                    series[round((index - 1) * step, 3)] = value - before if value >= before else value
-            return out
+            return self.increments(promql, labels, query.start, last, step)
 
         totals = increments(f"sum by ({pod}) ({REQUESTS}{sel})", pod)
         # A pod with no 5xx series has answered no 5xx (BentoML creates it on the first one).

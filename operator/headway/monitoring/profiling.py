@@ -31,7 +31,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from headway.api.profile import FEATURE_NAME, MAX_BINS, MISSING, OTHER, PROFILE_KEY, BinnedFeature, ReferenceProfile
+from headway.api.profile import (
+    FEATURE_NAME, MAX_BINS, MAX_FEATURES, MISSING, OTHER, PROFILE_KEY, RESERVED_FEATURE, BinnedFeature, ReferenceProfile,
+)
 
 DEFAULT_BINS = 10
 DEFAULT_MAX_CATEGORIES = 20
@@ -199,6 +201,11 @@ def build_profile(table: Mapping[str, Sequence[Any]], *, features: Sequence[str]
         raise ProfileError(f"feature {', '.join(map(repr, bad))}: not usable as a feature name (a Prometheus label "
                            f"value here): letters, digits, _ . : - (at most 63), starting with a letter or _; "
                            f"rename the column, or leave it out with --feature")
+    if len(chosen) > MAX_FEATURES:
+        raise ProfileError(f"{len(chosen)} features; a profile watches at most {MAX_FEATURES}: choose them with --feature")
+    if RESERVED_FEATURE in chosen:
+        raise ProfileError(f"feature {RESERVED_FEATURE!r}: the name status gives the model's output; rename the column, "
+                           f"or pass it as --prediction if it is the model's output")
     forced = set(categorical)
 
     def binned(name: str) -> BinnedFeature:

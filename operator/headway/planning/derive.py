@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import (
@@ -33,6 +33,7 @@ from headway.planning.capacity import keda_missing
 from headway.planning.conditions import EventIntent, append_history, set_condition
 from headway.planning.cost import assess_cost, budget_events
 from headway.planning.measure import Judgement
+from headway.planning.monitoring import Assessment, condition_of
 from headway.planning.naming import CANDIDATE, STABLE
 from headway.planning.observe import DeploymentState, Observation
 from headway.planning.strategy import StrategyResult
@@ -66,6 +67,7 @@ class Decision:
     history: list[HistoryEntry] = field(default_factory=list)
     late_events: list[EventIntent] = field(default_factory=list)  # misspelt controls: after the phase change
     late_history: list[HistoryEntry] = field(default_factory=list)
+    monitoring: Assessment | None = None  # spec.monitoring's status, DataDrift condition and Events (monitoring.py)
 
     @property
     def valid(self) -> bool:
@@ -218,13 +220,22 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     cost, budget, budget_notes = _cost(d, obs, now)
     conditions += budget
     events += budget_notes
+    monitored = d.monitoring
+    if monitored is not None and d.valid:
+        conditions += condition_of(previous.conditions, monitored, now, obs.generation)
+        events += monitored.events
+    else:  # an invalid spec changes nothing: the last check and its condition stay
+        conditions += [c for c in previous.conditions if c.type == ConditionType.DATA_DRIFT]
     old = next((c for c in previous.conditions if c.type == ConditionType.DEGRADED), None)
     if p.degraded[1] in RENDER_REASONS and (old is None or old.reason != p.degraded[1] or old.message != p.degraded[2]):
         events.append(EventIntent("Warning", p.degraded[1], p.degraded[2]))  # one Warning per change
     history = previous.history
-    for entry in [*d.history, *result.history, *d.late_history]:
+    for entry in [*d.history, *result.history, *d.late_history, *(monitored.history if monitored is not None and d.valid else ())]:
         history = append_history(history, entry)
-    return _status(d, obs, p.phase, conditions, history).model_copy(update={"cost": cost}), events
+    update: dict[str, Any] = {"cost": cost}
+    if monitored is not None and d.valid:
+        update["monitoring"] = monitored.status
+    return _status(d, obs, p.phase, conditions, history).model_copy(update=update), events
 
 
 def _cost(d: Decision, obs: Observation, now: datetime) -> tuple[CostStatus | None, list[Condition], list[EventIntent]]:

@@ -16,6 +16,7 @@ from headway.api.status import ModelDeploymentStatus
 if TYPE_CHECKING:
     from headway.planning.cost import Prices
     from headway.planning.measure import Measurement
+    from headway.planning.monitoring import MonitorResult
 
 
 @dataclass(frozen=True)
@@ -108,5 +109,6 @@ class Observation:
     allowed_metrics_urls: frozenset[str] | None = None  # Prometheus URLs the operator may call (None: unchecked)
     default_metrics_url: str | None = None  # the operator's own Prometheus (--prometheus-url)
     prices: Prices | None = None  # the operator's price table (None or not configured: no status.cost)
+    monitoring: MonitorResult | None = None  # the latest counts for spec.monitoring, if any arrived
 
 

@@ -27,7 +27,9 @@ from headway.planning.analysis import Gate
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
 from headway.planning.derive import Decision, RenderProblem, derive_status
 from headway.planning.experiment import plan_experiment
+from headway.planning import monitoring
 from headway.planning.measure import Judgement, MeasureRequest, judge, measure_request
+from headway.planning.monitoring import MonitorRequest
 from headway.planning.naming import Owner, VariantWorkload
 from headway.planning.observe import Observation
 from headway.planning.rollout import adopt_model_revisions, is_steady
@@ -53,6 +55,7 @@ class Plan:
     events: list[EventIntent] = field(default_factory=list)
     keep: tuple[str, ...] = ()  # variants whose children stay as they are (draining)
     measure: MeasureRequest | None = None  # the next measurement this object needs (due_at <= now: due now)
+    monitor: MonitorRequest | None = None  # the next counts spec.monitoring needs (due_at <= now: due now)
     wake_at: datetime | None = None  # the earliest moment the plan's clock needs another look (None: only on change)
     verdicts: tuple[tuple[str, Verdict], ...] = ()  # recorded from the observation's measurement (telemetry)
     decision: Decision | None = None  # what status was derived from (finish() derives it again with render problems)
@@ -70,6 +73,7 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
     ignored = ignored_fields(obs.raw_spec) if spec is not None else []
     if judgement is None:
         judgement = judge(owner, spec, previous, obs.measurement, now, obs.default_metrics_url, obs.allowed_metrics_urls)
+    monitored = monitoring.assess(owner, spec if not problems else None, previous, obs.monitoring, now, obs.default_metrics_url)
     if spec is None or problems:
         strategy = _frozen(obs, now)
     elif spec.experiment is not None:
@@ -77,10 +81,12 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
     elif is_steady(spec, previous):
         strategy = plan_steady(spec, obs, owner, now)
     else:
-        strategy = plan_rollout(spec, obs, owner, judgement.gate, now)
+        # A shadow or canary step also waits for the prediction comparison (spec.monitoring.compare.gate).
+        gate = monitoring.combine(judgement.gate, monitoring.step_gate(spec, previous, monitored.status))
+        strategy = plan_rollout(spec, obs, owner, gate, now)
     if spec is not None and not problems:
         _cap_to_budget(spec, obs, strategy)
-    d = Decision(spec, problems, ignored, strategy, judgement)
+    d = Decision(spec, problems, ignored, strategy, judgement, monitoring=monitored)
     d.events += judgement.events  # what the analysis did on its own (AnalysisRestarted)
     d.history += judgement.history
     _spec_notes(d, previous, now)
@@ -157,10 +163,13 @@ def derive(owner: Owner, d: Decision, obs: Observation, render_problems: list[Re
     status, events = derive_status(d, obs, render_problems, now)
     result = d.strategy
     measure = d.judgement.pending or measure_request(owner, d.spec, status, now, obs.default_metrics_url, obs.allowed_metrics_urls)
+    monitor = monitoring.monitor_request(owner, d.spec if d.valid else None, status, now, obs.default_metrics_url)
+    wake = wake_at(d.spec if d.valid else None, status, measure, now)
+    if monitor is not None and monitor.due_at > now:
+        wake = min(wake or monitor.due_at, monitor.due_at)
     return Plan(spec=d.spec if d.valid else None, workloads=result.workloads if d.valid else None,
                 traffic=result.traffic if d.valid else None, status=status, events=events, keep=result.keep if d.valid else (),
-                measure=measure, wake_at=wake_at(d.spec if d.valid else None, status, measure, now),
-                verdicts=d.judgement.verdicts, decision=d)
+                measure=measure, monitor=monitor, wake_at=wake, verdicts=d.judgement.verdicts, decision=d)
 
 
 def plan(owner: Owner, obs: Observation, now: datetime, judgement: Judgement | None = None) -> Plan:

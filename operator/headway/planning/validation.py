@@ -194,6 +194,7 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
             problems += _label_problems("spec.cost.labels", key, value)
     problems += _provider_problems(spec)
     problems += _query_problems(spec)
+    problems += _monitoring_problems(spec)
     if spec.experiment:
         for i, variant in enumerate(spec.experiment.variants):
             if variant.model is not None and variant.name in RESERVED_VARIANTS:
@@ -202,6 +203,23 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
                 problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
             if len(name) + 1 + len(variant.name) > 63:
                 problems.append(Problem(f"spec.experiment.variants[{i}].name", "<metadata.name>-<variant name> must fit in 63 characters"))
+    return problems
+
+
+def _monitoring_problems(spec: ModelDeploymentSpec) -> list[Problem]:
+    """spec.monitoring's window must hold at least one interval (each check tests the last window)."""
+    mon = spec.monitoring
+    if mon is None:
+        return []
+    problems = []
+    if parse_duration(mon.window) < parse_duration(mon.interval):
+        problems.append(Problem("spec.monitoring.window", f"{mon.window} is shorter than spec.monitoring.interval ({mon.interval}): "
+                                                          "each check tests the last window, so it must hold at least one interval"))
+    seconds = parse_duration(mon.interval).total_seconds()
+    if seconds < 1 or seconds != int(seconds):
+        problems.append(Problem("spec.monitoring.interval", f"{mon.interval}: whole seconds, at least 1s (each check queries Prometheus)"))
+    if mon.compare is not None and not mon.prediction:
+        problems.append(Problem("spec.monitoring.compare", "compares the predictions, but spec.monitoring.prediction is false"))
     return problems
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels
-from headway.api.types import format_duration, parse_duration
+from headway.api.types import format_duration
+from headway.planning.monitoring import scrape_interval
 from headway.planning.naming import LABEL_MD, LABEL_REVISION, LABEL_VARIANT, Owner
 
 PODMONITOR_API = "monitoring.coreos.com/v1"
@@ -30,7 +31,6 @@ def series_labels(spec: ModelDeploymentSpec) -> SeriesLabels:
 
 def build_podmonitor(owner: Owner, spec: ModelDeploymentSpec, labels: dict[str, str]) -> dict[str, Any]:
     names = series_labels(spec)
-    interval = spec.analysis.interval if spec.analysis else "30s"
     relabelings = [
         {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"], "targetLabel": names.namespace},
         {"action": "replace", "sourceLabels": [_meta_label(LABEL_MD)], "targetLabel": names.model_deployment},
@@ -48,13 +48,7 @@ def build_podmonitor(owner: Owner, spec: ModelDeploymentSpec, labels: dict[str, 
         "spec": {
             "selector": {"matchLabels": {LABEL_MD: owner.name}},
             "podMetricsEndpoints": [{
-                "port": "http", "path": "/metrics", "interval": _scrape_interval(interval), "relabelings": relabelings,
+                "port": "http", "path": "/metrics", "interval": format_duration(scrape_interval(spec)), "relabelings": relabelings,
             }],
         },
     }
-
-
-def _scrape_interval(analysis_interval: str) -> str:
-    """Scrape at least twice per analysis interval, never more often than every 5 s."""
-    half = parse_duration(analysis_interval) / 2
-    return format_duration(max(half, parse_duration("5s")))

@@ -113,6 +113,9 @@ def play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             fault = FaultSpec.parse(args.fault)
         except ValueError as exc:
             raise SandboxError(f"--fault {args.fault}: {exc}") from None
+        if fault.shift and args.service:
+            raise SandboxError(f"--fault {args.fault}: shift changes the bundled example's answers; "
+                               f"it cannot change those of --service {args.service} (errors and latency can)")
     if args.rate <= 0:
         raise SandboxError(f"--rate {args.rate}: must be a positive number of requests per second")
     payloads = sessions.load_payloads(args.payload) if args.payload is not None else None

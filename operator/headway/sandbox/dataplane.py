@@ -43,6 +43,7 @@ name. Responses are counted per variant and status.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import queue
@@ -60,6 +61,7 @@ import requests
 
 from headway.k8s.client import DEPLOYMENT, ApiError, Kind, Kube
 from headway.planning.naming import LABEL_MD, LABEL_REVISION, LABEL_VARIANT, MANAGED_BY
+from headway.sandbox.example_model import example_features
 from headway.sandbox.faults import FaultSpec
 from headway.sandbox.processes import BEHAVIOUR_VARS, EXAMPLE_SERVICE, BentoServer, Prometheus
 
@@ -72,7 +74,12 @@ NO_SERVER = "no-server"  # the backend Service has no serving pod (a gateway ans
 NO_BACKEND = "no-backend"  # every weight is 0 (Gateway API: the gateway answers 500)
 CONN_ERROR = "error"  # connection refused/reset, timeout
 
-PodKey = tuple[str, str, str, tuple[tuple[str, str], ...], str]  # (uid, image, revision, behaviour, service)
+# (uid, image, revision, behaviour, service, the container's own environment)
+PodKey = tuple[str, str, str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], ...]]
+CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap")
+SECRET = Kind("", "v1", "secrets", "Secret")
+# Set by Headway for a container's filesystem (paths that mean nothing on this machine), or by BentoServer.
+NOT_PASSED = ("XDG_CACHE_HOME", "HF_HOME")
 Behaviour = Mapping[str, str] | FaultSpec  # HEADWAY_FAULT_* variables, or a spec
 Payload = Callable[[random.Random], Any]  # makes a request body from the generator's RNG
 
@@ -257,13 +264,44 @@ class DataPlane:
             if var.get("name") in BEHAVIOUR_VARS and "value" in var:
                 behaviour[var["name"]] = str(var["value"])
         service = self.services.get(name, self.service)
+        env = self._container_env(container)
+        if env is None:  # a referenced ConfigMap or Secret key is missing: CreateContainerConfigError
+            return None, image, labels
         key = (deployment["metadata"].get("uid", ""), image, labels.get(LABEL_REVISION, ""), tuple(sorted(behaviour.items())),
-               service)
+               service, env)
         return key, image, labels
+
+    def _container_env(self, container: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+        """The container's own variables, resolved as the kubelet does (``value``, a ConfigMap's or a
+        Secret's key); None when a key that is not optional is missing (the pod cannot start)."""
+        out: list[tuple[str, str]] = []
+        for var in container.get("env") or []:
+            name = str(var.get("name", ""))
+            if name in BEHAVIOUR_VARS or name.startswith("BENTOML_") or name in NOT_PASSED:
+                continue
+            source = var.get("valueFrom") or {}
+            if "value" in var:
+                out.append((name, str(var["value"])))
+            elif ref := source.get("configMapKeyRef") or source.get("secretKeyRef"):
+                kind = CONFIGMAP if "configMapKeyRef" in source else SECRET
+                try:
+                    found = self.kube.get(kind, self.namespace, str(ref.get("name", "")))
+                except ApiError:
+                    found = None
+                data = (found or {}).get("data") or {}
+                if ref.get("key") in data:
+                    value = str(data[ref["key"]])
+                    out.append((name, base64.b64decode(value).decode() if kind is SECRET else value))
+                elif not ref.get("optional"):
+                    return None
+        return tuple(out)
 
     def serves_template(self, deployment: dict[str, Any]) -> bool:
         """True when a ready server runs the Deployment's current template (its readiness probe
-        passes), or when none can (no replicas, an image that cannot be pulled)."""
+        passes), or when none can (no replicas, an image that cannot be pulled: the emulator's Deployment
+        controller says so itself). Not while an environment variable's ConfigMap or Secret key is missing."""
+        if self._container_env(_container(deployment)) is None:
+            return False  # a missing ConfigMap or Secret key: the pod never starts (CreateContainerConfigError)
         key, _, _ = self._desired(deployment)
         return key is None or any(pod.ready and pod.key == key for pod in self.pods(deployment["metadata"]["name"]))
 
@@ -300,7 +338,7 @@ class DataPlane:
                 target_labels[target] = labels[source]
         workdir = self.workdir / pod_name if self.workdir is not None else None
         server = BentoServer(dict(key[3]), workdir=workdir, label=pod_name, service=key[4],
-                             working_dir=self.working_dir, bentoml_home=self.bentoml_home)
+                             working_dir=self.working_dir, bentoml_home=self.bentoml_home, env=dict(key[5]))
         try:
             server.spawn()
         except Exception:  # a bad behaviour value or service: no pod, an error for check()
@@ -418,7 +456,7 @@ class _Job:
 
 def example_payload(rng: random.Random) -> dict[str, list[float]]:
     """A request body for the bundled example's ``/score``: four random features."""
-    return {"features": [round(rng.uniform(-2.0, 2.0), 3) for _ in range(4)]}
+    return {"features": example_features(rng)}
 
 
 class LoadGenerator:

@@ -16,6 +16,12 @@ Faults (read once, at import, in the server's worker process; see
 - ``HEADWAY_FAULT_DELAY_FRACTION``: fraction of calls that get the delay (default 1.0).
 - ``HEADWAY_FAULT_SEED``: seed of the per-process RNG (default 0), so a server's sequence
   of errors and delays is reproducible for a given sequence of requests.
+- ``HEADWAY_FAULT_SHIFT``: logits added to the score (its answers change; see
+  :mod:`headway.sandbox.example_model`).
+
+Every answered call is recorded by :class:`headway.monitoring.Recorder` with the example's
+reference profile (features f0..f3, prediction ``flagged``), as a user's model would: the
+operator's drift checks (``spec.monitoring``) read those counts.
 
 The service has one worker (``workers=1``), so there is exactly one RNG per server. (A
 user's own service gets the same faults from :mod:`headway.sandbox.fault_wrapper`.)
@@ -28,9 +34,10 @@ import os
 import random
 
 import bentoml
-import numpy as np
 from bentoml.exceptions import InternalServerError
 
+from headway.monitoring import Recorder
+from headway.sandbox.example_model import FEATURE_NAMES, reference_profile, score
 from headway.sandbox.faults import FaultSpec
 
 _FAULTS = FaultSpec.from_env(os.environ)  # ValueError on a bad variable: the server does not start
@@ -38,10 +45,10 @@ ERROR_RATE = _FAULTS.error_rate
 DELAY_SECONDS = _FAULTS.delay_ms / 1000.0
 DELAY_FRACTION = _FAULTS.delay_fraction
 SEED = _FAULTS.seed
-
-# A fixed "model": logistic regression weights over up to 8 features.
-WEIGHTS = np.array([0.8, -0.5, 1.2, 0.3, -0.9, 0.4, 0.05, -0.2])
-BIAS = -0.1
+SHIFT = _FAULTS.shift
+# In the worker process (module level): its counters go to BentoML's /metrics. No outcomes are
+# recorded, so no prediction ids are kept.
+RECORDER = Recorder(reference_profile(), max_pending=0)
 
 
 # One worker: one RNG per server. No access log: it costs CPU the 2 shared cores need
@@ -61,8 +68,6 @@ class FraudScorer:
             await asyncio.sleep(DELAY_SECONDS)
         if fail:
             raise InternalServerError("injected failure (HEADWAY_FAULT_ERROR_RATE)")
-        x = np.zeros(len(WEIGHTS))
-        values = np.asarray(features[: len(WEIGHTS)], dtype=float)
-        x[: len(values)] = values
-        probability = float(1.0 / (1.0 + np.exp(-(x @ WEIGHTS + BIAS))))
-        return {"fraud_probability": probability, "flagged": probability >= 0.5}
+        probability, flagged = score(features, SHIFT)
+        RECORDER.record(features=dict(zip(FEATURE_NAMES, features)), prediction=flagged)
+        return {"fraud_probability": probability, "flagged": flagged}

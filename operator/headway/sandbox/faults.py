@@ -7,6 +7,8 @@ A fault spec is a comma-separated list of ``NAME=VALUE`` parts::
                                     units ms or s; "@share" optional, default 100 %)
     errors=5%,latency=+300ms@10%    both, drawn independently
     errors=5%,seed=7                a seed for the server's random draws (default 0)
+    shift=+1.5                      the bundled example's fraud score moved by 1.5 logits: its
+                                    answers change (more flagged), its errors and latency do not
 
 :meth:`FaultSpec.parse` turns it into a :class:`FaultSpec` (a ``ValueError`` names the bad
 part), :meth:`FaultSpec.to_env` into the ``HEADWAY_FAULT_*`` variables a model server reads.
@@ -43,11 +45,13 @@ ERROR_RATE_VAR = "HEADWAY_FAULT_ERROR_RATE"  # fraction of calls failing with 50
 DELAY_MS_VAR = "HEADWAY_FAULT_DELAY_MS"  # latency added to a delayed call, in ms
 DELAY_FRACTION_VAR = "HEADWAY_FAULT_DELAY_FRACTION"  # fraction of calls delayed, in [0, 1] (default 1)
 SEED_VAR = "HEADWAY_FAULT_SEED"  # seed of the server's RNG (default 0)
-FAULT_VARS = (ERROR_RATE_VAR, DELAY_MS_VAR, DELAY_FRACTION_VAR, SEED_VAR)
+SHIFT_VAR = "HEADWAY_FAULT_SHIFT"  # the bundled example's score moved by this many logits (its answers change)
+FAULT_VARS = (ERROR_RATE_VAR, DELAY_MS_VAR, DELAY_FRACTION_VAR, SEED_VAR, SHIFT_VAR)
 # For the wrapper: the user's service (``module:Attribute``) it imports and wraps.
 TARGET_VAR = "HEADWAY_FAULT_TARGET"
 
-EXAMPLES = "e.g. errors=5%, latency=+300ms@10%, errors=5%,latency=+300ms@10%"
+EXAMPLES = "e.g. errors=5%, latency=+300ms@10%, errors=5%,latency=+300ms@10%, shift=+1.5"
+_MAX_SHIFT = 20.0  # logits: more flags everything or nothing
 _PERCENT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)%$")
 _DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(ms|s)$")
 _MAX_DELAY_MS = 600_000.0  # 10 minutes: more is a typo
@@ -61,8 +65,11 @@ class FaultSpec:
     delay_ms: float = 0.0  # added latency of a delayed call
     delay_fraction: float = 1.0  # fraction of calls delayed (when delay_ms > 0)
     seed: int = 0
+    shift: float = 0.0  # logits added to the bundled example's fraud score (its answers change)
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.shift, (int, float)) and math.isfinite(self.shift) and abs(self.shift) <= _MAX_SHIFT):
+            raise ValueError(f"shift={self.shift!r} is not a number of logits between -{_MAX_SHIFT:g} and +{_MAX_SHIFT:g}")
         for name in ("error_rate", "delay_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -100,13 +107,20 @@ class FaultSpec:
                 values["error_rate"] = _percentage(part, value, "the error share")
             elif name in ("latency", "delay"):
                 values["delay_ms"], values["delay_fraction"] = _latency(part, value)
+            elif name == "shift":
+                try:
+                    values["shift"] = float(value)
+                except ValueError:
+                    raise ValueError(f"{part}: the shift is a number of logits such as +1.5 or -0.5") from None
+                if not math.isfinite(values["shift"]) or abs(values["shift"]) > _MAX_SHIFT:
+                    raise ValueError(f"{part}: the shift must be between -{_MAX_SHIFT:g} and +{_MAX_SHIFT:g} logits")
             elif name == "seed":
                 try:
                     values["seed"] = int(value)
                 except ValueError:
                     raise ValueError(f"{part}: the seed must be a whole number") from None
             else:
-                raise ValueError(f"{part}: unknown fault {name!r}; known: errors, latency, seed ({EXAMPLES})")
+                raise ValueError(f"{part}: unknown fault {name!r}; known: errors, latency, shift, seed ({EXAMPLES})")
         return cls(**values)
 
     def __str__(self) -> str:
@@ -117,6 +131,8 @@ class FaultSpec:
         if self.delay_ms:
             share = "" if self.delay_fraction == 1.0 else f"@{_fmt(self.delay_fraction * 100)}%"
             parts.append(f"latency=+{_fmt(self.delay_ms)}ms{share}")
+        if self.shift:
+            parts.append(f"shift={self.shift:+.6g}")
         if self.seed and parts:
             parts.append(f"seed={self.seed}")
         return ",".join(parts) or "none"
@@ -124,7 +140,7 @@ class FaultSpec:
     @property
     def active(self) -> bool:
         """True if the spec makes a server misbehave at all."""
-        return self.error_rate > 0 or (self.delay_ms > 0 and self.delay_fraction > 0)
+        return self.error_rate > 0 or (self.delay_ms > 0 and self.delay_fraction > 0) or self.shift != 0
 
     def __bool__(self) -> bool:
         return self.active
@@ -141,6 +157,8 @@ class FaultSpec:
                 env[DELAY_FRACTION_VAR] = _fmt(self.delay_fraction)
         if self.seed:
             env[SEED_VAR] = str(self.seed)
+        if self.shift:
+            env[SHIFT_VAR] = _fmt(self.shift)
         return env
 
     @classmethod
@@ -171,7 +189,10 @@ class FaultSpec:
             seed = int(raw_seed)
         except ValueError:
             raise ValueError(f"{SEED_VAR}={raw_seed!r} is not a whole number") from None
-        return cls(error_rate, delay_ms, delay_fraction, seed)
+        shift = number(SHIFT_VAR, 0.0)
+        if abs(shift) > _MAX_SHIFT:
+            raise ValueError(f"{SHIFT_VAR}={shift} is not between -{_MAX_SHIFT:g} and +{_MAX_SHIFT:g}")
+        return cls(error_rate, delay_ms, delay_fraction, seed, shift)
 
 
 def parse_fault_spec(text: str) -> FaultSpec:

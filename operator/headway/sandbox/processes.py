@@ -179,8 +179,10 @@ class BentoServer(_ChildProcess):
 
     def __init__(self, behaviour: Mapping[str, str] | FaultSpec | None = None, *, port: int | None = None,
                  workdir: Path | None = None, label: str = "", service: str | None = None,
-                 working_dir: Path | str | None = None, bentoml_home: Path | str | None = None) -> None:
+                 working_dir: Path | str | None = None, bentoml_home: Path | str | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         super().__init__(workdir)
+        self.env = dict(env or {})  # the pod's own variables (spec.model.env, resolved)
         if isinstance(behaviour, FaultSpec):
             behaviour = behaviour.to_env()
         self.behaviour = {k: str(v) for k, v in (behaviour or {}).items()}
@@ -223,6 +225,7 @@ class BentoServer(_ChildProcess):
         home = self.bentoml_home or self.workdir / "bentoml-home"
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in BEHAVIOUR_VARS and k != TARGET_VAR and not k.startswith("BENTOML_")}
+        env.update(self.env)
         env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", PYTHONUNBUFFERED="1", **self.behaviour)
         if self.is_example:
             target, working_dir = EXAMPLE_SERVICE, self.workdir  # headway is installed: importable anywhere

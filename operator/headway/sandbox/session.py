@@ -67,6 +67,18 @@ from headway.sandbox.processes import BentoServer, Prometheus
 STATE_FILE = "state.json"
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 NAMESPACE = Kind("", "v1", "namespaces", "Namespace", namespaced=False)
+CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap")
+EXAMPLE_PROFILE = "example-profile"  # the ConfigMap of the bundled model's profile, in every namespace played
+
+
+def example_profile_configmap() -> dict[str, Any]:
+    """The bundled model's reference profile as a ConfigMap (``spec.monitoring.profile.configMap: example-profile``)."""
+    from headway.api.profile import PROFILE_KEY
+    from headway.monitoring.profiling import profile_json
+    from headway.sandbox.example_model import reference_profile
+
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": EXAMPLE_PROFILE, "labels": {"app.kubernetes.io/part-of": "headway-sandbox"}},
+            "data": {PROFILE_KEY: profile_json(reference_profile())}}
 PROMETHEUS_INSTALL = (
     "sudo apt-get install -y --no-install-recommends prometheus   (Debian/Ubuntu; hack/setup.sh does it as root), "
     "or download it from https://prometheus.io/download/ and pass --prometheus /path/to/prometheus"
@@ -366,6 +378,12 @@ class Session:
         except ApiError as exc:
             if exc.status != 409:
                 raise
+        if not self.options.service:  # the bundled model's reference profile, for spec.monitoring
+            try:
+                self.kube.create(CONFIGMAP, namespace, example_profile_configmap())
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
         with self._lock:
             if namespace not in self.planes:
                 assert self.dir is not None and self.prometheus is not None

@@ -22,7 +22,7 @@ Every decision comes from the operator's own analysis of the real metrics: the s
 applies manifests and reads status, Events and Prometheus.
 
 Time scale: ``time_scale`` multiplies every duration of the manifests (steps, bakeTime,
-analysis interval) — ``--fast`` plays them at a quarter. An analysis interval is never made
+analysis interval, monitoring interval and window) — ``--fast`` plays them at a quarter. An analysis interval is never made
 shorter than 3 s: Prometheus scrapes every second, and a shorter interval would hold fewer
 than three scrapes.
 """
@@ -52,6 +52,7 @@ from headway.sandbox.session import SandboxError, Session
 
 EXPECTATIONS = ("serving", "rolledBack", "promoted", "settled")
 MIN_INTERVAL_SECONDS = 3.0
+MIN_MONITORING_SECONDS = 5.0  # a monitoring interval: slices of two 5 s scrapes fit in it
 SETTLED_PHASES = ("Succeeded", "RolledBack", "Failed", "Degraded")
 NOT_API = 'endpoint!~"/(livez|readyz|healthz|metrics|docs.json|schema.json)"'
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -89,6 +90,13 @@ def scale_manifest(manifest: dict[str, Any], time_scale: float) -> dict[str, Any
     if isinstance(analysis.get("interval"), str):
         given = seconds(analysis["interval"])
         analysis["interval"] = duration(max(given * time_scale, min(given, MIN_INTERVAL_SECONDS)))
+    monitoring = spec.get("monitoring") or {}
+    if isinstance(monitoring.get("interval"), str):  # whole seconds (spec.monitoring's rule), the window at least one
+        given = seconds(monitoring["interval"])
+        interval = float(round(max(given * time_scale, min(given, MIN_MONITORING_SECONDS))))
+        monitoring["interval"] = duration(interval)
+        if isinstance(monitoring.get("window"), str):
+            monitoring["window"] = duration(float(round(max(seconds(monitoring["window"]) * time_scale, interval))))
     return body
 
 

@@ -349,12 +349,20 @@ def summary(outcomes: list[Outcome]) -> list[str]:
             for verdict in (evidence.get("analysis") or {}).get("verdicts") or []:
                 if verdict.get("result") == "Fail":
                     lines.append("   evidence: " + describe_verdict(verdict))
+            predictions = (evidence.get("analysis") or {}).get("predictions")
+            if predictions and predictions.get("result") == "Fail":
+                lines.append("   evidence: predictions " + str(predictions.get("message", "")))
             candidate = outcome.load.get("candidate", {})
             if candidate:
                 answered, errors = candidate.get("answered", 0), candidate.get("errors", 0)
                 share = f" ({errors / answered:.0%})" if answered else ""
-                lines.append(f"   what users saw: while it had its canary share it answered {answered} live requests, {errors} of them "
-                             f"with errors{share}; then all traffic went back to {(status.get('stable') or {}).get('bento', 'stable')}.")
+                stable_bento = (status.get("stable") or {}).get("bento", "stable")
+                if answered or not candidate.get("mirrored"):
+                    lines.append(f"   what users saw: while it had its canary share it answered {answered} live requests, {errors} of them "
+                                 f"with errors{share}; then all traffic went back to {stable_bento}.")
+                else:
+                    lines.append(f"   what users saw: nothing; it answered only mirrored requests ({candidate.get('mirrored', 0)}), "
+                                 f"users got {stable_bento}'s answers.")
         elif outcome.result == "promoted":
             candidate = outcome.load.get("candidate", {})
             lines.append(head + f"promoted {outcome.seconds:.0f}s after it was applied; every step passed its analysis "
