@@ -83,7 +83,7 @@ def test_a_drifted_input_stream_raises_data_drift_on_stable(emulated: Env, datap
     assert f0["result"] == "Drifted" and f0["psi"] >= 0.1 and f0["adjustedPValue"] < 0.05
     assert f0["topBins"][0]["observed"] > f0["topBins"][0]["expected"]  # the high bins filled up
     assert "f0" in env.condition("fraud", "DataDrift")["message"]  # type: ignore[index]
-    assert "DataDrift" in env.event_reasons("fraud")
+    wait_for("the DataDrift Event", lambda: "DataDrift" in env.event_reasons("fraud"))  # posted after the status write
     assert any(h["event"] == "DataDrift" for h in body["status"]["history"])
     assert env.md("fraud")["status"]["phase"] == "Succeeded"  # drift is reported; the model keeps serving
     wait_for("the drift gauge", lambda: env.operator.metric("headway_data_drift", 'feature="f0"') == 1)  # set after the status write
@@ -112,7 +112,7 @@ def test_shifted_answers_are_caught_in_shadow_and_a_faithful_version_is_promoted
     predictions = entry["evidence"]["analysis"]["predictions"]
     assert predictions["result"] == "Fail" and predictions["difference"] > 0.1
     assert predictions["candidateSamples"] >= 200 and predictions["stableSamples"] >= 200
-    assert "PredictionsDiffer" in env.event_reasons("fraud")
+    wait_for("the PredictionsDiffer Event", lambda: "PredictionsDiffer" in env.event_reasons("fraud"))  # posted after the status write
     assert not any(h["event"] == "Promoted" for h in status["history"])
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:3.0.0", "image": V3}})
