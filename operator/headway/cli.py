@@ -1,6 +1,7 @@
 """The `headway` command line: `headway operator` runs the operator; `headway sandbox` runs it on
 this machine with real model servers, Prometheus and traffic (headway/sandbox/command.py);
-`headway profile` builds a reference profile from training data (headway/monitoring/profiling.py)."""
+`headway profile` builds a reference profile from training data (headway/monitoring/profiling.py);
+`headway plan -f manifest.yaml` prints the deployment plan a manifest implies, for sign-off (headway/planning/signoff.py)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,95 @@ def run_operator(config: cfg.OperatorConfig) -> None:
     )
 
 
+def plan_main(argv: list[str]) -> int:
+    """`headway plan -f FILE [-f FILE...] [-o FILE]`: the deployment plan of every ModelDeployment in the
+    manifests, as Markdown. Exit 2 with every problem named by field when a manifest is invalid."""
+    from pathlib import Path
+
+    import yaml
+
+    from headway import GROUP, KIND, VERSION
+    from headway.planning.signoff import not_planned_markdown, signoff_markdown
+    from headway.planning.validation import Problem, check_spec, ignored_fields, parse_spec
+
+    parser = argparse.ArgumentParser(prog="headway plan", description="Print the deployment plan a manifest implies (how and where "
+                                     "the model is served, SLOs, steps, rollback triggers, approvals, escalation) as Markdown for sign-off.")
+    parser.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
+                        help="a manifest (YAML, possibly several documents; - for stdin); repeatable")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the Markdown to FILE instead of stdout")
+    args = parser.parse_args(argv)
+    errors: list[str] = []
+    plans: list[str] = []
+    others: list[tuple[str, str, str]] = []
+    for path in args.filename:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        try:
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            errors.append(f"{path}: not valid YAML: {' '.join(str(exc).split())}")
+            continue
+        for index, doc in enumerate(documents, 1):
+            if not isinstance(doc, dict):
+                errors.append(f"{path}: document {index}: not a Kubernetes object (a mapping with apiVersion, kind, metadata)")
+                continue
+            meta = doc.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
+            name, namespace = meta.get("name"), meta.get("namespace")
+            named = f"{namespace}/{name}" if namespace and name else str(name or f"document {index}")
+            if doc.get("kind") != KIND:
+                others.append((str(doc.get("kind") or "<no kind>"), named, path))
+                continue
+            problems: list[Problem] = []
+            if doc.get("apiVersion") != f"{GROUP}/{VERSION}":
+                problems.append(Problem("apiVersion", f"{doc.get('apiVersion')!r} is not {GROUP}/{VERSION}"))
+            if not isinstance(doc.get("metadata"), dict):
+                problems.append(Problem("metadata", "required: a mapping with name (and namespace)"))
+            elif not isinstance(name, str) or not name:
+                problems.append(Problem("metadata.name", "required"))
+            if namespace is not None and not isinstance(namespace, str):
+                problems.append(Problem("metadata.namespace", "must be a string"))
+            annotations = meta.get("annotations") or {}
+            if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+                problems.append(Problem("metadata.annotations", "must map names to strings (quote numbers and booleans)"))
+                annotations = {}
+            raw_spec = doc.get("spec")
+            if raw_spec is not None and not isinstance(raw_spec, dict):
+                problems.append(Problem("spec", "must be a mapping"))
+                raw_spec = None
+            spec, spec_problems = parse_spec(raw_spec)
+            problems += spec_problems
+            if spec is not None:
+                problems += check_spec(name if isinstance(name, str) else "", spec)
+            if problems or spec is None:
+                errors += [f"{path}: ModelDeployment {named}: {p}" for p in problems]
+                continue
+            plans.append(signoff_markdown(spec, name=str(name), namespace=namespace, annotations=annotations,
+                                          ignored=ignored_fields(raw_spec or {})))
+    if not errors and not plans:
+        errors.append(f"no ModelDeployment in {', '.join(args.filename)}: nothing to plan")
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        print(f"headway plan: {len(errors)} problem{'s' if len(errors) != 1 else ''}; nothing planned", file=sys.stderr)
+        return 2
+    markdown = "\n---\n\n".join(plans)
+    if others:
+        markdown += "\n---\n\n" + not_planned_markdown(others)
+    if args.output:
+        try:
+            Path(args.output).write_text(markdown, encoding="utf-8")
+        except OSError as exc:
+            print(f"headway plan: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    else:
+        sys.stdout.write(markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:
@@ -67,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         from headway.monitoring.profiling import main as profile_main
 
         return profile_main(argv[1:])
+    if argv[:1] == ["plan"]:
+        return plan_main(argv[1:])
     from headway import config as cfg  # here: `headway profile` does not load the operator's modules
 
     parser = argparse.ArgumentParser(prog="headway", description="Headway: safe delivery of BentoML models on Kubernetes.")
@@ -78,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(`headway sandbox --help`)")
     sub.add_parser("profile", help="build a reference profile for model monitoring from training data (CSV or Parquet; "
                    "`headway profile --help`)")
+    sub.add_parser("plan", help="print the deployment plan a manifest implies, as Markdown for sign-off (`headway plan --help`)")
     args = parser.parse_args(argv)
     if args.command == "operator":
         try:

@@ -51,6 +51,8 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, s
 
 DEFERRABLE = ("promote", "promote-step", "abort")  # retry acts at once or not at all
 KNOWN = (*ONE_SHOT, "paused")
+# Not controls: who to call about this model (`headway plan` prints them for sign-off); never reported as typos.
+ESCALATION = ("owner", "escalation", "runbook", "pager")
 
 
 def unknown(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, str]:
@@ -58,7 +60,7 @@ def unknown(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, s
     out = {}
     for key, value in annotations.items():
         name = key[len(PREFIX):] if key.startswith(PREFIX) else None
-        if name is not None and name not in KNOWN and handled.get(name) != value:
+        if name is not None and name not in KNOWN and name not in ESCALATION and handled.get(name) != value:
             out[name] = value
     return out
 

@@ -965,3 +965,13 @@ def test_a_misspelt_control_is_reported_once() -> None:
     assert event.message == "headway.dev/promote_step=1 ignored: not a Headway control (did you mean headway.dev/promote-step?)"
     assert result.status.phase == Phase.PAUSED  # the gate holds
     assert cluster.reconcile(at(1020)).events == []
+
+
+def test_escalation_annotations_are_not_reported_as_misspelt_controls() -> None:
+    """headway.dev/owner, escalation, runbook and pager are read by `headway plan`, not controls."""
+    cluster = running(rollout_spec("1.0.0", [canary(10, "2m")]))
+    for name in ("owner", "escalation", "runbook", "pager"):
+        cluster.annotate(name, "ml-platform@example.com")
+    cluster.annotate("ownr", "x")  # a real typo is still reported
+    result = cluster.reconcile(at(10))
+    assert [(e.reason, e.message.split(" ignored")[0]) for e in result.events] == [("ControlIgnored", "headway.dev/ownr=x")]
