@@ -55,6 +55,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "podLabels": {"team": "ml-platform"},
         "priorityClassName": "system-cluster-critical",
         "serviceAccount": {"annotations": {"iam.example.com/role": "headway"}},
+        "governance": {"roles": {"ml-lead": ["ml-leads"], "risk": ["risk-officers", "oidc:cro-office"]}},
     },
 }
 
@@ -70,6 +71,9 @@ KNOWN_KINDS: dict[tuple[str, str], type[BaseModel] | None] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): client.V1RoleBinding,
     ("policy/v1", "PodDisruptionBudget"): client.V1PodDisruptionBudget,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): client.V1CustomResourceDefinition,
+    ("v1", "ConfigMap"): client.V1ConfigMap,
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): client.V1ValidatingAdmissionPolicy,
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): client.V1ValidatingAdmissionPolicyBinding,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): None,
     ("kopf.dev/v1", "ClusterKopfPeering"): None,
     ("kopf.dev/v1", "KopfPeering"): None,
@@ -97,6 +101,7 @@ def triples(
     return {(group, resource, verb) for group, resource, verbs in rules for verb in verbs}
 
 
+APPROVALS = "modelapprovals"
 NAMESPACED_RULES = triples(
     [
         (GROUP, PLURAL, ["list", "watch", "patch"]),  # patch: kopf drops 0.1's finalizer; reads come from the watch
@@ -113,6 +118,12 @@ NAMESPACED_RULES = triples(
 # CRDs to list and watch, so cluster mode needs nothing beyond the same rules, cluster-wide.
 CLUSTER_ONLY_RULES: set[tuple[str, str, str]] = set()
 PEERING_VERBS = ["list", "watch", "patch"]
+# The approver role (governance.approverRole): cluster admins bind it to approvers. Create and read
+# approvals, read the ModelDeployments they decide on; never update or delete an approval.
+APPROVER_RULES = triples([(GROUP, APPROVALS, ["create", "get", "list", "watch"]), (GROUP, PLURAL, ["get", "list", "watch"])])
+APPROVER_ROLE = "headway-approver"
+# Cluster-scoped objects of the approval policy (governance.approvalPolicy.enabled, on by default).
+POLICY_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +151,17 @@ def env(docs: list[dict[str, Any]]) -> dict[str, Any]:
     names = [e["name"] for e in items]
     assert len(names) == len(set(names)), f"duplicate env vars: {names}"
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in items}
+
+
+def operator_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The operator's own ClusterRole or Roles (not the approver role)."""
+    return [r for r in of_kind(docs, kind) if r["metadata"]["name"] != APPROVER_ROLE]
+
+
+def operator_role(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = operator_roles(docs, kind)
+    assert len(found) == 1, f"expected one operator {kind}, got {len(found)}"
+    return found[0]
 
 
 def rule_triples(role: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -389,7 +411,7 @@ def test_service_monitor_matches_prometheus_operator_crd(
 
 
 def test_cluster_mode_rbac_is_exactly_what_the_operator_uses(defaults: list[dict[str, Any]]) -> None:
-    role = one(defaults, "ClusterRole")
+    role = operator_role(defaults, "ClusterRole")
     assert rule_triples(role) == NAMESPACED_RULES | CLUSTER_ONLY_RULES
     binding = one(defaults, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
@@ -398,7 +420,7 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_uses(defaults: list[dict
 
 
 def test_cluster_mode_rbac_with_peering(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    role = one(rendered["ha"], "ClusterRole")
+    role = operator_role(rendered["ha"], "ClusterRole")
     peering = triples([("kopf.dev", "clusterkopfpeerings", PEERING_VERBS)])
     assert rule_triples(role) == NAMESPACED_RULES | CLUSTER_ONLY_RULES | peering
 
@@ -406,7 +428,7 @@ def test_cluster_mode_rbac_with_peering(rendered: dict[str, list[dict[str, Any]]
 def test_namespaced_mode_rbac(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["namespaced"]
     assert of_kind(docs, "ClusterRole") == [] and of_kind(docs, "ClusterRoleBinding") == []
-    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    roles = {r["metadata"]["namespace"]: r for r in operator_roles(docs, "Role")}
     bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")}
     assert sorted(roles) == sorted(bindings) == ["team-a", "team-b"]
     for namespace, role in roles.items():
@@ -419,18 +441,23 @@ def test_namespaced_mode_rbac(rendered: dict[str, list[dict[str, Any]]]) -> None
 
 
 def test_namespaced_mode_renders_nothing_cluster_scoped(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    # With peering on, only kopf's shared peering CRDs are cluster-scoped (crds.installPeering).
+    # No cluster-scoped RBAC. With peering on, kopf's shared peering CRDs are cluster-scoped
+    # (crds.installPeering); the approval policy and its binding are, by nature (bound to the
+    # watched namespaces only: test_approval_policy.py), unless governance.approvalPolicy.enabled=false.
     for name in ("namespaced", "ha-namespaced"):
         cluster_scoped = [d["kind"] for d in rendered[name] if "namespace" not in d["metadata"]]
-        allowed = [] if name == "namespaced" else ["CustomResourceDefinition", "CustomResourceDefinition"]
-        assert cluster_scoped == allowed, name
-    docs = template(CHART, {**HA, **NAMESPACED, "crds": {"installPeering": False}})
+        allowed = POLICY_KINDS if name == "namespaced" else ["CustomResourceDefinition", "CustomResourceDefinition", *POLICY_KINDS]
+        assert sorted(cluster_scoped) == sorted(allowed), name
+    no_policy = {"governance": {"approvalPolicy": {"enabled": False}}}
+    docs = template(CHART, {**HA, **NAMESPACED, "crds": {"installPeering": False}, **no_policy})
     assert [d["kind"] for d in docs if "namespace" not in d["metadata"]] == []
 
 
 def test_namespaced_mode_rbac_with_peering(rendered: dict[str, list[dict[str, Any]]]) -> None:
     peering = triples([("kopf.dev", "kopfpeerings", PEERING_VERBS)])
-    for role in of_kind(rendered["ha-namespaced"], "Role"):
+    roles = operator_roles(rendered["ha-namespaced"], "Role")
+    assert len(roles) == 2
+    for role in roles:
         assert rule_triples(role) == NAMESPACED_RULES | peering
 
 
@@ -446,6 +473,9 @@ def test_no_wildcards_in_any_rbac(rendered: dict[str, list[dict[str, Any]]]) -> 
             # (update: server-side apply patches), never lists cluster-scoped kinds (kopf's scanning
             # is off), and has no autoscalers to manage.
             granted = rule_triples(role)
+            if role["metadata"]["name"] == APPROVER_ROLE:
+                assert granted == APPROVER_RULES, name
+                continue
             assert not {t[1] for t in granted} & {"secrets", "pods", "namespaces", "customresourcedefinitions"}, name
             assert {t for t in granted if t[1] == "configmaps"} == {("", "configmaps", "get")}, name
             assert {t for t in granted if t[2] == "update"} <= {(GROUP, f"{PLURAL}/finalizers", "update")}, name
@@ -456,6 +486,21 @@ def test_rbac_toggle() -> None:
         docs = template(CHART, values)
         kinds = {d["kind"] for d in docs}
         assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def test_approver_role_in_both_modes(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """A ClusterRole in cluster mode (aggregating nothing, bound by a cluster admin); a Role in each
+    watched namespace in namespaced mode (nothing cluster-scoped); no binding from the chart."""
+    (cluster,) = [r for r in of_kind(rendered["defaults"], "ClusterRole") if r["metadata"]["name"] == APPROVER_ROLE]
+    assert rule_triples(cluster) == APPROVER_RULES
+    assert "aggregationRule" not in cluster
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate-to") for k in cluster["metadata"]["labels"])
+    assert all(b["roleRef"]["name"] != APPROVER_ROLE for b in of_kind(rendered["defaults"], "ClusterRoleBinding"))
+    roles = [r for r in of_kind(rendered["namespaced"], "Role") if r["metadata"]["name"] == APPROVER_ROLE]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(rule_triples(r) == APPROVER_RULES for r in roles)
+    off = template(CHART, {"governance": {"approverRole": {"create": False}}})
+    assert [r["metadata"]["name"] for r in of_kind(off, "ClusterRole")] == ["headway"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,6 +599,11 @@ def test_peering_crds_toggle() -> None:
         ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
         ({"serviceMonitor": {"enable": True}}, "enable"),  # a typo is not silently ignored
         ({"replicas": 2}, "replicas"),
+        ({"governance": {"roles": {"Risk": ["risk-officers"]}}}, "propertyName 'Risk'"),  # a role is a DNS label
+        ({"governance": {"roles": {"risk": ["risk,officers"]}}}, "/governance/roles/risk/0"),  # commas join groups
+        ({"governance": {"roles": {"risk": []}}}, "/governance/roles/risk"),  # a role nobody can fill
+        ({"governance": {"roles": {"risk": "risk-officers"}}}, "/governance/roles/risk"),
+        ({"governance": {"approvalPolicy": {"enable": False}}}, "enable"),
     ],
 )
 def test_schema_rejects_bad_values_in_helms_engine(values: dict[str, Any], complaint: str) -> None:
@@ -661,7 +711,7 @@ def test_namespaced_objects_go_to_the_release_or_a_watched_namespace(
 ) -> None:
     allowed = {"headway-system", *SCENARIOS[scenario].get("watchNamespaces", [])}
     for doc in rendered[scenario]:
-        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "ClusterKopfPeering"}:
+        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "ClusterKopfPeering", *POLICY_KINDS}:
             assert "namespace" not in doc["metadata"]
         else:
             assert doc["metadata"]["namespace"] in allowed, doc["kind"]
@@ -689,19 +739,20 @@ def test_notes_render(scenario: str) -> None:
 def test_chart_crd_is_the_generated_crd_byte_for_byte() -> None:
     generated = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
     in_chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
-    assert generated == in_chart == [f"{PLURAL}.{GROUP}.yaml"]
+    assert generated == in_chart == sorted([f"{PLURAL}.{GROUP}.yaml", f"{APPROVALS}.{GROUP}.yaml"])
     for name in generated:
         assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes()
 
 
-def test_helm_installs_the_crd_from_crds_dir() -> None:
-    crds = template(CHART, include_crds=True)
-    crd = crds[0]
-    assert crd["kind"] == "CustomResourceDefinition"
-    assert crd["metadata"]["name"] == f"{PLURAL}.{GROUP}"
-    client.V1CustomResourceDefinition.model_validate(crd)
-    # It is installed from crds/, never templated (Helm does not upgrade or delete crds/).
-    assert all(d["metadata"]["name"] != crd["metadata"]["name"] for d in template(CHART))
+def test_helm_installs_the_crds_from_crds_dir() -> None:
+    docs = template(CHART, include_crds=True)
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["metadata"]["name"] for c in crds) == sorted([f"{PLURAL}.{GROUP}", f"{APPROVALS}.{GROUP}"])
+    templated = {d["metadata"]["name"] for d in template(CHART)}
+    for crd in crds:
+        client.V1CustomResourceDefinition.model_validate(crd)
+        # Installed from crds/, never templated (Helm does not upgrade or delete crds/).
+        assert crd["metadata"]["name"] not in templated
 
 
 # ---------------------------------------------------------------------------------------------

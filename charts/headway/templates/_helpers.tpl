@@ -149,3 +149,33 @@ permission here is used, and nothing else.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+Governance: the ValidatingAdmissionPolicy (and its binding) that vouches for a ModelApproval's
+approver, and the ConfigMap of roles it takes as params.
+*/}}
+{{- define "headway.approvalPolicyName" -}}
+{{- printf "%s-approvals" (include "headway.fullname" .) | trunc 253 }}
+{{- end }}
+
+{{- define "headway.approvalRolesName" -}}
+{{- printf "%s-approval-roles" (include "headway.fullname" .) | trunc 253 }}
+{{- end }}
+
+{{- define "headway.approverRoleName" -}}
+{{- printf "%s-approver" (include "headway.fullname" .) | trunc 253 }}
+{{- end }}
+
+{{/*
+The approver's rules: create ModelApprovals and read them back; read the ModelDeployments they
+decide on (status.candidate shows the revision to approve). Never update or delete: an admitted
+approval is a record.
+*/}}
+{{- define "headway.approverRules" -}}
+- apiGroups: ["serving.headway.dev"]
+  resources: ["modelapprovals"]
+  verbs: ["create", "get", "list", "watch"]
+- apiGroups: ["serving.headway.dev"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
