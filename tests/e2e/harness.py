@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,8 @@ import requests
 from headway.api.crd import build_crd
 from headway.k8s.client import DEPLOYMENT, EVENT, PDB, SERVICE, ApiError, Kind, Kube, make_api_client
 from headway.reconciler import MODEL_DEPLOYMENT
+from headway.sandbox import processes
+from headway.sandbox.processes import free_port  # noqa: F401  (the tests import it from here)
 
 T = TypeVar("T")
 REAL_KUBECONFIG = os.environ.get("HEADWAY_E2E_KUBECONFIG")
@@ -46,22 +46,10 @@ WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB)
 NUDGE = "e2e.example.com/nudge"  # an annotation nothing reads: a change that wakes the operator
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT, interval: float = 0.1) -> T:
-    """Poll until probe returns something truthy; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+    """Poll until probe returns something truthy; fail naming what was awaited (the sandbox's, with
+    this suite's default timeout: longer against a real cluster)."""
+    return processes.wait_for(what, probe, timeout, interval)
 
 
 def install_crd(kube: Kube) -> None:
