@@ -382,7 +382,8 @@ def test_service_monitor_when_enabled(rendered: dict[str, list[dict[str, Any]]])
     monitor = one(docs, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
-    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s"}]
+    # honorLabels: the per-ModelDeployment series keep the ModelDeployment's namespace label (the dashboard selects on it)
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http", "honorLabels": True, "interval": "30s"}]
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["headway-system"]}
     service = one(docs, "Service")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
