@@ -49,6 +49,7 @@ of ``prometheus_client``.)
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -64,6 +65,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from headway.api.profile import PROFILE_KEY, ReferenceProfile
 
 PROFILE_ENV: Final = "HEADWAY_PROFILE"
+MAX_WARNED: Final = 64  # unknown feature names logged, at most (a caller sending arbitrary keys must not flood the log)
+log = logging.getLogger(__name__)
 DEFAULT_MAX_PENDING: Final = 100_000
 
 FEATURE_METRIC: Final = "headway_feature_observations_total"
@@ -142,6 +145,7 @@ class Recorder:
         self._metrics = _metrics(REGISTRY if registry is None else registry)
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, str] = OrderedDict()  # prediction id -> predicted bin
+        self._warned: set[str] = set()  # feature names not in the profile, already logged
         # The children, resolved once: .labels() takes a lock and builds a key on every call.
         self._feature_children = {
             name: {b: self._metrics.features.labels(feature=name, bin=b) for b in feature.bins}
@@ -189,6 +193,11 @@ class Recorder:
         The id is what ``record_outcome`` takes when the true label arrives.
         """
         features = features or {}
+        if len(self._warned) < MAX_WARNED and (unknown := set(features) - set(self.profile.features) - self._warned):
+            # Probably a typo: the feature it meant is counted as missing. Said once per name.
+            self._warned |= unknown
+            log.warning("features %s are not in the reference profile (it has %s): not recorded",
+                        sorted(unknown), sorted(self.profile.features))
         for name, feature in self.profile.features.items():
             self._feature_children[name][feature.bin_of(features.get(name))].inc()
         pid = str(prediction_id) if prediction_id is not None else uuid.uuid4().hex

@@ -47,6 +47,7 @@ SLICES_PER_INTERVAL = 5
 DEFAULT_SCRAPE = timedelta(seconds=15)  # the PodMonitor's scrape interval without an analysis or monitoring
 MIN_SCRAPE = timedelta(seconds=5)  # never more often
 PREDICTION = "prediction"  # the name of the prediction among the features
+MIN_COMPARE_SLICES = 2  # a comparison needs the dispersion between slices (drift.prediction_drift)
 BinnedCounts = dict[str, list[dict[str, float]]]  # as metrics.base.BinnedCounts: {series: [{bin: count}]}
 
 
@@ -256,9 +257,15 @@ def _comparison(mon: Monitoring, result: MonitorResult, parts: tuple[Window, Win
         _padded(result.counts.get("candidate", {}).get(PREDICTION), candidate.slices),
         _padded(result.counts.get("stable", {}).get(PREDICTION), stable.slices),
         look=look, bins=bins, alpha=mon.alpha, bound=mon.compare.max_difference, min_samples=mon.min_samples,
-        expected_shift=expected,
+        expected_shift=expected, min_slices=MIN_COMPARE_SLICES,
     )
     finite = math.isfinite(verdict.tv_upper)
+    # A look that could not decide (too few predictions or slices) spends no level: the next one
+    # that can is tested at this look's alpha (the union bound needs only the looks that can reject).
+    decidable = (verdict.candidate_samples >= mon.min_samples and verdict.stable_samples >= mon.min_samples
+                 and verdict.slices >= MIN_COMPARE_SLICES)
+    if not decidable:
+        look -= 1
     return PredictionComparisonStatus(
         revision=candidate.revision, result=verdict.result, message=verdict.message, since=rfc3339(candidate.start),
         until=rfc3339(candidate.end), look=look, candidate_samples=round(verdict.candidate_samples, 3),

@@ -208,7 +208,7 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         if rollout is not None:
             run.record("CandidateReplaced", f"the spec changed during the rollout: {rollout.bento} ({rollout.revision}) replaced by {desired.bento} ({drev}); steps restart")
         else:
-            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{version_change(out.stable_model, desired)}: {len(steps)} steps")
+            run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{version_change(out.stable_model, desired)}: {len(steps)} step{'' if len(steps) == 1 else 's'}")
         rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
     if "abort" in run.controls:
         run.handle("abort")

@@ -193,3 +193,12 @@ def test_the_recorder_loads_no_kubernetes_and_no_operator_code() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert eval(out) == ["headway", "headway.api", "headway.api.profile", "headway.monitoring",
                          "headway.monitoring.recorder"]
+
+
+def test_a_feature_the_profile_lacks_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder(PROFILE, registry=CollectorRegistry())
+    with caplog.at_level("WARNING", logger="headway.monitoring.recorder"):
+        recorder.record(features={"amonut": 3.0})
+        recorder.record(features={"amonut": 4.0})
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "['amonut'] are not in the reference profile" in warnings[0]

@@ -250,7 +250,7 @@ def test_one_slice_cannot_decide_because_its_dispersion_is_unknown() -> None:
     q = np.array([0.2, 0.3, 0.2, 0.3])
     cand, stab = streams(rng, q, P_CLASSES, 4000, 1)
     one = drift.prediction_drift(cand, stab, look=1)
-    assert one.result == "Inconclusive" and one.slices == 1 and "intervals" in one.message
+    assert one.result == "Inconclusive" and one.slices == 1 and "too few slices" in one.message
     assert drift.prediction_drift(cand, stab, look=1, min_slices=1).result == "Fail"
 
 

@@ -342,3 +342,23 @@ def test_the_profiles_configmap_never_leaks_into_status() -> None:
             assert "ConfigMap ml/app-config" in str(exc)
         else:
             raise AssertionError("not a profile")
+
+
+def test_looks_that_cannot_decide_spend_no_level() -> None:
+    """Too few predictions: Inconclusive, and the next look that can decide is tested at alpha_1."""
+    status, live = shadowing()
+    at = started_at(status) + timedelta(minutes=10, seconds=1)
+    p = compare(status, live, at)
+    thin = compare(status, live, at + timedelta(seconds=2),
+                   MonitorResult(p.monitor, PROFILE, prediction_counts(LABEL.expected, 50, 10), None, at))  # type: ignore[arg-type]
+    assert thin.status.monitoring.prediction.look == 0  # type: ignore[union-attr]
+    assert "too few predictions" in thin.status.monitoring.prediction.message  # type: ignore[union-attr]
+    stored = parse_status(thin.status.dump())
+    later = at + EVERY
+    q = compare(stored, live, later)
+    decided = compare(stored, live, later + timedelta(seconds=2),
+                      MonitorResult(q.monitor, PROFILE, prediction_counts((0.5, 0.5, 0.0, 0.0), 20_000, q.monitor.compare[0].slices),  # type: ignore[union-attr]
+                                    None, later))
+    prediction = decided.status.monitoring.prediction  # type: ignore[union-attr]
+    assert prediction.look == 1 and prediction.result == "Fail"  # type: ignore[union-attr]
+    assert abs(prediction.alpha - 0.01 * 6 / 3.141592653589793 ** 2) < 1e-12  # type: ignore[union-attr]
