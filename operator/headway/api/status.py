@@ -477,7 +477,7 @@ class MonitoringStatus(ApiModel):
     features: list[FeatureDrift] = Field(default_factory=list, max_length=65, json_schema_extra={"x-kubernetes-list-type": "atomic"})
     """Per feature (and the prediction), with the evidence."""
     drifted: list[str] = Field(default_factory=list, max_length=65)
-    """The features that drifted."""
+    """The features that drifted in the last check that could be made."""
     error: str | None = None
     """Why the last check could not be made (profile missing or invalid, Prometheus unreachable, ...)."""
     missing_features: list[str] = Field(default_factory=list, max_length=64)

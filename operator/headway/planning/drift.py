@@ -361,8 +361,10 @@ def _shares(top: tuple[BinShare, ...], describe: Any, left: str, right: str) -> 
 # --- data drift ---------------------------------------------------------------------------
 
 
-def _dispersion_words(phi: float, phi_dof: int) -> str:
-    """The dispersion as measured, or why it is 1 (floored, or not measurable from one slice)."""
+def _dispersion_words(phi: float, phi_dof: int, dof: int) -> str:
+    """The dispersion as measured, or why it is 1 (floored, not measurable from one slice, nothing to test)."""
+    if dof == 0:
+        return "dispersion not measured"
     if phi_dof == 0:
         return "dispersion 1 (one slice: not measured)"
     return f"dispersion {phi:.3g}" if phi > 1.0 else "dispersion 1 (no burstier than independent requests)"
@@ -370,6 +372,8 @@ def _dispersion_words(phi: float, phi_dof: int) -> str:
 
 def _test_words(dof: int, phi_dof: int) -> str:
     """Which distribution the p-value comes from, so a reader can check it from the figures."""
+    if dof == 0:
+        return "no test: too few observations per bin"
     return f"chi-square, {dof} dof" if phi_dof == 0 else f"F({dof}, {phi_dof}): the dispersion is estimated"
 
 
@@ -426,7 +430,7 @@ def _judge(f: FeatureDrift, feature: BinnedFeature) -> FeatureDrift:
     large = f.psi >= f.min_effect
     result: DataResult = "Drifted" if significant and large else "NoDrift"
     adjusted = "" if f.adjusted_p == f.p_value else f" (Holm {f.adjusted_p:.3g})"
-    evidence = (f"G {f.statistic:.4g} on {f.dof} dof, {_dispersion_words(f.phi, f.phi_dof)}, p {f.p_value:.3g} ({_test_words(f.dof, f.phi_dof)}){adjusted}, "
+    evidence = (f"G {f.statistic:.4g} on {f.dof} dof, {_dispersion_words(f.phi, f.phi_dof, f.dof)}, p {f.p_value:.3g} ({_test_words(f.dof, f.phi_dof)}){adjusted}, "
                 f"PSI {f.psi:.3g} (noise level {f.psi_critical:.3g}), {f.samples:.0f} samples vs {f.reference_samples} reference")
     if result == "Drifted":
         head = f"{f.feature}: drifted"
@@ -591,7 +595,8 @@ def prediction_drift(
         result = "Inconclusive"
     ignoring = f", ignoring declared {', '.join(excluded)}" if excluded else ""
     evidence = (f"TV distance {tv:.3g} (between {tv_lower:.3g} and {tv_upper:.3g}, allowed {bound:g}), G {statistic:.4g} on {dof} dof, "
-                f"{_dispersion_words(phi, phi_dof)}, p {p:.3g} ({_test_words(dof, phi_dof)}) vs {alpha_k:.3g} at look {look}, "
+                f"{_dispersion_words(phi, phi_dof, dof)}, p {p:.3g} ({_test_words(dof, phi_dof)})"
+                + (f" vs {alpha_k:.3g} at look {look}, " if enough else ", ") +
                 f"{nc:.0f} candidate vs {ns:.0f} stable predictions over {slices} slices{ignoring}")
     if result == "Fail":
         head = "candidate answers differently from stable"

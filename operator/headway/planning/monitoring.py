@@ -265,13 +265,13 @@ def _comparison(mon: Monitoring, result: MonitorResult, parts: tuple[Window, Win
     decidable = (verdict.candidate_samples >= mon.min_samples and verdict.stable_samples >= mon.min_samples
                  and verdict.slices >= MIN_COMPARE_SLICES)
     if not decidable:
-        look -= 1
+        look -= 1  # and no level (alpha) is reported for it
     return PredictionComparisonStatus(
         revision=candidate.revision, result=verdict.result, message=verdict.message, since=rfc3339(candidate.start),
         until=rfc3339(candidate.end), look=look, candidate_samples=round(verdict.candidate_samples, 3),
         stable_samples=round(verdict.stable_samples, 3), difference=round(verdict.tv_distance, 6),
         difference_upper=round(verdict.tv_upper, 6) if finite else None, max_difference=mon.compare.max_difference,
-        p_value=verdict.p_value, alpha=verdict.alpha_k, dispersion=round(verdict.phi, 4),
+        p_value=verdict.p_value, alpha=verdict.alpha_k if decidable else None, dispersion=round(verdict.phi, 4),
         top_bins=[DriftBin(bin=prediction.describe(b.bin), observed=round(b.observed, 6), expected=round(b.reference, 6)) for b in verdict.top],
     )
 
@@ -289,12 +289,14 @@ def _not_compared(mon: Monitoring, parts: tuple[Window, Window], previous: Predi
     )
 
 
-def _new_drift(result: MonitorResult, req: MonitorRequest, stable_revision: str | None, checked_at: str | None) -> bool:
-    """The result holds a drift window of the current stable, later than the last one recorded (an
-    answer for an earlier grid point than now still counts: a fetch may outlast an interval)."""
+def _new_drift(result: MonitorResult, req: MonitorRequest, stable_revision: str | None, checked_at: str | None,
+               window: timedelta) -> bool:
+    """The result holds a drift window of the current stable (and of spec.monitoring.window), later
+    than the last one recorded (an answer for an earlier grid point than now still counts: a fetch
+    may outlast an interval)."""
     part = result.request.drift
     return (part is not None and _same_settings(result.request, req) and part.revision == stable_revision
-            and (checked_at is None or part.end > parse_time(checked_at)))
+            and part.end - part.start == window and (checked_at is None or part.end > parse_time(checked_at)))
 
 
 def _new_comparison(result: MonitorResult, req: MonitorRequest, compared: tuple[str, datetime] | None,
@@ -332,7 +334,7 @@ def assess(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploy
     req = monitor_request(owner, spec, previous, now, default_url)
     if result is not None and req is not None:
         stable = previous.stable.revision if previous.stable else None
-        drift_new = _new_drift(result, req, stable, old.checked_at if old.revision == stable else None)
+        drift_new = _new_drift(result, req, stable, old.checked_at if old.revision == stable else None, parse_duration(mon.window))
         compare_new = _new_comparison(result, req, compared, status.prediction)
         if drift_new or compare_new:
             try:
@@ -341,13 +343,13 @@ def assess(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploy
                 status = _failed(mon, status, result, drift_new, compare_new, f"could not assess the counts: {type(exc).__name__}: {exc}")
             events, history = _news(old, status, now)
     condition = drift_condition(status)
-    was = next((c for c in previous.conditions if c.type == ConditionType.DATA_DRIFT), None)
-    # One Event when drift starts, and one when the set of drifted features changes (not at every check).
-    if condition[0] == "True" and (was is None or was.status != "True" or set(old.drifted) != set(status.drifted)):
+    # One Event when drift starts, and one when the set of drifted features changes (not at every
+    # check, nor again after a check that could not be made: `drifted` is the last judged set).
+    if condition[0] == "True" and set(old.drifted) != set(status.drifted):
         events.append(EventIntent("Warning", "DataDrift", condition[2]))
         history.append(history_entry(now, "DataDrift", condition[2], revision=status.revision,
                                      evidence={"features": [f.dump() for f in status.features if f.result == "Drifted"]}))
-    elif condition[0] == "False" and was is not None and was.status == "True":
+    elif condition[0] == "False" and old.drifted:
         events.append(EventIntent("Normal", "DataDriftCleared", condition[2]))
         history.append(history_entry(now, "DataDriftCleared", condition[2], revision=status.revision))
     return Assessment(status, condition, tuple(events), tuple(history))
@@ -360,19 +362,20 @@ def _record(mon: Monitoring, status: MonitoringStatus, result: MonitorResult, dr
     prediction = status.prediction
     if compare_new and result.request.compare is not None:
         prediction = _comparison(mon, result, result.request.compare, status.prediction)
-    if drift_new and result.request.drift is not None:
+    if drift_new and result.request.drift is not None:  # the drift check's error is its own: cleared by its success only
         status = _data_drift(mon, result, result.request.drift)
-    return status.model_copy(update={"prediction": prediction, "error": None})
+    return status.model_copy(update={"prediction": prediction})
 
 
 def _failed(mon: Monitoring, status: MonitoringStatus, result: MonitorResult, drift_new: bool, compare_new: bool,
             error: str) -> MonitoringStatus:
     """A check that could not be made: no features (the last results are not this check's), the error;
     the grid point counts as checked, so the next try is one interval later, not at every reconcile."""
-    update: dict[str, Any] = {"error": error}
+    update: dict[str, Any] = {}
     if drift_new and result.request.drift is not None:
+        # `drifted` keeps the last judged set: drift that goes on after a failed check is not announced again.
         part = result.request.drift
-        update.update(checked_at=rfc3339(part.end), revision=part.revision, window=mon.window, features=[], drifted=[])
+        update.update(error=error, checked_at=rfc3339(part.end), revision=part.revision, window=mon.window, features=[])
     if compare_new and result.request.compare is not None:
         update["prediction"] = _not_compared(mon, result.request.compare, status.prediction, error)
     return status.model_copy(update=update)
@@ -407,7 +410,7 @@ def drift_condition(status: MonitoringStatus) -> tuple[Literal["True", "False", 
     if status.error is not None and not status.features:
         return "Unknown", "CheckFailed", status.error
     judged = [f for f in status.features if f.result != "Insufficient"]
-    if status.drifted:
+    if status.drifted and judged:
         details = "; ".join(f"{f.feature} (PSI {f.psi:.3g}, p {f.adjusted_p_value:.2g})" for f in status.features if f.result == "Drifted")
         return "True", "Drifted", f"{len(status.drifted)} of {len(judged)} features drifted over the last {status.window}: {details}"
     if not judged:
@@ -426,10 +429,13 @@ def step_gate(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, m
     """The prediction comparison's gate for the current step (None: compare.gate is off or no step compares)."""
     if spec is None or spec.monitoring is None or spec.monitoring.compare is None or not spec.monitoring.compare.gate:
         return None
-    compared = comparing(spec, status)
-    if compared is None:
+    rollout, steps = status.rollout, (spec.rollout.steps if spec.rollout else [])
+    if (rollout is None or rollout.promoting or rollout.step_started_at is None or rollout.step >= len(steps)
+            or not kind_of(steps[rollout.step]).analysed or rollout.revision != revision_of(desired_version(spec))):
         return None
-    revision, since = compared
+    # Paused, or resumed in this very reconcile (the step's start moved): not compared in this step
+    # yet, so the step cannot end on it.
+    revision, since = rollout.revision, parse_time(rollout.step_started_at)
     p = monitoring.prediction if monitoring is not None else None
     if p is None or p.revision != revision or parse_time(p.since) != since:
         return Gate("Inconclusive", "predictions: not compared yet in this step")

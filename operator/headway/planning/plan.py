@@ -34,7 +34,7 @@ from headway.planning.naming import Owner, VariantWorkload
 from headway.planning.observe import Observation
 from headway.planning.rollout import adopt_model_revisions, is_steady
 from headway.planning.single import plan_rollout, plan_steady
-from headway.planning.steps import duration
+from headway.planning.steps import analysed, duration
 from headway.planning.strategy import DRAIN, Sections, StrategyResult, ignore_pending
 from headway.planning.traffic_plan import TrafficPlan
 from headway.planning.validation import (
@@ -82,7 +82,7 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
         strategy = plan_steady(spec, obs, owner, now)
     else:
         # A shadow or canary step also waits for the prediction comparison (spec.monitoring.compare.gate).
-        gate = monitoring.combine(judgement.gate, monitoring.step_gate(spec, previous, monitored.status))
+        gate = monitoring.combine(judgement.gate or _unmeasured(spec, previous), monitoring.step_gate(spec, previous, monitored.status))
         strategy = plan_rollout(spec, obs, owner, gate, now)
     if spec is not None and not problems:
         _cap_to_budget(spec, obs, strategy)
@@ -92,6 +92,16 @@ def decide(owner: Owner, obs: Observation, now: datetime, judgement: Judgement |
     _spec_notes(d, previous, now)
     _typos(d, obs, now)
     return d
+
+
+def _unmeasured(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> Gate | None:
+    """An analysed step with an analysis configured but no gate: paused, or resumed in this very
+    reconcile (no analysis runs while paused). Its step may not end until it is measured."""
+    rollout, steps = previous.rollout, (spec.rollout.steps if spec.rollout else [])
+    if (spec.analysis is None or rollout is None or rollout.paused_at is None or rollout.promoting
+            or rollout.step_started_at is None or rollout.step >= len(steps) or not analysed(steps[rollout.step])):
+        return None
+    return Gate("Inconclusive", "analysis: not measured in this step since it was paused")
 
 
 def _cap_to_budget(spec: ModelDeploymentSpec, obs: Observation, strategy: StrategyResult) -> None:

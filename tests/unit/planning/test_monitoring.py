@@ -263,7 +263,12 @@ def test_a_failed_check_clears_the_last_results_and_says_check_failed() -> None:
     later = steady(stored, T0 + EVERY)
     failed = steady(stored, T0 + EVERY + timedelta(seconds=3), answered(later, {}, PROFILE, "http://prometheus:9090: ConnectionError"))
     assert condition(failed.status)[:2] == ("Unknown", "CheckFailed")
-    assert failed.status.monitoring is not None and failed.status.monitoring.features == [] and failed.status.monitoring.drifted == []
+    assert failed.status.monitoring is not None and failed.status.monitoring.features == []
+    assert failed.status.monitoring.drifted == ["amount"]  # the last judged set: drift that goes on is not announced again
+    stored = parse_status(failed.status.dump())
+    after = steady(stored, T0 + 2 * EVERY)
+    again = steady(stored, T0 + 2 * EVERY + timedelta(seconds=3), answered(after, drift_counts(amount=(0.1, 0.4, 0.5, 0.0))))
+    assert condition(again.status)[:2] == ("True", "Drifted") and [e.reason for e in again.events] == ["MonitoringRecovered"]
 
 
 def test_an_answer_for_an_earlier_grid_point_is_still_recorded() -> None:
@@ -362,3 +367,57 @@ def test_looks_that_cannot_decide_spend_no_level() -> None:
     prediction = decided.status.monitoring.prediction  # type: ignore[union-attr]
     assert prediction.look == 1 and prediction.result == "Fail"  # type: ignore[union-attr]
     assert abs(prediction.alpha - 0.01 * 6 / 3.141592653589793 ** 2) < 1e-12  # type: ignore[union-attr]
+
+
+def test_a_comparison_does_not_clear_the_drift_checks_error() -> None:
+    status, live = shadowing()
+    at = started_at(status) + timedelta(minutes=10, seconds=1)
+    p = compare(status, live, at)
+    assert p.monitor is not None and p.monitor.drift is not None and p.monitor.compare is not None
+    failed = compare(status, live, at + timedelta(seconds=2), MonitorResult(p.monitor, PROFILE, {}, "Prometheus: timeout", at))
+    stored = parse_status(failed.status.dump())
+    compare_only = replace_request(p.monitor, drift=None)
+    ok = compare(stored, live, at + timedelta(seconds=3),
+                 MonitorResult(compare_only, PROFILE, prediction_counts(LABEL.expected, 600, 10), None, at))
+    assert ok.status.monitoring is not None and ok.status.monitoring.error == "Prometheus: timeout"
+    assert condition(ok.status)[:2] == ("Unknown", "CheckFailed") and "MonitoringRecovered" not in [e.reason for e in ok.events]
+
+
+def replace_request(request: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(request, **changes)
+
+
+def test_resuming_a_paused_rollout_does_not_end_its_step_ungated() -> None:
+    """Held at the step's end for want of a Pass, paused, resumed: the step does not end on resuming."""
+    status, live = shadowing()
+    end = started_at(status) + timedelta(minutes=30, seconds=1)
+    held = parse_status(compare(status, live, end).status.dump())
+    paused = plan(OWNER, Observation(raw_spec={**COMPARE_SPEC, "paused": True}, generation=3, annotations={}, previous=held, live=live,
+                                     default_metrics_url="http://prometheus:9090"), end + timedelta(minutes=1))
+    resumed = plan(OWNER, Observation(raw_spec=COMPARE_SPEC, generation=4, annotations={}, previous=parse_status(paused.status.dump()),
+                                      live=live, default_metrics_url="http://prometheus:9090"), end + timedelta(minutes=11))
+    assert "StepCompleted" not in [e.reason for e in resumed.events] and resumed.status.phase == Phase.PROGRESSING
+
+
+def test_resuming_does_not_end_an_analysed_step_without_its_analysis() -> None:
+    """The same for the SLO analysis: no analysis runs while paused, so its gate is missing on the
+    reconcile that resumes; the step must not end on it."""
+    spec = {**{k: v for k, v in COMPARE_SPEC.items() if k != "monitoring"},
+            "analysis": {"interval": "30s", "slos": [{"errorRate": {"max": 0.05}}]}}
+
+    def step(previous: ModelDeploymentStatus, now: datetime, raw: dict[str, Any] = spec) -> Plan:
+        return plan(OWNER, Observation(raw_spec=raw, generation=2, annotations={}, previous=previous, live=live,
+                                       default_metrics_url="http://prometheus:9090"), now)
+
+    status, live = shadowing()
+    running_status = status
+    for _ in range(3):  # the same rollout under the analysed spec
+        running_status = parse_status(step(running_status, started_at(status) + timedelta(seconds=5)).status.dump())
+    end = started_at(running_status) + timedelta(minutes=30, seconds=1)
+    held = parse_status(step(running_status, end).status.dump())
+    assert "StepCompleted" not in [h.event for h in held.history]
+    paused = parse_status(step(held, end + timedelta(minutes=1), {**spec, "paused": True}).status.dump())
+    resumed = step(paused, end + timedelta(minutes=11))
+    assert "StepCompleted" not in [e.reason for e in resumed.events], [e.reason for e in resumed.events]
