@@ -445,6 +445,9 @@ class PredictionComparisonStatus(ApiModel):
     """End of the compared window (the last look)."""
     look: int
     """Comparisons made so far in this candidate's rollout, over its steps (the test's level is spent over them)."""
+    passed: bool = False
+    """Shown to answer like stable in this rollout (a Pass at some look): later steps need no new Pass, though a
+    shown difference still fails them."""
     candidate_samples: float
     """The candidate's predictions in the window."""
     stable_samples: float

@@ -266,9 +266,10 @@ def _comparison(mon: Monitoring, result: MonitorResult, parts: tuple[Window, Win
                  and verdict.slices >= MIN_COMPARE_SLICES)
     if not decidable:
         look -= 1  # and no level (alpha) is reported for it
+    passed = verdict.result == "Pass" or (previous is not None and previous.revision == candidate.revision and previous.passed)
     return PredictionComparisonStatus(
         revision=candidate.revision, result=verdict.result, message=verdict.message, since=rfc3339(candidate.start),
-        until=rfc3339(candidate.end), look=look, candidate_samples=round(verdict.candidate_samples, 3),
+        until=rfc3339(candidate.end), look=look, passed=passed, candidate_samples=round(verdict.candidate_samples, 3),
         stable_samples=round(verdict.stable_samples, 3), difference=round(verdict.tv_distance, 6),
         difference_upper=round(verdict.tv_upper, 6) if finite else None, max_difference=mon.compare.max_difference,
         p_value=verdict.p_value, alpha=verdict.alpha_k if decidable else None, dispersion=round(verdict.phi, 4),
@@ -284,7 +285,8 @@ def _not_compared(mon: Monitoring, parts: tuple[Window, Window], previous: Predi
     same = previous is not None and previous.revision == candidate.revision
     return PredictionComparisonStatus(
         revision=candidate.revision, result="Inconclusive", message=f"not compared: {why}", since=rfc3339(candidate.start),
-        until=rfc3339(candidate.end), look=previous.look if same and previous is not None else 0, candidate_samples=0,
+        until=rfc3339(candidate.end), look=previous.look if same and previous is not None else 0,
+        passed=bool(same and previous is not None and previous.passed), candidate_samples=0,
         stable_samples=0, max_difference=mon.compare.max_difference,
     )
 
@@ -437,12 +439,13 @@ def step_gate(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, m
     # yet, so the step cannot end on it.
     revision, since = rollout.revision, parse_time(rollout.step_started_at)
     p = monitoring.prediction if monitoring is not None else None
+    if p is not None and p.revision == revision and p.result == "Fail" and parse_time(p.since) == since:
+        return Gate("Fail", f"predictions differ from stable's: {p.message}", rollback=True, evidence={"predictions": p.dump()})
+    if p is not None and p.revision == revision and p.passed:  # shown in an earlier look of this rollout: still compared
+        return Gate("Pass", f"predictions: shown to answer like stable in this rollout; now: {p.message}", evidence={"predictions": p.dump()})
     if p is None or p.revision != revision or parse_time(p.since) != since:
         return Gate("Inconclusive", "predictions: not compared yet in this step")
-    evidence: dict[str, Any] = {"predictions": p.dump()}
-    if p.result == "Fail":
-        return Gate("Fail", f"predictions differ from stable's: {p.message}", rollback=True, evidence=evidence)
-    return Gate(p.result, f"predictions: {p.message}", evidence=evidence)
+    return Gate(p.result, f"predictions: {p.message}", evidence={"predictions": p.dump()})
 
 
 def combine(analysis_gate: Gate | None, predictions: Gate | None) -> Gate | None:

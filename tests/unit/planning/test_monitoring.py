@@ -421,3 +421,21 @@ def test_resuming_does_not_end_an_analysed_step_without_its_analysis() -> None:
     paused = parse_status(step(held, end + timedelta(minutes=1), {**spec, "paused": True}).status.dump())
     resumed = step(paused, end + timedelta(minutes=11))
     assert "StepCompleted" not in [e.reason for e in resumed.events], [e.reason for e in resumed.events]
+
+
+def test_a_pass_holds_for_the_later_steps_of_the_rollout() -> None:
+    """Shown to answer like stable in one step: the next step (a new window, looks still counted)
+    needs no new Pass; a shown difference there would still fail it."""
+    status, live = shadowing()
+    at = started_at(status) + timedelta(minutes=10, seconds=1)
+    p = compare(status, live, at)
+    passed = compare(status, live, at + timedelta(seconds=2),
+                     MonitorResult(p.monitor, PROFILE, prediction_counts(LABEL.expected, 60_000, 10), None, at))  # type: ignore[arg-type]
+    prediction = passed.status.monitoring.prediction  # type: ignore[union-attr]
+    assert prediction is not None and prediction.result == "Pass" and prediction.passed
+    spec = passed.spec
+    later = parse_status(passed.status.dump())
+    assert later.rollout is not None
+    next_step = later.model_copy(update={"rollout": later.rollout.model_copy(update={"step_started_at": "2030-01-01T00:00:00Z"})})
+    gate = monitoring.step_gate(spec, next_step, later.monitoring)
+    assert gate is not None and gate.result == "Pass" and "shown to answer like stable in this rollout" in gate.message
