@@ -12,8 +12,8 @@ produces, so they never rot when the planner changes.
     .venv/bin/python hack/argocd/make_testdata.py          # rewrite the files
     .venv/bin/python hack/argocd/make_testdata.py --check  # exit 1 if a file differs
 
-The only object not from the planner as is: ``suspended_awaitingApproval.yaml``, a manual gate's
-status with ``phase: AwaitingApproval``, the phase the governance feature will add (its header says so).
+Every object is the planner's, as is (``suspended_awaitingApproval.yaml`` too: a rollout under
+spec.governance that waits for approvals before its first canary step).
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ class Cluster:
     stuck: set[str] = field(default_factory=set)  # variants whose Deployment exceeds its progress deadline
     frozen: bool = False  # the Deployments stop converging (their controller has not caught up)
     committed: bool = False  # a status has been written (an object with no status yet has none)
-    phase_override: str | None = None  # a phase no planner writes yet (AwaitingApproval)
 
     def reconcile(self, seconds: float, gate: Gate | None = None) -> Plan:
         obs = Observation(raw_spec=self.spec, generation=self.generation, annotations=dict(self.annotations),
@@ -142,8 +141,6 @@ class Cluster:
                                "spec": self.spec}
         if self.committed:
             out["status"] = self.status.dump()
-            if self.phase_override is not None:
-                out["status"]["phase"] = self.phase_override
         return out
 
 
@@ -232,10 +229,8 @@ def _failed_invalid_first_spec() -> Cluster:
 
 
 def _awaiting_approval() -> Cluster:
-    c = rolling_out(70, 130, 140, 250)
-    # Not a phase yet: the governance feature will add it. The manual gate's status stands in for it.
-    c.phase_override = "AwaitingApproval"
-    return c
+    governed = {**rollout_spec("2.0.0"), "governance": {"requiredApprovals": [{"role": "ml-lead", "stage": "BeforeFirstCanary"}]}}
+    return serving().git(governed).run(60, 70, 130)  # the shadow minute has passed: ml-lead must approve the canary
 
 
 @dataclass(frozen=True)
@@ -263,8 +258,7 @@ HEALTH: tuple[Case, ...] = (
     Case("suspended_pausedAnnotation.yaml", _paused_annotation, "Paused", "Paused with the headway.dev/paused annotation at step 2/4.",
          TRACKING),
     Case("suspended_awaitingApproval.yaml", _awaiting_approval, "AwaitingApproval",
-         "NOT from the planner as is: the manual gate's status with phase AwaitingApproval, the phase the governance\n"
-         "feature will add (no operator writes it yet)."),
+         "spec.governance: after the shadow step, the rollout waits for an ml-lead approval before the first canary."),
     Case("progressing_promoting.yaml", _promoting, "Promoting", "The last step passed: the stable Deployment rolls to 2.0.0."),
     Case("degraded_rolledBackAborted.yaml", _aborted, "RolledBack", "Aborted with headway.dev/abort at step 2/4."),
     Case("degraded_rolledBackFailedAnalysis.yaml", _failed_analysis, "RolledBack", "Rolled back by the analysis at step 2/4."),

@@ -130,9 +130,10 @@ class Store:
 
     TOMBSTONE_SECONDS = 600.0
 
-    def __init__(self, kind: Kind, index_label: str | None = None) -> None:
+    def __init__(self, kind: Kind, index_label: str | None = None, index_of: Callable[[Obj], str | None] | None = None) -> None:
         self.kind = kind
         self._label = index_label
+        self._index_of = index_of  # instead of a label: a value the object names (a ModelApproval's spec.modelDeployment)
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str], Obj] = {}
         self._index: defaultdict[tuple[str, str], dict[str, Obj]] = defaultdict(dict)
@@ -143,9 +144,12 @@ class Store:
         return len(self._objects)
 
     def _indexed(self, obj: Obj) -> tuple[str, str] | None:
-        if self._label is None:
+        if self._index_of is not None:
+            value = self._index_of(obj)
+        elif self._label is None:
             return None
-        value = (obj["metadata"].get("labels") or {}).get(self._label)
+        else:
+            value = (obj["metadata"].get("labels") or {}).get(self._label)
         return (obj["metadata"].get("namespace", ""), value) if value else None
 
     def get(self, namespace: str, name: str) -> Obj | None:

@@ -15,6 +15,7 @@ from headway.api.status import ModelDeploymentStatus
 
 if TYPE_CHECKING:
     from headway.planning.cost import Prices
+    from headway.planning.governance import ObservedApproval
     from headway.planning.measure import Measurement
     from headway.planning.monitoring import MonitorResult
 
@@ -110,5 +111,6 @@ class Observation:
     default_metrics_url: str | None = None  # the operator's own Prometheus (--prometheus-url)
     prices: Prices | None = None  # the operator's price table (None or not configured: no status.cost)
     monitoring: MonitorResult | None = None  # the latest counts for spec.monitoring, if any arrived
+    approvals: tuple[ObservedApproval, ...] = ()  # this ModelDeployment's ModelApprovals, oldest first (spec.governance)
 
 

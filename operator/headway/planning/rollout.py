@@ -32,14 +32,17 @@ from datetime import datetime
 from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, RolloutStep
+from headway.api.governance_spec import STAGES, Stage
 from headway.api.status import (
-    AnalysisStatus, BakeStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus, VersionSpec,
+    AnalysisStatus, BakeStatus, GovernanceStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus, RolloutStatus, VariantStatus, VersionSpec,
 )
 from headway.api.types import parse_duration
 from headway.planning.analysis import Gate
 from headway.planning.bake import Baseline, describe_bake, resolve, restores, unattributed_breaches
 from headway.planning.capacity import Capacity, fixed_capacity, replicas_for_share
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
+from headway.planning import governance as gov
+from headway.planning.governance import ObservedApproval
 from headway.planning.naming import desired_version, revision_of, version_change
 from headway.planning.observe import DeploymentState, serving_pods
 from headway.planning.steps import analysed, describe, duration, mirror_only, step_share, step_traffic
@@ -66,6 +69,7 @@ class RolloutDecision:
     handled: dict[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
     events: list[EventIntent] = field(default_factory=list)
+    governance: GovernanceStatus | None = None  # spec.governance applied to the candidate (status.governance)
 
 
 @dataclass
@@ -81,6 +85,9 @@ class _Run:
     now: datetime
     cost_hold: str | None = None  # spec.cost.maxIncrease exceeded: steps do not advance on their own
     held_before: bool = False  # the hold of this step was already recorded
+    spec: ModelDeploymentSpec | None = None
+    approvals: tuple[ObservedApproval, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()  # status.history before this decision (the evidence approvers see)
 
     @property
     def drev(self) -> str:
@@ -109,12 +116,75 @@ class _Run:
     def handle(self, control: str) -> None:
         self.out.handled[control] = self.controls[control]
 
+    @property
+    def first_canary(self) -> int | None:
+        """The first step that gives the candidate live traffic (BeforeFirstCanary waits before it)."""
+        return next((k for k, s in enumerate(self.steps) if s.canary is not None and s.canary.weight > 0), None)
+
+    def approved(self, stages: tuple[Stage, ...], where: str, rollout: RolloutStatus | None) -> bool:
+        """Whether spec.governance lets the rollout cross ``stages`` now. Reaching a stage that needs
+        approvals freezes the evidence shown to approvers (status.governance, written ahead of any
+        approval) and records AwaitingApproval; enough approvals of this revision with that evidence's
+        digest record Approved. False: the rollout waits (phase AwaitingApproval, who is missing)."""
+        policy = self.spec.governance if self.spec is not None else None
+        status = self.out.governance
+        if policy is None or status is None or not stages:
+            return True
+        needed = gov.requirements(policy, [s for s in stages if s not in status.approved_stages])
+        if not needed:
+            return True
+        stage = stages[-1]
+        if status.stage != stage or status.evidence_digest is None:
+            evidence = self._evidence(stage, where, rollout)
+            status = status.model_copy(update={"stage": stage, "since": rfc3339(self.now), "evidence": evidence,
+                                               "evidence_digest": gov.digest(evidence)})
+            waiting = gov.count(needed, self.approvals, self.drev, status.evidence_digest or "").missing
+            self.record("AwaitingApproval", f"{self.desired.bento} waits for approvals {_stage_words(stage)} ({where}): "
+                        f"{gov.describe_missing(waiting)}; evidence digest {status.evidence_digest}",
+                        evidence={"stage": stage, "evidenceDigest": status.evidence_digest,
+                                  "waitingFor": [n.dump() for n in waiting]})
+        counted = gov.count(needed, self.approvals, self.drev, status.evidence_digest or "")
+        if counted.satisfied:
+            records = [a.record(stage) for a in counted.counted]
+            self.out.governance = status.model_copy(update={
+                "approved_stages": [*status.approved_stages, *(s for s in stages if s not in status.approved_stages)],
+                "waiting_for": [], "approvals": [*status.approvals, *records][-40:]})
+            who = ", ".join(f"{a.approver} ({a.role})" for a in counted.counted)
+            self.record("Approved", f"{self.desired.bento} approved {_stage_words(stage)} by {who}",
+                        evidence={"stage": stage, "evidenceDigest": status.evidence_digest,
+                                  "approvals": [r.dump() for r in records]})
+            return True
+        self.out.governance = status.model_copy(update={"waiting_for": list(counted.missing)})
+        self.out.phase = Phase.AWAITING_APPROVAL
+        self.out.message = (f"{self.desired.bento} waits for approvals {_stage_words(stage)} ({where}): needs "
+                            f"{gov.describe_missing(counted.missing)} with evidence digest {status.evidence_digest}")
+        return False
+
+    def _evidence(self, stage: str, where: str, rollout: RolloutStatus | None) -> dict[str, Any]:
+        """What approvers are shown: the candidate against stable, where the rollout stands, the
+        last analysis and what the steps so far recorded."""
+        stable = self.out.stable_model
+        evidence: dict[str, Any] = {
+            "stage": stage, "since": rfc3339(self.now), "at": where,
+            "candidate": {"bento": self.desired.bento, "image": self.desired.image, "revision": self.drev},
+            "stable": {"bento": stable.bento, "image": stable.image, "revision": revision_of(stable)},
+        }
+        if rollout is not None and rollout.started_at:
+            evidence["steps"] = [{"time": h.time, "event": h.event, "message": h.message} for h in self.history
+                                 if h.revision == self.drev and h.event in ("StepCompleted", "StepStarted")
+                                 and h.time >= rollout.started_at]
+        if self.gate is not None and self.gate.evidence:
+            evidence["analysis"] = self.gate.evidence
+        return evidence
+
 
 def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, now: datetime) -> RolloutDecision:
     """No rollout in progress: stable runs spec.model (the first version is deployed here)."""
     desired = desired_version(spec)
     out = RolloutDecision(stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=None,
                           rolled_back=None, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None)
+    if spec.governance is not None:
+        out.governance = previous.governance
     if previous.stable_model is None:
         _Run(out, desired, [], {}, None, fixed_capacity(spec), now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
     return out
@@ -150,7 +220,7 @@ def is_steady(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> boo
 
 def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: DeploymentState, candidate: DeploymentState,
            controls: dict[str, str], paused: bool, gate: Gate | None, now: datetime, capacity: Capacity | None = None,
-           previous_state: DeploymentState | None = None) -> RolloutDecision:
+           previous_state: DeploymentState | None = None, approvals: tuple[ObservedApproval, ...] = ()) -> RolloutDecision:
     """``capacity`` None: fixed replicas (spec.replicas). ``previous_state``: the previous version's
     Deployment during a bake (None: none observed)."""
     if previous.stable_model is None:
@@ -159,21 +229,25 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
     out = RolloutDecision(
         stable_model=previous.stable_model, previous_model=previous.previous_model, rollout=previous.rollout,
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
-        bake=previous.bake,
+        bake=previous.bake, governance=previous.governance if spec.governance is not None else None,
     )
     step = previous.rollout.step if previous.rollout is not None else None
     desired = desired_version(spec)
     held_before = any(h.event == "StepHeld" and h.revision == revision_of(desired) and (h.evidence or {}).get("step") == step
                       for h in previous.history[-20:])
     run = _Run(out, desired, steps, controls, gate, capacity or fixed_capacity(spec), now, cost_increase_hold(spec, previous),
-               held_before)
+               held_before, spec, approvals, tuple(previous.history))
     if out.bake is not None and _bake(run, spec, previous_state or DeploymentState(exists=False), previous.analysis) is not None:
         return out
+    if spec.governance is not None and run.drev != revision_of(out.stable_model):
+        out.governance = gov.start(spec.governance, previous.governance, run.drev)
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
     if "retry" in controls and out.rolled_back is not None:
         run.handle("retry")
         run.record("Retried", f"retrying {out.rolled_back.bento} after {out.rolled_back.reason}")
         out.rolled_back = None
+        if out.governance is not None:
+            out.governance = out.governance.model_copy(update={"rejected": None})
     if out.rolled_back is not None and out.rolled_back.revision != run.drev:
         out.rolled_back = None
     rollout = previous.rollout
@@ -201,6 +275,11 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         out.message = f"{desired.bento} was rolled back ({out.rolled_back.reason}); stable {out.stable_model.bento} serves. Change spec.model (or spec.autoscaling) or retry."
         return out
     if not steps:  # no rollout steps: the new version replaces stable directly
+        if (rejected := _rejection(run, None)) is not None:
+            return rejected
+        if not run.approved(STAGES, "before it replaces stable (no rollout steps)", None):
+            out.rollout = None
+            return out
         run.record("Updated", f"updating stable from {out.stable_model.bento} ({srev}) to {desired.bento} ({drev}){version_change(out.stable_model, desired)}: no rollout steps")
         out.previous_model, out.stable_model, out.rollout = out.stable_model, desired, None
         return out
@@ -210,6 +289,8 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         else:
             run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{version_change(out.stable_model, desired)}: {len(steps)} step{'' if len(steps) == 1 else 's'}")
         rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
+    if (rejected := _rejection(run, rollout)) is not None:
+        return rejected
     if "abort" in run.controls:
         run.handle("abort")
         return _roll_back(run, desired, "Aborted", f"aborted by a user at {run.where(min(rollout.step, len(steps) - 1))}")
@@ -218,8 +299,29 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
     return _progress(run, rollout, candidate, paused, previous.controls, previous.candidate)
 
 
-def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evidence: dict[str, Any] | None = None) -> RolloutDecision:
+def _rejection(run: _Run, rollout: RolloutStatus | None) -> RolloutDecision | None:
+    """A ModelApproval rejecting the candidate revision, made during this rollout (a retry, or the
+    revision coming back later, starts a new one: rejections before it are history), aborts it with the
+    approver and comment as evidence. ``rollout`` None (no steps): any rejection of the revision."""
+    if run.out.governance is None:
+        return None
+    started = rollout.started_at if rollout is not None else None
+    found = gov.rejection([a for a in run.approvals if started is None or a.created >= started], run.drev)
+    if found is None:
+        return None
+    record = found.record(run.out.governance.stage)
+    run.out.governance = run.out.governance.model_copy(update={"rejected": record, "waiting_for": []})
+    comment = f": {found.comment}" if found.comment else ""
+    return _roll_back(run, run.desired, "Rejected", f"rejected by {found.approver} ({found.role}, ModelApproval {found.name}){comment}",
+                      approval=record.dump())
+
+
+def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evidence: dict[str, Any] | None = None,
+               approval: dict[str, Any] | None = None) -> RolloutDecision:
     out = run.out
+    if out.governance is not None:  # a retry is a new rollout: its stages need approvals again
+        out.governance = out.governance.model_copy(update={
+            "stage": None, "since": None, "evidence": None, "evidence_digest": None, "waiting_for": [], "approved_stages": []})
     had = out.rollout is not None and out.rollout.step_started_at is not None
     out.rolled_back = RolledBackStatus(revision=revision_of(desired), bento=desired.bento, reason=reason, message=message, at=rfc3339(run.now))
     out.rollout = None
@@ -227,8 +329,9 @@ def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evide
     out.traffic = STABLE_ONLY
     out.phase = Phase.ROLLED_BACK
     out.message = f"{desired.bento} rolled back ({reason}): {message}"
-    run.record("RolledBack" if reason != "Aborted" else "Aborted", out.message, "Warning",
-               {**_traffic_evidence(STABLE_ONLY), **({"analysis": evidence} if evidence else {}), "candidateHadTraffic": had})
+    run.record("RolledBack" if reason not in ("Aborted", "Rejected") else reason, out.message, "Warning",
+               {**_traffic_evidence(STABLE_ONLY), **({"analysis": evidence} if evidence else {}),
+                **({"approval": approval} if approval else {}), "candidateHadTraffic": had})
     return out
 
 
@@ -257,15 +360,30 @@ def _progress(run: _Run, rollout: RolloutStatus, candidate: DeploymentState, pau
     known = previous_candidate is not None and previous_candidate.revision == rollout.revision and previous_candidate.ready_replicas > 0
     pods = serving_pods(candidate, rollout.revision, known)
     if "promote" in run.controls:
-        if pods > 0:
+        if pods > 0 and run.approved(STAGES, f"promote asked at {run.where(min(rollout.step, len(run.steps) - 1))}", rollout):
             run.handle("promote")
             return _start_promotion(run, rollout, "promoted by a user")
+        if pods > 0:  # approvals missing: the rollout holds where it is (its analysis still runs) until they come
+            out.rollout, out.candidate_share = rollout, step_share(run.steps, rollout.step)
+            carried = rollout.step > 0 and rollout.hold_reason is None
+            out.traffic = (step_traffic(run.steps, rollout.step) if started is not None
+                           else step_traffic(run.steps, rollout.step - 1) if carried else STABLE_ONLY)
+            return out
         if handled_before.get("promote-deferred") != run.controls["promote"]:  # say it once per request
             out.events.append(EventIntent("Warning", "PromoteDeferred", f"{run.desired.bento} is not available yet; promotion waits for it"))
             out.handled["promote-deferred"] = run.controls["promote"]
-    manual = "promote-step" in run.controls
+    return _steps(run, rollout, started, candidate, pods, "promote-step" in run.controls)
+
+
+def _steps(run: _Run, rollout: RolloutStatus, started: datetime | None, candidate: DeploymentState, pods: int,
+           manual: bool) -> RolloutDecision:
+    out = run.out
     while True:  # each pass either returns or moves to the next step
         out.candidate_share = step_share(run.steps, rollout.step)
+        if started is None and rollout.step == 0 and run.first_canary == 0 and not run.approved(
+                ("BeforeFirstCanary",), f"before {run.where(0)}", rollout):
+            out.rollout, out.traffic = rollout, STABLE_ONLY  # the first step is a canary: nothing served yet
+            return out
         if started is None or run.lost(pods, rollout.step):
             entered = _enter_step(run, rollout, started, candidate, pods)
             if entered is None:
@@ -343,12 +461,19 @@ def _step_done(run: _Run, rollout: RolloutStatus, started: datetime, manual: boo
         if not run.held_before:  # said once per step, with its evidence, not at every reconcile
             run.record("StepHeld", f"{run.desired.bento} {where} {run.cost_hold}", "Warning", {"step": k, "reason": "CostIncrease"})
         return False
+    last = k + 1 >= len(run.steps)
+    if not run.approved(gov.stages_crossed(run.first_canary, k + 1, last), f"{where} done", rollout):
+        return False
     why = "passed by a user (promote-step)" if manual else "duration passed" + (" and analysis passed" if needs_gate else "")
     evidence = _traffic_evidence(step_traffic(run.steps, k))
     if gate is not None and needs_gate and gate.evidence:
         evidence["analysis"] = gate.evidence
     run.record("StepCompleted", f"{run.desired.bento} {where} completed: {why}", evidence=evidence)
     return True
+
+
+def _stage_words(stage: str) -> str:
+    return "before its first canary step" if stage == "BeforeFirstCanary" else "before promotion"
 
 
 def _traffic_evidence(plan: TrafficPlan) -> dict[str, Any]:

@@ -58,6 +58,16 @@ class ApprovalPolicy:
 
 
 NO_APPROVALS = ApprovalPolicy()
+STAGE_WORDS = {"BeforeFirstCanary": "before the first canary step", "BeforePromotion": "before promotion"}
+
+
+def policy_of(spec: ModelDeploymentSpec) -> ApprovalPolicy:
+    """spec.governance's approvals (its requiredApprovals, or its risk tier's defaults)."""
+    if spec.governance is None:
+        return NO_APPROVALS
+    required = tuple(RequiredApproval(a.role, a.count, STAGE_WORDS[a.stage]) for a in spec.governance.policy())
+    source = "spec.governance.requiredApprovals" if spec.governance.required_approvals is not None else "spec.governance.riskTier"
+    return ApprovalPolicy(required, source, spec.governance.risk_tier)
 
 
 # --- words -------------------------------------------------------------------------------------
@@ -510,6 +520,8 @@ def _monitoring(mon: Monitoring | None) -> list[str]:
 def _approvals(policy: ApprovalPolicy) -> list[str]:
     lines = ["## Approvals", ""]
     if not policy.required:
+        if policy.risk_tier is not None:
+            return lines + [f"None required ({policy.source}, risk tier {policy.risk_tier})."]
         return lines + [f"None required: no approval policy ({policy.source}) is configured."]
     tier = f" (risk tier {policy.risk_tier})" if policy.risk_tier else ""
     lines.append(f"From {policy.source}{tier}:")
@@ -549,10 +561,13 @@ def signoff_markdown(
     name: str,
     namespace: str | None = None,
     annotations: Mapping[str, str] | None = None,
-    approvals: ApprovalPolicy = NO_APPROVALS,
+    approvals: ApprovalPolicy | None = None,
     ignored: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The deployment plan of one ModelDeployment as Markdown (``ignored``: fields set but not acted on)."""
+    """The deployment plan of one ModelDeployment as Markdown (``ignored``: fields set but not acted on;
+    ``approvals`` None: spec.governance's)."""
+    if approvals is None:
+        approvals = policy_of(spec)
     # capabilities_of refuses an unknown provider: the spec parsed, so the provider is known.
     capabilities_of(spec.traffic)
     sections = [

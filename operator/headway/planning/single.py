@@ -41,7 +41,7 @@ def plan_rollout(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, gate
 
     def decision(controls: dict[str, str]) -> RolloutDecision:
         return decide(spec, obs.previous, _state(obs, STABLE), _state(obs, CANDIDATE), controls, paused, gate, now,
-                      capacity_of(spec, obs, obs.previous.stable_model), _state(obs, PREVIOUS))
+                      capacity_of(spec, obs, obs.previous.stable_model), _state(obs, PREVIOUS), obs.approvals)
 
     return _assemble(spec, obs, owner, now, decision)
 
@@ -79,7 +79,7 @@ def _assemble(spec: ModelDeploymentSpec, obs: Observation, owner: Owner, now: da
         result.keep = (*result.keep, PREVIOUS)
     result.sections = result.sections.but(
         stable_model=d.stable_model, previous_model=d.previous_model, rollout=d.rollout, rolled_back=d.rolled_back,
-        candidate=candidate, bake=d.bake, deferred_controls=deferred,
+        candidate=candidate, bake=d.bake, deferred_controls=deferred, governance=d.governance,
         controls={**previous.controls, **d.handled, **{c: pending[c] for c in skipped}},
         draining=draining, variants=[v.model_copy(update={"weight": 0}) for v in previous.variants if v.name in result.keep],
         stable=variant_status(STABLE, d.stable_model, _state(obs, STABLE), sizes[STABLE], d.traffic.weights.get(STABLE, 100), owner),

@@ -16,7 +16,7 @@ from typing import Literal
 
 from headway.api.spec import ModelSpec
 from headway.api.status import (
-    BakeStatus, DeferredControl, DrainingStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus,
+    BakeStatus, DeferredControl, DrainingStatus, ExperimentDecision, GovernanceStatus, HistoryEntry, ModelDeploymentStatus, Phase, RolledBackStatus,
     RolloutStatus, VariantStatus,
 )
 from headway.planning import controls as ctl
@@ -45,6 +45,7 @@ class Sections:
     experiment_decision: ExperimentDecision | None
     controls: dict[str, str]
     deferred_controls: list[DeferredControl]
+    governance: GovernanceStatus | None
 
     @staticmethod
     def of(previous: ModelDeploymentStatus) -> Sections:
@@ -53,7 +54,7 @@ class Sections:
             rolled_back=previous.rolled_back, bake=previous.bake, stable=previous.stable, candidate=previous.candidate,
             variants=previous.variants, draining=previous.draining, suspended_variants=previous.suspended_variants,
             experiment_decision=previous.experiment_decision, controls=previous.controls,
-            deferred_controls=previous.deferred_controls,
+            deferred_controls=previous.deferred_controls, governance=previous.governance,
         )
 
     def but(self, **changes: object) -> Sections:

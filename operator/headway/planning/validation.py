@@ -195,6 +195,7 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
     problems += _provider_problems(spec)
     problems += _query_problems(spec)
     problems += _monitoring_problems(spec)
+    problems += _governance_problems(spec)
     if spec.experiment:
         for i, variant in enumerate(spec.experiment.variants):
             if variant.model is not None and variant.name in RESERVED_VARIANTS:
@@ -203,6 +204,20 @@ def check_spec(name: str, spec: ModelDeploymentSpec) -> list[Problem]:
                 problems += _check_model(variant.model, f"spec.experiment.variants[{i}].model")
             if len(name) + 1 + len(variant.name) > 63:
                 problems.append(Problem(f"spec.experiment.variants[{i}].name", "<metadata.name>-<variant name> must fit in 63 characters"))
+    return problems
+
+
+def _governance_problems(spec: ModelDeploymentSpec) -> list[Problem]:
+    """requiredApprovals is a map list keyed by role and stage: the API server refuses a key twice
+    ("Duplicate value"), and so does the operator, at the same index."""
+    listed = spec.governance.required_approvals if spec.governance is not None else None
+    seen: set[tuple[str, str]] = set()
+    problems = []
+    for i, a in enumerate(listed or []):
+        if (a.role, a.stage) in seen:
+            problems.append(Problem(f"spec.governance.requiredApprovals[{i}]",
+                                    f"Duplicate value: role {a.role} at {a.stage} is listed twice (one entry per role and stage)"))
+        seen.add((a.role, a.stage))
     return problems
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from headway.api.spec import ModelSpec
 from headway.api.status import HistoryEntry, ModelDeploymentStatus
 from headway.planning.conditions import EventIntent
+from headway.planning.governance import ObservedApproval
 from headway.planning.naming import CANDIDATE, STABLE, Owner, ScalerBounds, VariantWorkload, revision_of
 from headway.planning.observe import DeploymentState, parse_status
 from headway.planning.measure import Judgement, Measurement
@@ -144,10 +145,12 @@ class Cluster:
     metrics_url: str | None = None  # the operator's --prometheus-url
     prices: Prices | None = None  # the operator's price table
     autoscaler: Autoscaler = keep_replicas
+    approvals: tuple[ObservedApproval, ...] = ()  # the ModelApprovals of this ModelDeployment (spec.governance)
 
     def observed(self) -> Observation:
         return Observation(raw_spec=self.spec, generation=1, annotations=dict(self.annotations), previous=self.status,
-                           live=dict(self.live), served=self.served, default_metrics_url=self.metrics_url, prices=self.prices)
+                           live=dict(self.live), served=self.served, default_metrics_url=self.metrics_url, prices=self.prices,
+                           approvals=self.approvals)
 
     def plan(self, now: datetime, gate: Gate | None = None) -> Plan:
         """Plan without committing anything (a dry run, or a run that dies before writing status).

@@ -8,7 +8,7 @@
 --   no status yet, or observedGeneration behind generation   Progressing ("waiting for the operator")
 --   Pending, Progressing, Promoting                           Progressing (the step and time left)
 --   Paused (manual gate, spec.paused, headway.dev/paused)     Suspended
---   AwaitingApproval (not written yet: the governance feature will add it)   Suspended
+--   AwaitingApproval (spec.governance: approvals by role)    Suspended
 --   Succeeded                                                 Healthy (with data drift, budget, scaler notes)
 --   RolledBack                                                Degraded ("serving X; git wants Y")
 --   Degraded, Failed                                          Degraded (the Degraded condition's reason and message)
@@ -117,8 +117,8 @@ if phase == "Paused" then
   return health("Suspended", first(said("Progressing"), "paused"))
 end
 
--- Not a phase the operator writes yet: the governance feature will add it (a rollout waiting
--- for a ModelApproval). Waiting for a person is Suspended, like a manual gate.
+-- spec.governance: a rollout waiting for ModelApprovals. Waiting for a person is Suspended, like
+-- a manual gate; the Progressing condition names who is missing.
 if phase == "AwaitingApproval" then
   return health("Suspended", first(said("Progressing"), "awaiting approval"))
 end
