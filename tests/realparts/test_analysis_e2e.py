@@ -8,6 +8,7 @@ traffic to the variants in the proportions the rendered HTTPRoute sets.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -120,6 +121,18 @@ def test_good_version_is_promoted_on_evidence(emulated: Env, dataplane_factory: 
     assert verdicts["latency-p99"]["result"] == "Pass"
     assert env.condition("fraud", "SLOsMet")["status"] in ("True", "Unknown")
     assert env.wait_phase("fraud", "Succeeded")["status"]["stable"]["bento"] == "fraud_scorer:2.0.0"
+
+    # Steady state: the new stable is measured every interval; complete once its series flow within
+    # the SLOs, as `kubectl wait` sees it. When its metrics stop (its servers gone, their scrape targets
+    # with them), it is no longer complete: nothing shows it performs.
+    subprocess.run(["kubectl", "--kubeconfig", str(env.kubeconfig), "-n", env.namespace, "wait", "md/fraud",
+                    "--for=condition=DeploymentComplete", "--timeout=90s"], check=True, capture_output=True, text=True)
+    health = env.status("fraud")["health"]
+    assert health["missing"] == [] and {s["slo"] for s in health["slos"]} == {"errorRate", "latency-p99"}
+    plane.stop()
+    gone = env.wait_condition("fraud", "DeploymentComplete", "False", "MetricsMissing")
+    assert "errorRate" in gone["message"] and "latency-p99" in gone["message"]
+    assert env.status("fraud")["phase"] == "Succeeded"  # the stable is not rolled back for it
 
 
 def test_no_promotion_while_prometheus_is_down(emulated: Env, dataplane_factory: DataPlaneFactory, tmp_path: Any) -> None:

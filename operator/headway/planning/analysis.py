@@ -54,7 +54,7 @@ class Gate:
 class AnalysisRequest:
     """What to judge now: a revision, over a window, as (variant, baseline or None) pairs."""
 
-    purpose: Literal["step", "bake", "experiment"]
+    purpose: Literal["step", "bake", "experiment", "steady"]  # steady: the stable's health (planning/health.py)
     revision: str
     window_start: datetime
     targets: tuple[tuple[str, str | None], ...]
@@ -256,8 +256,11 @@ def record(
         failures, inconclusive = 0, 0
     else:  # Inconclusive: not a Fail, so the run of Fails is broken
         failures, inconclusive = 0, inconclusive + 1
+    purpose = req.purpose
+    if purpose == "steady":
+        raise ValueError("the stable's health is recorded in status.health (planning/health.py), not as an analysis")
     status = AnalysisStatus(
-        revision=req.revision, purpose=req.purpose, window_start=rfc3339(req.window_start), last_run=rfc3339(now),
+        revision=req.revision, purpose=purpose, window_start=rfc3339(req.window_start), last_run=rfc3339(now),
         runs=(previous.runs + 1 if same and previous else 1), result=result,
         consecutive_failures=failures, consecutive_inconclusive=inconclusive,
         verdicts=[_verdict_status(variant, v) for variant, v in verdicts], error=error,

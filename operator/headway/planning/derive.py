@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import (
-    Condition, ConditionType, CostStatus, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
+    Condition, ConditionType, CostStatus, HealthStatus, HistoryEntry, ModelDeploymentStatus, Phase, ProblemStatus, TrafficStatus, VariantStatus,
 )
+from headway.planning import health as stable_health
 from headway.planning.bake import describe_bake
 from headway.planning.capacity import keda_missing
 from headway.planning.conditions import EventIntent, append_history, set_condition
@@ -123,7 +124,7 @@ def _phase(d: Decision, obs: Observation, render: list[RenderProblem]) -> _Phase
         phase = override
         if result.reason:  # the stable itself is degraded (a bake breach reported): nothing is in progress
             pass
-        elif phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.DEGRADED):
+        elif phase in (Phase.PROGRESSING, Phase.PROMOTING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.DEGRADED):
             progressing = ("True", phase.value, message)
         elif phase == Phase.ROLLED_BACK:
             progressing = ("False", "RolledBack", message)
@@ -200,9 +201,12 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
 
     gate = d.judgement.gate
     slos: Triple = ("Unknown", "NoAnalysis", "no SLO analysis is configured")
+    kept = d.judgement.health or (stable_health.current(d.spec, previous, previous.health) if d.valid else previous.health)
     if gate is not None:
         slos = ({"Pass": "True", "Fail": "False", "Inconclusive": "Unknown"}[gate.result], gate.result, gate.message)  # type: ignore[assignment]
         slos = _bake_slos(d, slos)
+    elif kept is not None and d.spec is not None and d.spec.analysis is not None:
+        slos = _steady_slos(kept)
     supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
     conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
                   cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]
@@ -232,10 +236,33 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     history = previous.history
     for entry in [*d.history, *result.history, *d.late_history, *(monitored.history if monitored is not None and d.valid else ())]:
         history = append_history(history, entry)
-    update: dict[str, Any] = {"cost": cost}
+    update: dict[str, Any] = {"cost": cost, "health": kept}
     if monitored is not None and d.valid:
         update["monitoring"] = monitored.status
-    return _status(d, obs, p.phase, conditions, history).model_copy(update=update), events
+    status = _status(d, obs, p.phase, conditions, history).model_copy(update=update)
+    if d.valid:  # a promoted candidate's stable starts unmeasured
+        status = status.model_copy(update={"health": stable_health.current(d.spec, status, kept)})
+    done = stable_health.complete(d.spec if d.valid else None, status, now)
+    complete = cond(ConditionType.DEPLOYMENT_COMPLETE, done)
+    was_complete = next((c for c in previous.conditions if c.type == ConditionType.DEPLOYMENT_COMPLETE), None)
+    if was_complete is not None and was_complete.status != complete.status and "True" in (was_complete.status, complete.status):
+        events.append(EventIntent("Normal" if complete.status == "True" else "Warning",
+                                  "DeploymentComplete" if complete.status == "True" else "DeploymentIncomplete", complete.message))
+    return status.model_copy(update={"conditions": [*status.conditions, complete]}), events
+
+
+def _steady_slos(health: HealthStatus) -> Triple:
+    """SLOsMet when nothing rolls out: the stable's health window (planning/health.py)."""
+    if health.error is not None:
+        return "Unknown", "MetricsUnavailable", f"the stable's SLOs could not be measured: {health.error}"
+    if health.missing:
+        return "Unknown", "MetricsMissing", f"the stable has no series for {', '.join(health.missing)} since {health.window_start}"
+    failed = [s.slo for s in health.slos if s.result == "Fail"]
+    if failed:
+        return "False", "Fail", f"the stable breaches {', '.join(failed)} over {health.window_start} to {health.checked_at}"
+    passed = all(s.result == "Pass" for s in health.slos)
+    return ("True" if passed else "Unknown", "Pass" if passed else "Inconclusive",
+            f"the stable over {health.window_start} to {health.checked_at}: " + ", ".join(f"{s.slo} {s.result}" for s in health.slos))
 
 
 def _cost(d: Decision, obs: Observation, now: datetime) -> tuple[CostStatus | None, list[Condition], list[EventIntent]]:
@@ -265,7 +292,7 @@ def _status(d: Decision, obs: Observation, phase: Phase, conditions: list[Condit
         "stable_model": s.stable_model, "previous_model": s.previous_model, "rollout": s.rollout, "rolled_back": s.rolled_back,
         "bake": s.bake, "stable": s.stable, "candidate": s.candidate, "variants": s.variants, "draining": s.draining,
         "suspended_variants": s.suspended_variants, "experiment_decision": s.experiment_decision, "controls": s.controls,
-        "deferred_controls": s.deferred_controls,
+        "deferred_controls": s.deferred_controls, "governance": s.governance,
         "observed_generation": obs.generation,
         "phase": phase,
         "traffic": traffic,

@@ -23,11 +23,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from headway.api.spec import ModelDeploymentSpec, SeriesLabels, Slo
-from headway.api.status import AnalysisStatus, ExperimentDecision, HistoryEntry, ModelDeploymentStatus
-from headway.planning import analysis
+from headway.api.status import AnalysisStatus, ExperimentDecision, HealthStatus, HistoryEntry, ModelDeploymentStatus
+from headway.planning import analysis, health
 from headway.planning.analysis import AnalysisRequest
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339
-from headway.planning.naming import Owner
+from headway.planning.naming import STABLE, Owner
 from headway.planning.analysis import Gate
 from headway.planning.validation import metrics_url_problems
 from headway.planning.verdicts import VariantData, Verdict, assess
@@ -41,7 +41,7 @@ class MeasureRequest:
 
     namespace: str
     name: str  # the ModelDeployment
-    purpose: Literal["step", "bake", "experiment"]
+    purpose: Literal["step", "bake", "experiment", "steady"]
     revision: str
     targets: tuple[tuple[str, str | None], ...]  # (variant, baseline or None)
     window_start: datetime
@@ -88,6 +88,7 @@ class Judgement:
     pending: MeasureRequest | None = None  # due now and not answered yet: measure, then plan again
     events: tuple[EventIntent, ...] = ()  # what the analysis did on its own (AnalysisRestarted)
     history: tuple[HistoryEntry, ...] = ()
+    health: HealthStatus | None = None  # status.health from a steady measurement recorded in this plan (None: kept as it was)
 
     @staticmethod
     def unjudged(previous: ModelDeploymentStatus) -> Judgement:
@@ -105,13 +106,17 @@ def measure_request(owner: Owner, spec: ModelDeploymentSpec | None, status: Mode
     if spec is None or spec.analysis is None or not _measurable(spec, allowed):
         return None
     req = analysis.current(analysis.request(spec, status, now), status)
-    if req is None:
-        return None
     cfg = spec.analysis
+    if req is None:  # nothing rolling out: the stable's health (planning/health.py)
+        req = health.request(spec, status, now)
+        if req is None:
+            return None
+        due_at = health.due_at(spec, status.health, req)
+    else:
+        due_at = analysis.due_at(cfg, status.analysis, req)
     url = (cfg.prometheus.url if cfg.prometheus else None) or default_url
     return MeasureRequest(owner.namespace, owner.name, req.purpose, req.revision, req.targets, req.window_start,
-                          tuple(cfg.slos), cfg.series_labels or SeriesLabels(), cfg.interval, url,
-                          analysis.due_at(cfg, status.analysis, req))
+                          tuple(cfg.slos), cfg.series_labels or SeriesLabels(), cfg.interval, url, due_at)
 
 
 def _newer(measurement: Measurement, status: AnalysisStatus | None, req: AnalysisRequest) -> bool:
@@ -124,6 +129,8 @@ def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploym
           now: datetime, default_url: str | None, allowed: frozenset[str] | None) -> Judgement:
     """Record ``measurement`` if it answers the current analysis, and the gate that follows."""
     req = analysis.current(analysis.request(spec, previous, now), previous)
+    if req is None and spec is not None and _measurable(spec, allowed):
+        return _judge_health(owner, spec, previous, measurement, now, default_url, allowed)
     if req is None or spec is None or spec.analysis is None or not _measurable(spec, allowed):
         return Judgement.unjudged(previous)
     cfg = spec.analysis
@@ -159,6 +166,25 @@ def judge(owner: Owner, spec: ModelDeploymentSpec | None, previous: ModelDeploym
     if not answered and analysis.due(cfg, status, req, now):
         pending = measure_request(owner, spec, previous, now, default_url, allowed)
     return Judgement(status, analysis.gate(cfg, status, req), decision, verdicts, pending, events, history)
+
+
+def _judge_health(owner: Owner, spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, measurement: Measurement | None,
+                  now: datetime, default_url: str | None, allowed: frozenset[str] | None) -> Judgement:
+    """Nothing rolling out: record a measurement of the stable's health window (never a gate)."""
+    req = health.request(spec, previous, now)
+    if req is None:
+        return Judgement.unjudged(previous)
+    kept = health.current(spec, previous, previous.health)
+    answered = (measurement is not None and measurement.request.answers(req)
+                and (kept is None or kept.window_start != rfc3339(req.window_start)
+                     or parse_time(rfc3339(measurement.taken_at)) > parse_time(kept.checked_at)))
+    recorded = None
+    if answered and measurement is not None:
+        recorded = health.assess_health(spec, req, measurement.data.get(STABLE), measurement.error, measurement.taken_at)
+    pending = None
+    if recorded is None and now >= health.due_at(spec, kept, req):
+        pending = measure_request(owner, spec, previous, now, default_url, allowed)
+    return Judgement(previous.analysis, None, previous.experiment_decision, pending=pending, health=recorded)
 
 
 def _restarted(previous: ModelDeploymentStatus, req: AnalysisRequest, evidence: dict[str, Any],

@@ -21,6 +21,7 @@ ALLOWED: dict[Phase, tuple[str, str, str]] = {
     Phase.PENDING: ("False", "True", "False"),
     Phase.PROGRESSING: ("*", "True", "False"),
     Phase.PAUSED: ("True", "True", "False"),
+    Phase.AWAITING_APPROVAL: ("True", "True", "False"),
     Phase.PROMOTING: ("True", "True", "False"),
     Phase.SUCCEEDED: ("True", "False", "False"),
     Phase.ROLLED_BACK: ("True", "False", "True"),
@@ -32,7 +33,9 @@ ALLOWED: dict[Phase, tuple[str, str, str]] = {
 def check_conditions(status: ModelDeploymentStatus) -> None:
     assert status.phase is not None
     conditions = {c.type: c for c in status.conditions}
-    assert set(conditions) == {"Ready", "Progressing", "Degraded", "SLOsMet", "SpecSupported"}, conditions.keys()
+    assert set(conditions) == {"Ready", "Progressing", "Degraded", "SLOsMet", "SpecSupported", "DeploymentComplete"}, conditions.keys()
+    if status.phase != "Succeeded":  # complete only when running the desired version, nothing in flight
+        assert conditions["DeploymentComplete"].status == "False", conditions["DeploymentComplete"]
     got = tuple(conditions[t].status for t in ("Ready", "Progressing", "Degraded"))
     for want, have, name in zip(ALLOWED[status.phase], got, ("Ready", "Progressing", "Degraded")):
         assert want in ("*", have), f"phase {status.phase.value} with {name}={have}: {conditions[name]}"
@@ -86,6 +89,14 @@ def paused() -> ModelDeploymentStatus:
     return canary_at(300).status
 
 
+def awaiting_approval() -> ModelDeploymentStatus:
+    spec = {**rollout_spec("2.0.0", [canary(10, "1m")]), "governance": {"riskTier": "medium"}}
+    cluster = running(spec)
+    for t in (0, 1, 2):
+        cluster.reconcile(at(t))
+    return cluster.reconcile(at(70)).status
+
+
 def promoting() -> ModelDeploymentStatus:
     cluster = canary_at(80)
     cluster.annotate("promote", "p")
@@ -122,6 +133,7 @@ CASES: dict[str, tuple[Phase, Callable[[], ModelDeploymentStatus]]] = {
     "progressing": (Phase.PROGRESSING, progressing),
     "paused": (Phase.PAUSED, paused),
     "promoting": (Phase.PROMOTING, promoting),
+    "awaiting-approval": (Phase.AWAITING_APPROVAL, awaiting_approval),
     "rolled-back": (Phase.ROLLED_BACK, rolled_back),
     "degraded-hold": (Phase.DEGRADED, degraded_hold),
     "degraded-invalid-spec": (Phase.DEGRADED, degraded_invalid_spec),
