@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the CRDs (ModelDeployment, ModelApproval), generated from the pydantic models, into crds/ and the chart.
+"""Write the CRDs (ModelDeployment, ModelApproval, RolloutRecord), generated from the pydantic models, into crds/ and the chart.
 
     python hack/gen_crds.py          # write the files
     python hack/gen_crds.py --check  # exit 1 if any generated file is stale (CI runs this)
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 import yaml  # noqa: E402
 
-from headway.api import approval  # noqa: E402
+from headway.api import approval, record  # noqa: E402
 from headway.api.crd import CRD_NAME, build_crd  # noqa: E402
 
 HEADER = (
@@ -30,6 +30,7 @@ HEADER = (
 CRDS: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     (CRD_NAME, build_crd),
     (approval.CRD_NAME, approval.build_crd),
+    (record.CRD_NAME, record.build_crd),
 ]
 DIRECTORIES = [ROOT / "crds", ROOT / "charts" / "headway" / "crds"]
 

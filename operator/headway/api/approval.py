@@ -19,7 +19,7 @@ from pydantic import Field
 
 import headway
 from headway.api.base import ApiModel, Rule
-from headway.api.crd import build_schema
+from headway.api.crd import build_schema, crd_envelope
 from headway.api.limits import DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX
 
 KIND = "ModelApproval"
@@ -108,47 +108,9 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 
 def build_crd() -> dict[str, Any]:
     """The ModelApproval CustomResourceDefinition manifest."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "labels": {"app.kubernetes.io/name": "headway", "app.kubernetes.io/part-of": "headway"},
-        },
-        "spec": {
-            "group": headway.GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
-                "categories": ["headway"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": headway.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (
-                                "An approver's decision on a candidate revision of a ModelDeployment, "
-                                "for one governance role. Immutable; its identity is checked at admission."
-                            ),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": build_schema(ModelApprovalSpec),
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return crd_envelope(
+        kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=SHORT_NAMES, categories=["headway"],
+        description=("An approver's decision on a candidate revision of a ModelDeployment, "
+                     "for one governance role. Immutable; its identity is checked at admission."),
+        properties={"spec": build_schema(ModelApprovalSpec)}, printer_columns=PRINTER_COLUMNS,
+    )

@@ -129,52 +129,57 @@ def build_schema(model: type[BaseModel], *, cel: bool = True) -> dict[str, Any]:
     return schema
 
 
+def crd_envelope(
+    *, kind: str, plural: str, singular: str, short_names: tuple[str, ...], categories: list[str], description: str,
+    properties: dict[str, Any], printer_columns: list[dict[str, Any]], subresources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The CustomResourceDefinition around one version's schema: what every Headway CRD shares
+    (group, version, namespaced scope, labels, the apiVersion/kind/metadata properties, spec required).
+
+    ``properties`` holds the top-level sections besides those three (spec, and status if any)."""
+    version: dict[str, Any] = {"name": headway.VERSION, "served": True, "storage": True}
+    if subresources is not None:
+        version["subresources"] = subresources
+    version["additionalPrinterColumns"] = printer_columns
+    version["schema"] = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "description": description,
+            "required": ["spec"],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}, **properties},
+        }
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{headway.GROUP}",
+            "labels": {"app.kubernetes.io/name": "headway", "app.kubernetes.io/part-of": "headway"},
+        },
+        "spec": {
+            "group": headway.GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
+                "categories": categories,
+            },
+            "scope": "Namespaced",
+            "versions": [version],
+        },
+    }
+
+
 def build_crd() -> dict[str, Any]:
     """The complete CustomResourceDefinition manifest."""
     spec_schema = build_schema(ModelDeploymentSpec)
     # No CEL under status: the operator writes it (its validity is the code's business), and
     # each rule there (status.stableModel.env, ...) would only spend the CRD's cost budget.
     status_schema = build_schema(ModelDeploymentStatus, cel=False)
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "labels": {"app.kubernetes.io/name": "headway", "app.kubernetes.io/part-of": "headway"},
-        },
-        "spec": {
-            "group": headway.GROUP,
-            "names": {
-                "kind": headway.KIND,
-                "listKind": f"{headway.KIND}List",
-                "plural": headway.PLURAL,
-                "singular": headway.SINGULAR,
-                "shortNames": list(headway.SHORT_NAMES),
-                "categories": ["headway", "ml"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": headway.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A model served by BentoML and delivered safely by Headway.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return crd_envelope(
+        kind=headway.KIND, plural=headway.PLURAL, singular=headway.SINGULAR, short_names=headway.SHORT_NAMES,
+        categories=["headway", "ml"], description="A model served by BentoML and delivered safely by Headway.",
+        properties={"spec": spec_schema, "status": status_schema}, printer_columns=PRINTER_COLUMNS, subresources={"status": {}},
+    )
