@@ -80,6 +80,10 @@ Gaps filled:
     and per group-version documents of the CRDs, PATCH listing ``fieldValidation``) and
     ``/openapi/v2`` (JSON) are served, so ``kubectl apply`` validates on the server (an unknown
     field fails naming it) and ``kubectl explain`` works for custom resources.
+16. ``SelfSubjectReview`` (``POST /apis/authentication.k8s.io/v1/selfsubjectreviews``, what
+    ``kubectl auth whoami`` sends): 201 with the requesting user's name and groups, stored nowhere,
+    as ``pkg/registry/authentication/selfsubjectreview/rest.go`` answers (pinned in
+    ``tests/e2e/test_kubectl_plugin.py`` with the real ``kubectl auth whoami``).
 Also: names, label keys/values, annotation keys and owner references are validated (422).
 
 Still approximate / not emulated:
@@ -167,6 +171,7 @@ RequestKey = tuple[str, str, str, str]  # (user, User-Agent product, verb, resou
 T = TypeVar('T')
 
 CRDS = ('apiextensions.k8s.io', 'customresourcedefinitions')
+SELF_SUBJECT_REVIEWS = '/apis/authentication.k8s.io/v1/selfsubjectreviews'
 NAMESPACES = ('', 'namespaces')
 NON_VANILLA_GROUPS = {'gateway.networking.k8s.io', 'metrics.k8s.io'}
 ALL_VERBS = ('create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch')
@@ -526,6 +531,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if (denied := self._guard.check(request.method.value, request.url.path, request.params,
                                         request.headers, self._store)) is not None:
             return denied
+        if request.method.value.upper() == 'POST' and request.url.path.rstrip('/') == SELF_SUBJECT_REVIEWS:
+            return self._self_subject_review(request)
         if len(self._payloads) == self._own_reactions:  # no test has added a reaction: route directly
             # kmock keeps every request for assertions on reactions, and matching a request to a
             # reaction scans them all (quadratic: ~0.1 s per request after 2,000 requests). Without
@@ -537,6 +544,24 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 return await self._admission.serve_openapi(request)(request)
         # Skip KubernetesEmulator._handle(): it records objects in kmock's own store.
         return await kmock.RawHandler._handle(self, request)
+
+    def _self_subject_review(self, request: kmock.Request) -> aiohttp.web.Response:
+        """Who the request authenticated as (a real server stores nothing and answers 201)."""
+        identity = self._guard.authenticate(request.headers)
+        assert identity is not None  # the guard answered 401 otherwise
+        # Its body carries nothing but apiVersion and kind: a protobuf one (kubectl's typed client
+        # may send it) is accepted unread, as JSON the kind is checked.
+        json_sent = 'json' in request.headers.get('Content-Type', 'application/json')
+        try:
+            body = _json_body(request) if json_sent and request.body.strip() else {}
+        except ApiError as e:
+            return aiohttp.web.json_response(e.status(), status=e.code)
+        if body.get('kind') not in (None, 'SelfSubjectReview'):
+            status = ApiError(400, 'BadRequest', f'not a SelfSubjectReview: {body.get("kind")}').status()
+            return aiohttp.web.json_response(status, status=400)
+        return aiohttp.web.json_response(
+            {'kind': 'SelfSubjectReview', 'apiVersion': 'authentication.k8s.io/v1', 'metadata': {'creationTimestamp': _now()},
+             'status': {'userInfo': {'username': identity.user, 'groups': list(identity.groups)}}}, status=201)
 
     def _count(self, request: kmock.Request) -> None:
         """Per-client request accounting (``request_counts()``)."""
