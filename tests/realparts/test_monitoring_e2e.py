@@ -5,7 +5,11 @@ them, and the real operator (against the emulated API server) reads them.
 - a drifted input stream raises DataDrift on the stable version, naming the drifted feature;
 - a candidate whose answers are shifted (``HEADWAY_FAULT_SHIFT``: its errors and latency are
   those of a good version) is caught in its shadow step and rolled back, never promoted;
-- an unshifted candidate is shown to answer like stable and is promoted.
+- an unshifted candidate is shown to answer like stable and is promoted;
+- in both shadow steps the agreement per request is reported: the load generator sends each
+  request and its mirrored copy with one ``x-request-id``, which the example model records as
+  the prediction's id, and the operator compares the two versions' sketches (the shifted one
+  answers about 71% of the requests like stable, the faithful one all of them).
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ def test_shifted_answers_are_caught_in_shadow_and_a_faithful_version_is_promoted
     predictions = entry["evidence"]["analysis"]["predictions"]
     assert predictions["result"] == "Fail" and predictions["difference"] > 0.1
     assert predictions["candidateSamples"] >= 200 and predictions["stableSamples"] >= 200
+    # Per request: a shift of 1.5 logits changes ~29% of the answers (true agreement ~0.71).
+    assert predictions["agreementSamples"] >= 200, predictions["message"]
+    assert predictions["agreement"] < 0.85 and predictions["agreementLow"] < 0.8 and predictions["agreementHigh"] > 0.65
     wait_for("the PredictionsDiffer Event", lambda: "PredictionsDiffer" in env.event_reasons("fraud"))  # posted after the status write
     assert not any(h["event"] == "Promoted" for h in status["history"])
 
@@ -120,4 +127,6 @@ def test_shifted_answers_are_caught_in_shadow_and_a_faithful_version_is_promoted
     agreed = next(h for h in promoted["history"] if h["event"] == "PredictionsAgree")
     assert agreed["evidence"]["predictions"]["result"] == "Pass"
     assert agreed["evidence"]["predictions"]["differenceUpper"] < 0.1
+    # The same model answers every mirrored request as stable does.
+    assert agreed["evidence"]["predictions"]["agreement"] >= 0.97, agreed["evidence"]["predictions"]["message"]
     assert env.wait_phase("fraud", "Succeeded")["status"]["stable"]["bento"] == "fraud_scorer:3.0.0"

@@ -3,7 +3,10 @@ and the server's own ``/metrics`` shows exactly the counts of what was sent.
 
 The service runs 2 workers (BentoML's Prometheus multiprocess mode: each worker writes its
 own files, /metrics sums them), its recorder made either in the service's ``__init__`` or at
-module import; both run in the workers, which start with PROMETHEUS_MULTIPROC_DIR set.
+module import; both run in the workers, which start with PROMETHEUS_MULTIPROC_DIR set. It
+reads each request's ``x-request-id`` header from BentoML's context (``ctx: bentoml.Context``)
+as the prediction's id, as docs/monitoring.md tells users to: the agreement sketch counts
+exactly the cells of those ids and answers.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pytest
 import requests
 
 from headway.api.profile import MISSING, OTHER, BinnedFeature, ReferenceProfile
-from headway.monitoring import FEATURE_METRIC, OUTCOME_METRIC, PREDICTION_METRIC, UNMATCHED_METRIC
+from headway.api.sketch import BUCKETS, cell_of
+from headway.monitoring import FEATURE_METRIC, OUTCOME_METRIC, PREDICTION_METRIC, SKETCH_METRIC, UNMATCHED_METRIC
 from headway.sandbox.processes import BentoServer, parse_samples
 
 pytestmark = pytest.mark.realparts
@@ -47,11 +51,10 @@ class Scorer:
         self.recorder = MODULE_RECORDER or Recorder.from_env()
 
     @bentoml.api
-    def predict(self, amount: float | None = None, country: str | None = None,
-                request_id: str | None = None) -> dict:
+    def predict(self, ctx: bentoml.Context, amount: float | None = None, country: str | None = None) -> dict:
         label = "fraud" if (amount or 0) > 100 else "legit"
         pid = self.recorder.record(features={"amount": amount, "country": country, "unwatched": 1},
-                                   prediction=label, prediction_id=request_id)
+                                   prediction=label, prediction_id=ctx.request.headers.get("x-request-id"))
         return {"label": label, "id": pid, "pid": os.getpid()}
 
     @bentoml.api
@@ -98,11 +101,12 @@ def test_recorded_counts_appear_on_the_servers_metrics(tmp_path: Path, monkeypat
         assert counts(before, PREDICTION_METRIC, "bin") == {(b,): 0.0 for b in bins}
         assert counts(before, OUTCOME_METRIC, "predicted", "actual") == {(p, a): 0.0 for p in bins for a in bins}
         assert counts(before, UNMATCHED_METRIC) == {(): 0.0}
+        assert counts(before, SKETCH_METRIC, "bucket", "sign") == {(str(b), s): 0.0 for b in range(BUCKETS) for s in "+-"}
 
         # Predictions: a new connection each, so both workers may answer.
         answers = []
         for i, (payload, _) in enumerate(REQUESTS):
-            response = requests.post(f"{server.url}/predict", json={**payload, "request_id": f"r-{i}"}, timeout=10)
+            response = requests.post(f"{server.url}/predict", json=payload, headers={"x-request-id": f"r-{i}"}, timeout=10)
             assert response.status_code == 200, response.text
             answers.append(response.json())
         assert [a["label"] for a in answers] == [bins_ for _, (_, _, bins_) in REQUESTS]
@@ -138,6 +142,9 @@ def test_recorded_counts_appear_on_the_servers_metrics(tmp_path: Path, monkeypat
         assert {k: v for k, v in counts(after, PREDICTION_METRIC, "bin").items() if v} == expected_predictions
         assert {k: v for k, v in counts(after, OUTCOME_METRIC, "predicted", "actual").items() if v} == expected_outcomes
         assert counts(after, UNMATCHED_METRIC) == {(): float(unmatched)}
+        # The agreement sketch: one count per prediction, in the cell of its id and answer, over both workers.
+        expected_sketch = Counter((str(b), s) for b, s in (cell_of(f"r-{i}", label) for i, (_, (_, _, label)) in enumerate(REQUESTS)))
+        assert {k: v for k, v in counts(after, SKETCH_METRIC, "bucket", "sign").items() if v} == expected_sketch
         assert sum(expected_outcomes.values()) + unmatched == len(REQUESTS) + 2
         assert "unwatched" not in after  # features outside the profile make no series
     finally:

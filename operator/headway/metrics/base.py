@@ -39,9 +39,10 @@ class BinnedQuery:
     features: frozenset[str]  # the features wanted (empty: none)
     prediction: bool  # the prediction's counts too
     revision: str | None = None
+    sketch: bool = False  # the agreement sketch's counts too (series "sketch", bins "<bucket><sign>": headway.api.sketch)
 
 
-# {"feature:<name>" or "prediction": [{bin: count} per slice, oldest first]}
+# {"feature:<name>", "prediction" or "sketch": [{bin: count} per slice, oldest first]}
 BinnedCounts = dict[str, list[dict[str, float]]]
 
 

@@ -30,6 +30,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from headway.api.sketch import SKETCH_METRIC
 from headway.api.spec import SeriesLabels
 from headway.api.types import parse_duration
 from headway.metrics.base import BinnedCounts, BinnedQuery, MetricsError, SeriesQuery
@@ -132,7 +133,8 @@ class PrometheusSource:
 
         ``query.slices`` equal slices of [start, end] (complete ones only), per pod differenced
         (see ``increments``) and summed over pods. Series: ``feature:<name>`` for each feature
-        counter, ``prediction`` for the prediction counter."""
+        counter, ``prediction`` for the prediction counter, ``sketch`` for the agreement sketch (bins
+        ``"<bucket><sign>"``, headway.api.sketch)."""
         step = max(1.0, (query.end - query.start).total_seconds() / query.slices)
         last = query.start + timedelta(seconds=step * query.slices)
         sel = selector(query.labels, query.namespace, query.name, query.variant, revision=query.revision)
@@ -154,6 +156,11 @@ class PrometheusSource:
                     f"sum by ({pod}, bin) ({PREDICTIONS}{sel})", (pod, "bin"), query.start, last, step).items():
                 for begin, value in per_slice.items():
                     add("prediction", begin, bin_name, value)
+        if query.sketch:
+            for (_, bucket, sign), per_slice in self.increments(
+                    f"sum by ({pod}, bucket, sign) ({SKETCH_METRIC}{sel})", (pod, "bucket", "sign"), query.start, last, step).items():
+                for begin, value in per_slice.items():
+                    add("sketch", begin, f"{bucket}{sign}", value)  # as headway.api.sketch.cell_key names a cell
         return {series: [slots.get(i, {}) for i in range(query.slices)] for series, slots in counts.items()}
 
     def slices(self, query: SeriesQuery, with_latency: bool) -> tuple[Slice, ...]:

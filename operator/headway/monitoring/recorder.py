@@ -31,6 +31,14 @@ series is bounded by the profile: at most ``MAX_BINS`` per feature, ``MAX_BINS**
 ``headway_outcomes_unmatched_total``
     outcomes whose prediction id the recorder does not know (never recorded, already given an
     outcome, recorded by another process or replica, or evicted from the bounded map).
+``headway_prediction_sketch_total{bucket, sign}``
+    per recorded prediction that comes with its request's id (``prediction_id``): one of
+    ``2 x 64`` cells chosen by a hash of the id and the prediction's bin (headway.api.sketch).
+    In a shadow step, where the mirror sends both versions the same requests with the same
+    id (the ``x-request-id`` header), the operator compares the two versions' cells to measure
+    the share of requests they answer alike (``status.monitoring.prediction.agreement``; see
+    docs/monitoring.md). Predictions recorded without an id are not in it: an id the server
+    made up is the other version's noise. Only with a profile that has a prediction.
 
 Every series of the profile's bins is created at 0 when the recorder is made, so rates exist
 from the first scrape.
@@ -63,6 +71,8 @@ from typing import Any, Final
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from headway.api.profile import PROFILE_KEY, ReferenceProfile
+from headway.api.sketch import BUCKETS, SIGNS, cell_of
+from headway.api.sketch import SKETCH_METRIC as SKETCH_METRIC  # re-exported with the recorder's other names
 
 PROFILE_ENV: Final = "HEADWAY_PROFILE"
 MAX_WARNED: Final = 64  # unknown feature names logged, at most (a caller sending arbitrary keys must not flood the log)
@@ -89,6 +99,7 @@ class _Metrics:
     prediction: Counter
     outcomes: Counter
     unmatched: Counter
+    sketch: Counter
 
 
 # One set of counters per registry: prometheus_client refuses a second metric of the same name,
@@ -114,6 +125,10 @@ def _metrics(registry: CollectorRegistry) -> _Metrics:
                 unmatched=Counter(UNMATCHED_METRIC.removesuffix("_total"),
                                   "Outcomes whose prediction id the recorder did not know",
                                   registry=registry),
+                sketch=Counter(SKETCH_METRIC.removesuffix("_total"),
+                               "Predictions with a request id, per cell of a hash of the id and the prediction's bin "
+                               "(compared between versions for their agreement per request)",
+                               ["bucket", "sign"], registry=registry),
             )
         return found
 
@@ -157,6 +172,9 @@ class Recorder:
             (p, a): self._metrics.outcomes.labels(predicted=p, actual=a) for p in prediction_bins for a in prediction_bins
         }
         self._metrics.unmatched.inc(0)  # no labels: exported at 0 already; explicit for the reader
+        self._sketch_children = {
+            (b, sign): self._metrics.sketch.labels(bucket=str(b), sign=sign) for b in range(BUCKETS) for sign in SIGNS
+        } if profile.prediction is not None else {}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Recorder:
@@ -190,7 +208,9 @@ class Recorder:
                prediction_id: str | None = None) -> str:
         """Count one prediction's watched features and its prediction; returns its id (given or generated).
 
-        The id is what ``record_outcome`` takes when the true label arrives.
+        The id is what ``record_outcome`` takes when the true label arrives. Give the request's
+        own id (its ``x-request-id`` header, which gateway mirrors copy to the shadow): with it the
+        prediction also counts in the agreement sketch (``headway_prediction_sketch_total``).
         """
         features = features or {}
         if len(self._warned) < MAX_WARNED and (unknown := set(features) - set(self.profile.features) - self._warned):
@@ -204,6 +224,8 @@ class Recorder:
         if prediction is not UNSET and self.profile.prediction is not None:
             predicted = self.profile.prediction.bin_of(prediction)
             self._prediction_children[predicted].inc()
+            if prediction_id is not None:  # a generated id is never the other version's: no agreement to count
+                self._sketch_children[cell_of(pid, predicted)].inc()
             if self.max_pending:
                 with self._lock:
                     self._pending[pid] = predicted

@@ -12,7 +12,9 @@ answered (the measurer runs one fetch per distinct request):
 - **prediction comparison** during a shadow or canary step (with ``compare``): at every
   ``interval`` since the step began, the candidate's prediction counts against the stable's
   over the step so far, on the same slices, by ``drift.prediction_drift`` at look k (the
-  looks of a step are counted in status, and its level is spent over them).
+  looks of a step are counted in status, and its level is spent over them); in a shadow step
+  that mirrors every request, also the share of requests both versions answered alike, from
+  the recorders' sketches (``agreement.sketch_agreement``: reported, never a gate).
 
 ``assess`` records an answer in ``status.monitoring`` only when it answers the current
 request's grid point and is newer than what status holds (a late or repeated answer changes
@@ -36,7 +38,7 @@ from headway.api.status import (
     PredictionComparisonStatus,
 )
 from headway.api.types import parse_duration
-from headway.planning import drift
+from headway.planning import agreement, drift
 from headway.planning.analysis import Gate
 from headway.planning.conditions import EventIntent, history_entry, parse_time, rfc3339, set_condition
 from headway.planning.naming import Owner, desired_version, revision_of
@@ -47,6 +49,7 @@ SLICES_PER_INTERVAL = 5
 DEFAULT_SCRAPE = timedelta(seconds=15)  # the PodMonitor's scrape interval without an analysis or monitoring
 MIN_SCRAPE = timedelta(seconds=5)  # never more often
 PREDICTION = "prediction"  # the name of the prediction among the features
+SKETCH = "sketch"  # the agreement sketch's series in a comparison's counts (headway.api.sketch)
 MIN_COMPARE_SLICES = 2  # a comparison needs the dispersion between slices (drift.prediction_drift)
 BinnedCounts = dict[str, list[dict[str, float]]]  # as metrics.base.BinnedCounts: {series: [{bin: count}]}
 
@@ -76,6 +79,8 @@ class MonitorRequest:
     drift: Window | None  # the stable's inputs (and predictions) over the last window
     compare: tuple[Window, Window] | None  # (candidate, stable) predictions since the step began
     due_at: datetime
+    # Why the comparison measures no agreement per request (None: the fetch counts both sides' sketches too).
+    no_agreement: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,20 @@ def comparing(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> tuple
     return rollout.revision, parse_time(rollout.step_started_at)
 
 
+def agreement_unmeasurable(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> str | None:
+    """Why the comparing step cannot measure agreement per request (None: it can): the two versions must
+    answer the same requests, which only a shadow step mirroring all of them sends (``comparing`` holds)."""
+    assert spec.rollout is not None and status.rollout is not None
+    kind = kind_of(spec.rollout.steps[status.rollout.step]).name
+    if kind != "shadow":
+        return (f"a {kind} step splits the requests between the versions, so none is answered by both "
+                f"(a shadow step with percent 100 measures it)")
+    mirrored = status.traffic.mirror_percent if status.traffic is not None else 0
+    if mirrored < 100:
+        return f"the mirror copies {mirrored}% of the requests to the candidate; agreement needs all of them (shadow percent 100)"
+    return None
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -173,7 +192,9 @@ def monitor_request(owner: Owner, spec: ModelDeploymentSpec | None, status: Mode
     else:
         dues.append(point + every)
     compare_part = None
+    no_agreement = None
     if (compared := comparing(spec, status)) is not None:
+        no_agreement = agreement_unmeasurable(spec, status)
         revision, since = compared
         at = _grid(now, every, since)
         last = previous.prediction
@@ -187,7 +208,7 @@ def monitor_request(owner: Owner, spec: ModelDeploymentSpec | None, status: Mode
     due = (max(w.end for w in ([drift_part] if drift_part else []) + (list(compare_part) if compare_part else []))
            if drift_part is not None or compare_part is not None else min(dues))
     return MonitorRequest(owner.namespace, owner.name, mon.profile, labels, url, tuple(mon.features), mon.prediction,
-                          drift_part, compare_part, due)
+                          drift_part, compare_part, due, no_agreement if compare_part is not None else None)
 
 
 def _bins(feature: BinnedFeature, top: tuple[drift.BinShare, ...]) -> list[DriftBin]:
@@ -267,14 +288,34 @@ def _comparison(mon: Monitoring, result: MonitorResult, parts: tuple[Window, Win
     if not decidable:
         look -= 1  # and no level (alpha) is reported for it
     passed = verdict.result == "Pass" or (previous is not None and previous.revision == candidate.revision and previous.passed)
+    agreed = _agreement(mon, result)
     return PredictionComparisonStatus(
-        revision=candidate.revision, result=verdict.result, message=verdict.message, since=rfc3339(candidate.start),
+        revision=candidate.revision, result=verdict.result, message=f"{verdict.message}; {agreed.words()}", since=rfc3339(candidate.start),
         until=rfc3339(candidate.end), look=look, passed=passed, candidate_samples=round(verdict.candidate_samples, 3),
         stable_samples=round(verdict.stable_samples, 3), difference=round(verdict.tv_distance, 6),
         difference_upper=round(verdict.tv_upper, 6) if finite else None, max_difference=mon.compare.max_difference,
         p_value=verdict.p_value, alpha=verdict.alpha_k if decidable else None, dispersion=round(verdict.phi, 4),
         top_bins=[DriftBin(bin=prediction.describe(b.bin), observed=round(b.observed, 6), expected=round(b.reference, 6)) for b in verdict.top],
+        agreement=_rounded(agreed.agreement), agreement_low=_rounded(agreed.low), agreement_high=_rounded(agreed.high),
+        agreement_samples=round(agreed.samples, 1) if agreed.measured else None,
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+def _agreement(mon: Monitoring, result: MonitorResult) -> agreement.Agreement:
+    """The share of requests both versions answered alike (a shadow step's mirror sends them the same ids)."""
+    why = result.request.no_agreement
+    if why is not None:
+        return agreement.not_measured(why)
+    candidate, stable = result.counts.get("candidate", {}), result.counts.get("stable", {})
+    try:
+        return agreement.sketch_agreement(candidate.get(SKETCH) or [], stable.get(SKETCH) or [], alpha=mon.alpha,
+                                          min_samples=mon.min_samples)
+    except Exception as exc:  # it is reported, never a gate: odd counts must not cost the comparison its look
+        return agreement.not_measured(f"could not be estimated: {type(exc).__name__}: {exc}")
 
 
 def _not_compared(mon: Monitoring, parts: tuple[Window, Window], previous: PredictionComparisonStatus | None,

@@ -36,7 +36,9 @@ ModelDeployment every ``route_poll`` seconds and sends ``POST <path>`` requests 
 example's ``/score``) at ``rate``
 per second, picking the backend of each request by the default rule's weights (the last
 rule; pin rules are for requests with headers, which it does not send) and mirroring
-``percent`` of them to the ``RequestMirror`` backend. Before the route exists it sends
+``percent`` of them to the ``RequestMirror`` backend. Every request carries an ``x-request-id``
+header, the same on its mirrored copy (as Envoy-based gateways set it and their mirrors copy
+it), so the recorders of both versions can count it under one id (agreement per request). Before the route exists it sends
 everything to ``<md>-stable``. Service ``<md>-<variant>`` maps to the Deployment of the same
 name. Responses are counted per variant and status.
 """
@@ -51,6 +53,7 @@ import random
 import threading
 import time
 import traceback
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -452,6 +455,10 @@ class _Job:
     pick: float
     payload: Any
     mirror: tuple[str, str] | None  # (Service, variant)
+    request_id: str = ""  # x-request-id, the same on the mirrored copy
+
+
+REQUEST_ID_HEADER = "x-request-id"
 
 
 def example_payload(rng: random.Random) -> dict[str, list[float]]:
@@ -583,7 +590,9 @@ class LoadGenerator:
         if table.mirror is not None and self.rng.random() * 100.0 < table.mirror[1]:
             mirror = (table.mirror[0], self.variant_of(table.mirror[0]))
         payload = self.payload(self.rng)
-        return _Job(service, self.variant_of(service) if service else NO_BACKEND, self.rng.random(), payload, mirror)
+        # The id is not drawn from self.rng: a seed gives the same requests as before ids existed.
+        return _Job(service, self.variant_of(service) if service else NO_BACKEND, self.rng.random(), payload, mirror,
+                    uuid.uuid4().hex)
 
     def _dispatch(self) -> None:
         started = due = time.monotonic()
@@ -609,13 +618,14 @@ class LoadGenerator:
             table = self._stats.mirrored if mirrored else self._stats.primary
             table.setdefault(variant, Counter())[status] += 1
 
-    def _send(self, session: requests.Session, service: str, pick: float, payload: Any) -> int | str:
+    def _send(self, session: requests.Session, service: str, pick: float, payload: Any, request_id: str = "") -> int | str:
         servers = self.dataplane.serving(service)
         if not servers:
             return NO_SERVER
         server = servers[min(int(pick * len(servers)), len(servers) - 1)]
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else None
         try:
-            return session.post(f"{server.url}{self.path}", json=payload, timeout=self.timeout).status_code
+            return session.post(f"{server.url}{self.path}", json=payload, timeout=self.timeout, headers=headers).status_code
         except requests.RequestException:
             return CONN_ERROR
 
@@ -625,7 +635,7 @@ class LoadGenerator:
                 if not job.service:
                     self._record(False, NO_BACKEND, NO_BACKEND)
                     continue
-                self._record(False, job.variant, self._send(session, job.service, job.pick, job.payload))
-                if job.mirror is not None:  # the copy's answer is discarded, only counted
-                    self._record(True, job.mirror[1], self._send(session, job.mirror[0], job.pick, job.payload))
+                self._record(False, job.variant, self._send(session, job.service, job.pick, job.payload, job.request_id))
+                if job.mirror is not None:  # the copy's answer (same id) is discarded, only counted
+                    self._record(True, job.mirror[1], self._send(session, job.mirror[0], job.pick, job.payload, job.request_id))
 

@@ -21,7 +21,9 @@ Faults (read once, at import, in the server's worker process; see
 
 Every answered call is recorded by :class:`headway.monitoring.Recorder` with the example's
 reference profile (features f0..f3, prediction ``flagged``), as a user's model would: the
-operator's drift checks (``spec.monitoring``) read those counts.
+operator's drift checks (``spec.monitoring``) read those counts. The request's
+``x-request-id`` header (the load generator sends it, the same on a mirrored copy) is the
+prediction's id, so a shadow step measures how often both versions answer alike.
 
 The service has one worker (``workers=1``), so there is exactly one RNG per server. (A
 user's own service gets the same faults from :mod:`headway.sandbox.fault_wrapper`.)
@@ -59,7 +61,7 @@ class FraudScorer:
         self.rng = random.Random(SEED)
 
     @bentoml.api
-    async def score(self, features: list[float]) -> dict[str, float | bool]:
+    async def score(self, features: list[float], ctx: bentoml.Context) -> dict[str, float | bool]:
         # Both draws happen on every call, so errors and delays stay independent and the
         # sequence is the same whatever the settings.
         fail = self.rng.random() < ERROR_RATE
@@ -69,5 +71,6 @@ class FraudScorer:
         if fail:
             raise InternalServerError("injected failure (HEADWAY_FAULT_ERROR_RATE)")
         probability, flagged = score(features, SHIFT)
-        RECORDER.record(features=dict(zip(FEATURE_NAMES, features)), prediction=flagged)
+        RECORDER.record(features=dict(zip(FEATURE_NAMES, features)), prediction=flagged,
+                        prediction_id=ctx.request.headers.get("x-request-id"))
         return {"fraud_probability": probability, "flagged": flagged}

@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from headway.api.profile import MISSING, OTHER, BinnedFeature, ReferenceProfile
-from headway.monitoring import FEATURE_METRIC, OUTCOME_METRIC, PREDICTION_METRIC, UNMATCHED_METRIC, Recorder
+from headway.api.sketch import BUCKETS, cell_key, cell_of
+from headway.monitoring import FEATURE_METRIC, OUTCOME_METRIC, PREDICTION_METRIC, SKETCH_METRIC, UNMATCHED_METRIC, Recorder
+from headway.planning.agreement import sketch_agreement
 
 AMOUNT = BinnedFeature(kind="numeric", edges=(10.0, 100.0), expected=(0.3, 0.4, 0.2, 0.1), samples=10)
 COUNTRY = BinnedFeature(kind="categorical", categories=("US", "DE"), expected=(0.5, 0.3, 0.2, 0.0), samples=10)
@@ -191,7 +194,7 @@ def test_the_recorder_loads_no_kubernetes_and_no_operator_code() -> None:
     code = ("import sys, headway.monitoring; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes', 'headway')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    assert eval(out) == ["headway", "headway.api", "headway.api.profile", "headway.monitoring",
+    assert eval(out) == ["headway", "headway.api", "headway.api.profile", "headway.api.sketch", "headway.monitoring",
                          "headway.monitoring.recorder"]
 
 
@@ -202,3 +205,52 @@ def test_a_feature_the_profile_lacks_is_logged_once(caplog: pytest.LogCaptureFix
         recorder.record(features={"amonut": 4.0})
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "['amonut'] are not in the reference profile" in warnings[0]
+
+
+# -- the agreement sketch ---------------------------------------------------------------------------
+
+
+def sketch(registry: CollectorRegistry) -> dict[tuple[int, str], float]:
+    return {(int(labels["bucket"]), labels["sign"]): value
+            for (labels, value) in ((dict(k), v) for k, v in series(registry, SKETCH_METRIC).items())}
+
+
+def test_the_sketch_has_its_128_cells_at_zero_and_counts_answers_with_a_request_id(registry: CollectorRegistry) -> None:
+    recorder = Recorder(PROFILE, registry=registry)
+    assert sketch(registry) == {(b, s): 0.0 for b in range(BUCKETS) for s in ("+", "-")}
+    recorder.record({"amount": 5}, prediction="fraud", prediction_id="req-1")
+    recorder.record({"amount": 5}, prediction="fraud", prediction_id="req-1")  # a retry: counted again
+    recorder.record({"amount": 5}, prediction="nobody-knows", prediction_id="req-2")  # its bin: __other__
+    recorder.record({"amount": 5}, prediction="legit")  # no request id: the made-up one is no other version's
+    recorder.record({"amount": 5}, prediction_id="req-3")  # no prediction: nothing to agree on
+    expected = Counter({cell_of("req-1", "fraud"): 2.0, cell_of("req-2", OTHER): 1.0})
+    assert {k: v for k, v in sketch(registry).items() if v} == expected
+    assert sum(series(registry, PREDICTION_METRIC).values()) == 4  # the distribution still counts every prediction
+
+
+def test_a_profile_without_a_prediction_makes_no_sketch(registry: CollectorRegistry) -> None:
+    Recorder(ReferenceProfile(features={"amount": AMOUNT}), registry=registry).record({"amount": 1}, prediction_id="r")
+    assert sketch(registry) == {}
+
+
+def counts_of(registry: CollectorRegistry) -> list[dict[str, float]]:
+    """The sketch as the operator's fetch hands it over: one slice of {cell key: count}."""
+    return [{cell_key(b, s): v for (b, s), v in sketch(registry).items()}]
+
+
+def test_two_versions_recording_the_same_requests_agree_as_often_as_they_answer_alike() -> None:
+    """Two recorders (two versions' servers) see the same 4,000 request ids; the candidate answers a
+    tenth of them differently. Identical answers read as agreement exactly 1."""
+    stable, same, shifted = CollectorRegistry(), CollectorRegistry(), CollectorRegistry()
+    recorders = [Recorder(PROFILE, registry=r) for r in (stable, same, shifted)]
+    for i in range(4000):
+        label = "fraud" if i % 7 == 0 else "legit"
+        recorders[0].record(prediction=label, prediction_id=f"id-{i}")
+        recorders[1].record(prediction=label, prediction_id=f"id-{i}")
+        recorders[2].record(prediction=("legit" if label == "fraud" else "fraud") if i % 10 == 0 else label, prediction_id=f"id-{i}")
+    identical = sketch_agreement(counts_of(same), counts_of(stable))
+    assert (identical.agreement, identical.high, identical.disagreements, identical.samples) == (1.0, 1.0, 0.0, 4000.0)
+    assert identical.low is not None and 0.998 < identical.low < 1.0  # a few disagreements may hide in equal signs
+    differing = sketch_agreement(counts_of(shifted), counts_of(stable))
+    assert differing.low is not None and differing.high is not None and differing.low <= 0.9 <= differing.high
+    assert differing.high < 0.97
