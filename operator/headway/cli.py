@@ -1,7 +1,8 @@
 """The `headway` command line: `headway operator` runs the operator; `headway sandbox` runs it on
 this machine with real model servers, Prometheus and traffic (headway/sandbox/command.py);
 `headway profile` builds a reference profile from training data (headway/monitoring/profiling.py);
-`headway plan -f manifest.yaml` prints the deployment plan a manifest implies, for sign-off (headway/planning/signoff.py)."""
+`headway plan -f manifest.yaml` prints the deployment plan a manifest implies, for sign-off (headway/planning/signoff.py);
+`headway audit md/NAME` prints every decision of its rollouts from their RolloutRecords (headway/audit.py)."""
 
 from __future__ import annotations
 
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         return profile_main(argv[1:])
     if argv[:1] == ["plan"]:
         return plan_main(argv[1:])
+    if argv[:1] == ["audit"]:
+        from headway.audit import main as audit_main  # reads RolloutRecords: no kopf, no operator loop
+
+        return audit_main(argv[1:])
     from headway import config as cfg  # here: `headway profile` does not load the operator's modules
 
     parser = argparse.ArgumentParser(prog="headway", description="Headway: safe delivery of BentoML models on Kubernetes.")
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("profile", help="build a reference profile for model monitoring from training data (CSV or Parquet; "
                    "`headway profile --help`)")
     sub.add_parser("plan", help="print the deployment plan a manifest implies, as Markdown for sign-off (`headway plan --help`)")
+    sub.add_parser("audit", help="print every decision of a ModelDeployment's rollouts from its RolloutRecords, as Markdown, CSV "
+                   "or JSON (`headway audit --help`)")
     args = parser.parse_args(argv)
     if args.command == "operator":
         try:

@@ -12,7 +12,10 @@ import random
 import re
 from dataclasses import dataclass, field
 
+import yaml
+
 from headway.planning.cost import Prices as Prices  # re-exported: the price table lives with the cost it prices
+from headway.planning.notifications import NotificationConfig, parse_sinks
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class OperatorConfig:
     measure_timeout_seconds: float = 30.0  # a metric measurement still unanswered after this is an error (Inconclusive)
     kubeconfig: str | None = None  # else $KUBECONFIG, ~/.kube/config or in-cluster
     prices: Prices = field(default_factory=Prices)  # no prices: no status.cost
+    rollout_records: int = 10  # RolloutRecords kept per ModelDeployment (0: none written)
+    notifications: NotificationConfig = field(default_factory=NotificationConfig)  # no sinks: nothing is sent
     verbose: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -52,6 +57,13 @@ ENV = {
     "price_gib_hour": "HEADWAY_PRICE_GIB_HOUR",
     "price_gpu_hour": "HEADWAY_PRICE_GPU_HOUR",
     "currency": "HEADWAY_CURRENCY",
+    "rollout_records": "HEADWAY_ROLLOUT_RECORDS",
+    "notification_sinks": "HEADWAY_NOTIFICATION_SINKS",
+    "notification_secret_namespace": "HEADWAY_NOTIFICATION_SECRET_NAMESPACE",
+    "notification_max_age_seconds": "HEADWAY_NOTIFICATION_MAX_AGE_SECONDS",
+    "notification_timeout_seconds": "HEADWAY_NOTIFICATION_TIMEOUT_SECONDS",
+    "notification_backoff_seconds": "HEADWAY_NOTIFICATION_BACKOFF_SECONDS",
+    "notification_cluster": "HEADWAY_NOTIFICATION_CLUSTER",
 }
 
 
@@ -90,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, default=float(env(ENV[key], "0")),
                             help=f"price of {what} for an hour, for status.cost and budgets [${ENV[key]}]")
     parser.add_argument("--currency", default=env(ENV["currency"], "USD"), help=f"currency of the prices [${ENV['currency']}]")
+    _add_notification_arguments(parser)
+    parser.add_argument("--rollout-records", type=int, default=env(ENV["rollout_records"], "10"), metavar="N",
+                        help="keep the last N RolloutRecords (every decision of a rollout, its evidence, approvals and outcome; "
+                             f"`headway audit`) per ModelDeployment; 0 writes none [${ENV['rollout_records']}]")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -120,6 +136,8 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         measure_timeout_seconds=args.measure_timeout_seconds,
         kubeconfig=args.kubeconfig,
         prices=_prices(args),
+        rollout_records=_rollout_records(args.rollout_records),
+        notifications=_notifications(args),
         verbose=args.verbose,
     )
 
@@ -130,6 +148,62 @@ def _prices(args: argparse.Namespace) -> Prices:
     if min(prices.vcpu_hour, prices.gib_hour, prices.gpu_hour) < 0:
         raise ValueError("prices must not be negative")
     return prices
+
+
+def _add_notification_arguments(parser: argparse.ArgumentParser) -> None:
+    """Notifications (docs/notifications.md): sinks named here, selected by a ModelDeployment's headway.dev/notify."""
+    env = os.environ.get
+    parser.add_argument("--notification-sinks", default=env(ENV["notification_sinks"]), metavar="YAML",
+                        help="where notifications may go: a YAML or JSON list of {name, type: webhook|slack|teams|pagerduty, "
+                             "secret: {name, key}[, url][, events][, namespaces]}; the Secret (in --notification-secret-namespace) "
+                             f"holds the URL, or PagerDuty's routing key [${ENV['notification_sinks']}]")
+    parser.add_argument("--notification-secret-namespace", default=env(ENV["notification_secret_namespace"]),
+                        help="namespace of the sinks' Secrets (default: the operator's own, in a cluster) "
+                             f"[${ENV['notification_secret_namespace']}]")
+    parser.add_argument("--notification-max-age-seconds", type=float, default=float(env(ENV["notification_max_age_seconds"], "600")),
+                        help="a transition older than this is never notified (after a restart, or a receiver down for longer) "
+                             f"[${ENV['notification_max_age_seconds']}]")
+    parser.add_argument("--notification-timeout-seconds", type=float, default=float(env(ENV["notification_timeout_seconds"], "10")),
+                        help=f"timeout of one notification request [${ENV['notification_timeout_seconds']}]")
+    parser.add_argument("--notification-backoff-seconds", type=float, default=float(env(ENV["notification_backoff_seconds"], "2")),
+                        help="delay before the first retry of a failed notification; it doubles, up to 5 minutes "
+                             f"[${ENV['notification_backoff_seconds']}]")
+    parser.add_argument("--notification-cluster", default=env(ENV["notification_cluster"], ""),
+                        help=f"a cluster name shown in every notification [${ENV['notification_cluster']}]")
+
+
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _notifications(args: argparse.Namespace) -> NotificationConfig:
+    """The notification settings; ValueError naming the flag (and the sink and field) that is wrong."""
+    raw = args.notification_sinks
+    try:
+        parsed = yaml.safe_load(raw) if raw and raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--notification-sinks: not YAML or JSON: {' '.join(str(exc).split())}") from None
+    sinks = parse_sinks(parsed, "--notification-sinks")
+    for flag, value in (("--notification-max-age-seconds", args.notification_max_age_seconds),
+                        ("--notification-timeout-seconds", args.notification_timeout_seconds),
+                        ("--notification-backoff-seconds", args.notification_backoff_seconds)):
+        if not value > 0:
+            raise ValueError(f"{flag} must be greater than 0")
+    namespace = args.notification_secret_namespace or None
+    if sinks and namespace is None and os.path.exists(IN_CLUSTER_NAMESPACE):
+        with open(IN_CLUSTER_NAMESPACE, encoding="utf-8") as f:
+            namespace = f.read().strip() or None
+    if sinks and namespace is None:
+        raise ValueError("--notification-sinks needs --notification-secret-namespace (the namespace of the sinks' Secrets) "
+                         "outside a cluster")
+    return NotificationConfig(sinks=sinks, secret_namespace=namespace, max_age_seconds=args.notification_max_age_seconds,
+                              timeout_seconds=args.notification_timeout_seconds,
+                              backoff_seconds=args.notification_backoff_seconds, cluster=args.notification_cluster or "")
+
+
+def _rollout_records(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"--rollout-records must be 0 (no records) or more, not {value}")
+    return value
 
 
 def _split_env(name: str) -> list[str]:

@@ -26,25 +26,30 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from collections.abc import Callable
 
 import headway
+from headway.api import approval
 from headway.api.spec import ModelDeploymentSpec
 from headway.api.status import ModelDeploymentStatus
 from headway.k8s.apply import Action, Writes, apply_writes, confirm_fresh, patch_status, plan_writes, post_event
 from headway.k8s.cache import LiveChildren, LiveReader, Reader, kind_key
 from headway.k8s.client import DEPLOYMENT, PDB, SERVICE, ApiError, Kind, Kube, register_kind
+from headway.k8s.records import ROLLOUT_RECORD, apply_records, plan_for
 from headway.planning.conditions import EventIntent
 from headway.metrics.base import BinnedQuery, MetricsError, MetricSource, SeriesQuery
 from headway.metrics.measurer import Measurer
 from headway.metrics.prometheus import PrometheusSource
+from headway.notify import Notifier
+from headway.planning.notifications import Subject
 from headway.planning import capabilities
 from headway.planning.naming import LABEL_MD, LABEL_VARIANT, Owner, shared_labels
 from headway.api.monitoring_spec import ProfileReference
 from headway.api.profile import ReferenceProfile
 from pydantic import ValidationError
+from headway.planning.governance import parse_approvals
 from headway.planning.measure import NO_URL, Measurement, MeasureRequest
 from headway.planning.monitoring import MonitorRequest, MonitorResult
 from headway.planning.observe import Observation, observe_deployment, parse_status
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 
 MODEL_DEPLOYMENT = register_kind(Kind(headway.GROUP, headway.VERSION, headway.PLURAL, headway.KIND))
 HPA = register_kind(Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"))
+MODEL_APPROVAL = register_kind(Kind(headway.GROUP, headway.VERSION, approval.PLURAL, approval.KIND))
 WORKLOAD_KINDS = (DEPLOYMENT, SERVICE, PDB, HPA)  # built in: always served
 # The optional kinds of the capability table ("group/Kind"), with what the API client needs.
 CRD_KINDS: dict[str, Kind] = {kind_key(k): register_kind(k) for k in (
@@ -155,8 +161,10 @@ def fetch_monitoring(req: MonitorRequest, kube: Kube, source: MetricSource | Non
     counts: dict[str, dict[str, list[dict[str, float]]]] = {}
     try:
         for key, window, features, prediction in windows:
+            # The comparison's sketches too, when its step can measure agreement per request (planning.agreement).
+            sketch = key != "drift" and req.no_agreement is None
             counts[key] = source.binned(BinnedQuery(req.namespace, req.name, window.variant, window.start, window.end, window.slices,
-                                                    req.labels, features, prediction, window.revision))
+                                                    req.labels, features, prediction, window.revision, sketch=sketch))
     except MetricsError as exc:
         return MonitorResult(req, profile, {}, str(exc), now)
     return MonitorResult(req, profile, counts, None, now)
@@ -292,6 +300,8 @@ def _observe(reader: Reader, owner: Owner, body: dict[str, Any], previous: Model
         allowed_metrics_urls=allowed_urls(settings.prometheus_url, settings.allowed_prometheus_urls),
         default_metrics_url=settings.prometheus_url, prices=settings.prices,
         monitoring=monitor.latest(owner.key) if monitor is not None else None,
+        approvals=parse_approvals(reader.approvals(owner.namespace, owner.name), owner.name)
+        if spec is not None and spec.governance is not None else (),
     )
     return observation, live
 
@@ -369,6 +379,43 @@ def _announce(kube: Kube, body: dict[str, Any], owner: Owner, result: Plan, wrot
         telemetry.EVENTS.labels(event.type, event.reason).inc()
 
 
+RECORD_RETRY_SECONDS = 30.0  # a record write that failed is tried again this soon (the next reconcile finds what is missing)
+_unrecorded_warned: set[str] = set()
+
+
+def _record(kube: Kube, reader: Reader, owner: Owner, result: Plan, keep: int, now: datetime) -> Plan:
+    """Copy the decisions of the status just written into their RolloutRecords (k8s/records.py).
+
+    A failure is logged and never stops the reconcile (records are the audit trail, not the control
+    loop; status holds every decision first): the plan asks for another look soon, whose comparison
+    of status.history with the records finds what is missing. Without the RolloutRecord CRD
+    (a Helm upgrade does not install new CRDs) nothing is recorded, said once per namespace."""
+    where = f"{owner.namespace}/{owner.name}"
+    if not reader.serves(ROLLOUT_RECORD):
+        reader.need(ROLLOUT_RECORD)
+        if owner.namespace not in _unrecorded_warned:
+            _unrecorded_warned.add(owner.namespace)
+            log.warning("%s: no RolloutRecords written: the API server does not serve %s (apply crds/%s.yaml)", where,
+                        ROLLOUT_RECORD.plural, f"{ROLLOUT_RECORD.plural}.{ROLLOUT_RECORD.group}")
+        return result
+    try:
+        planned = plan_for(reader, owner, result.status, keep)
+        if not planned:
+            return result
+        actions = apply_records(kube, reader, owner, planned)
+    except (ApiError, ValueError) as exc:
+        conflict = isinstance(exc, ApiError) and exc.status == 409
+        log.log(logging.INFO if conflict else logging.WARNING, "%s: RolloutRecords not written (%s): trying again within %.0fs", where,
+                "changed meanwhile" if conflict else exc, RECORD_RETRY_SECONDS, extra=_log_fields(owner, result, "RecordFailed"))
+        retry = now + timedelta(seconds=RECORD_RETRY_SECONDS)
+        return replace(result, wake_at=min(result.wake_at, retry) if result.wake_at is not None else retry)
+    for action in actions:
+        telemetry.CHILD_WRITES.labels(action.kind, action.verb).inc()
+        log.info("%s %s %s %s (%s)", where, action.verb, action.kind, action.name, action.detail,
+                 extra={**_log_fields(owner, result, f"Record{action.verb.capitalize()}"), "child": f"{action.kind}/{action.name}"})
+    return result
+
+
 class Conflict(ApiError):
     """The ModelDeployment changed between the read and the status write: nothing was written."""
 
@@ -376,8 +423,15 @@ class Conflict(ApiError):
 def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None, prometheus_url: str | None = None,
               allowed_prometheus_urls: tuple[str, ...] = (), *, prices: Prices | None = None, reader: Reader | None = None,
               measurer: Measurer[Measurement] | None = None, sources: Sources | None = None,
-              monitor: Measurer[MonitorResult] | None = None) -> Plan | None:
+              monitor: Measurer[MonitorResult] | None = None, notifier: Notifier | None = None,
+              rollout_records: int = 0) -> Plan | None:
     """Bring one ModelDeployment's status, then its children, in line with its spec.
+
+    ``rollout_records`` (default 0: none) is how many RolloutRecords per ModelDeployment to keep: the
+    decisions of each status write are copied into their rollout's record after it (_record).
+
+    ``notifier`` (default: none) sends the notifications the written status calls for and records
+    the ones it finished in ``status.notifications`` with the next write (headway/notify.py).
 
     ``reader`` is where it reads (default: the API server itself), ``measurer`` runs metric
     queries off this call (default: none, fetch synchronously when due), ``monitor`` the same for
@@ -387,7 +441,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
     ModelDeployment is gone or being deleted; raises Conflict (nothing written) when it
     changed while this call decided.
     """
-    reader = reader or LiveReader(kube, MODEL_DEPLOYMENT)
+    reader = reader or LiveReader(kube, MODEL_DEPLOYMENT, MODEL_APPROVAL)
     with _lock(namespace, name):
         body = reader.model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -398,6 +452,10 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         settings = Settings(prometheus_url, allowed_prometheus_urls, prices)
         result, writes = _plan_and_render(kube, reader, owner, body, previous, now, settings, measurer, sources or metric_source,
                                           monitor)
+        subject = Subject(namespace, name, owner.uid, notifier.config.cluster if notifier is not None else "")
+        if notifier is not None:  # the deliveries finished since the last write are recorded with this one
+            notified, news = notifier.settle(subject, body["metadata"], result.status, now)
+            result = replace(result, status=notified, events=[*result.events, *news])
 
         # 1. The decision, with the resourceVersion it was made from.
         try:
@@ -414,8 +472,13 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
                          extra=_log_fields(owner, result, "Conflict"))
                 raise Conflict(exc.status, exc.reason, exc.message) from exc
             raise
-        # 2. Its Events and log lines.
+        # 1b. Its decisions into their RolloutRecords: after the status, which is the write-ahead log they are copied from.
+        if rollout_records > 0:
+            result = _record(kube, reader, owner, result, rollout_records, now)
+        # 2. Its Events and log lines, and notifications (from the durable status only: a decision a 409 discarded is never sent).
         _announce(kube, body, owner, result, stored is not None, now)
+        if notifier is not None:
+            notifier.dispatch(subject, body["metadata"], result.status, now)
         # 3. The children follow the status.
         try:
             actions = apply_writes(kube, owner, writes, reader)

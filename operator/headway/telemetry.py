@@ -67,7 +67,9 @@ class MonitoringCollector:
     - ``headway_drift_psi{namespace, modeldeployment, feature}``: the PSI of the last check;
     - ``headway_drift_p_value{namespace, modeldeployment, feature}``: its Holm-adjusted p-value;
     - ``headway_prediction_difference{namespace, modeldeployment, revision}``: the candidate's total
-      variation distance from stable's answers (with ``..._upper`` its upper bound), while compared.
+      variation distance from stable's answers (with ``..._upper`` its upper bound), while compared;
+    - ``headway_prediction_agreement{namespace, modeldeployment, revision}``: the share of requests
+      both versions answered alike, while a shadow step measures it.
 
     Forgotten with the ModelDeployment, so a deleted one leaves no stale series.
     """
@@ -97,6 +99,9 @@ class MonitoringCollector:
                                        "stable's answers in the current step.", labels=["namespace", "modeldeployment", "revision"])
         upper = GaugeMetricFamily("headway_prediction_difference_upper", "Upper confidence bound of that distance.",
                                   labels=["namespace", "modeldeployment", "revision"])
+        agreement = GaugeMetricFamily("headway_prediction_agreement", "Share of the requests both versions answered in the "
+                                      "current shadow step whose predictions fall in the same bin.",
+                                      labels=["namespace", "modeldeployment", "revision"])
         for (namespace, name), status in items:
             for f in status.features:
                 key = [namespace, name, f.feature]
@@ -110,7 +115,9 @@ class MonitoringCollector:
                 difference.add_metric([namespace, name, p.revision], p.difference)
                 if p.difference_upper is not None:
                     upper.add_metric([namespace, name, p.revision], p.difference_upper)
-        yield from (drift, psi, p_value, difference, upper)
+            if p is not None and p.agreement is not None:
+                agreement.add_metric([namespace, name, p.revision], p.agreement)
+        yield from (drift, psi, p_value, difference, upper, agreement)
 
 
 def _label_name(key: str) -> str:

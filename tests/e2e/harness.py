@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 import requests
 
+from headway.api import approval, record
 from headway.api.crd import build_crd
 from headway.k8s.client import DEPLOYMENT, EVENT, PDB, SERVICE, ApiError, Kind, Kube, make_api_client
-from headway.reconciler import MODEL_DEPLOYMENT
+from headway.k8s.records import ROLLOUT_RECORD
+from headway.reconciler import MODEL_APPROVAL, MODEL_DEPLOYMENT
 from headway.sandbox import processes
 from headway.sandbox.processes import free_port  # noqa: F401  (the tests import it from here)
 
@@ -53,14 +55,17 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT,
 
 
 def install_crd(kube: Kube) -> None:
-    crd = build_crd()
-    live = kube.get(CRD_KIND, None, crd["metadata"]["name"])
-    if live is None:
-        kube.create(CRD_KIND, None, crd)
-    else:
-        crd["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        kube.merge_patch(CRD_KIND, None, crd["metadata"]["name"], crd)
-    wait_for("the CRD to be served", lambda: kube.serves(MODEL_DEPLOYMENT) or (kube.forget_discovery() and False))
+    """The chart's CRDs: ModelDeployment, ModelApproval (which the operator watches for spec.governance) and
+    RolloutRecord (which it writes)."""
+    for crd in (build_crd(), approval.build_crd(), record.build_crd()):
+        live = kube.get(CRD_KIND, None, crd["metadata"]["name"])
+        if live is None:
+            kube.create(CRD_KIND, None, crd)
+        else:
+            crd["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            kube.merge_patch(CRD_KIND, None, crd["metadata"]["name"], crd)
+    wait_for("the CRDs to be served", lambda: (kube.serves(MODEL_DEPLOYMENT) and kube.serves(MODEL_APPROVAL) and kube.serves(ROLLOUT_RECORD))
+             or (kube.forget_discovery() and False))
 
 
 @dataclass

@@ -6,7 +6,7 @@ ClusterRole/Role and bindings are created in the emulator, which enforces RBAC
 (``operator/headway/sandbox/apiserver/rbac.py``). The real operator process runs with that ServiceAccount's token and walks a ModelDeployment through what it does in production: first
 an upgrade from 0.1 (its finalizer removed), first deployment, a canary rollout and promotion,
 switches of traffic provider, scaling down, an analysed rollout that is rolled back, and
-deletion. Then:
+deletion, writing a RolloutRecord per rollout (two kept: the oldest are deleted). Then:
 
 - it reconciled promptly (no minute of retried ``Forbidden`` before the first reconcile);
 - nothing was denied: no ``Forbidden`` in its log, none in the emulator's record;
@@ -136,6 +136,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         kubeconfig = emulator.write_kubeconfig(tmp_path / "operator.kubeconfig", token=token)
         operator = OperatorProcess(kubeconfig=kubeconfig, namespace=namespace, log_dir=tmp_path, clusterwide=clusterwide,
                                    extra_args=["--allowed-prometheus-url", ANALYSIS["prometheus"]["url"],
+                                               # two RolloutRecords kept: the walk's four rollouts prune the oldest
+                                               "--rollout-records", "2",
                                                *(["--peering", RELEASE, "--priority", "100"] if peering else [])])
         operator.start()
         env = Env(kube=kube, kubeconfig=admin_kubeconfig, namespace=namespace, operator=operator, emulated=True)

@@ -102,6 +102,7 @@ def triples(
 
 
 APPROVALS = "modelapprovals"
+RECORDS = "rolloutrecords"
 NAMESPACED_RULES = triples(
     [
         (GROUP, PLURAL, ["list", "watch", "patch"]),  # patch: kopf drops 0.1's finalizer; reads come from the watch
@@ -112,6 +113,8 @@ NAMESPACED_RULES = triples(
         *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
         ("", "events", ["create"]),
         ("", "configmaps", ["get"]),  # spec.monitoring's reference profile
+        (GROUP, APPROVALS, ["list", "watch"]),  # spec.governance: approvals queue the ModelDeployment they name
+        (GROUP, RECORDS, ["list", "watch", "create", "patch", "delete"]),  # RolloutRecords: written per rollout, pruned
     ]
 )
 # kopf runs with scanning disabled (operator/headway/handlers/settings.py): no namespaces or
@@ -235,6 +238,7 @@ def test_deployment_env_defaults(defaults: list[dict[str, Any]]) -> None:
         "HEADWAY_METRICS_PORT": "9090",
         "HEADWAY_RESYNC_SECONDS": "600",
         "HEADWAY_MEASURE_TIMEOUT_SECONDS": "30",
+        "HEADWAY_ROLLOUT_RECORDS": "10",
         "HEADWAY_PRICE_VCPU_HOUR": "0",
         "HEADWAY_PRICE_GIB_HOUR": "0",
         "HEADWAY_PRICE_GPU_HOUR": "0",
@@ -740,7 +744,7 @@ def test_notes_render(scenario: str) -> None:
 def test_chart_crd_is_the_generated_crd_byte_for_byte() -> None:
     generated = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
     in_chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
-    assert generated == in_chart == sorted([f"{PLURAL}.{GROUP}.yaml", f"{APPROVALS}.{GROUP}.yaml"])
+    assert generated == in_chart == sorted([f"{PLURAL}.{GROUP}.yaml", f"{APPROVALS}.{GROUP}.yaml", f"{RECORDS}.{GROUP}.yaml"])
     for name in generated:
         assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes()
 
@@ -748,7 +752,7 @@ def test_chart_crd_is_the_generated_crd_byte_for_byte() -> None:
 def test_helm_installs_the_crds_from_crds_dir() -> None:
     docs = template(CHART, include_crds=True)
     crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-    assert sorted(c["metadata"]["name"] for c in crds) == sorted([f"{PLURAL}.{GROUP}", f"{APPROVALS}.{GROUP}"])
+    assert sorted(c["metadata"]["name"] for c in crds) == sorted([f"{PLURAL}.{GROUP}", f"{APPROVALS}.{GROUP}", f"{RECORDS}.{GROUP}"])
     templated = {d["metadata"]["name"] for d in template(CHART)}
     for crd in crds:
         client.V1CustomResourceDefinition.model_validate(crd)
@@ -778,3 +782,10 @@ def _skeleton(schema: dict[str, Any]) -> Any:
 
 def _is_parent(line: str) -> bool:
     return line.rstrip().endswith(":")
+
+
+def test_no_rollout_records_means_no_permission_for_them() -> None:
+    """rolloutRecords: 0 writes none (HEADWAY_ROLLOUT_RECORDS=0), so the operator's role does not grant them."""
+    docs = template(CHART, {"rolloutRecords": 0})
+    assert env(docs)["HEADWAY_ROLLOUT_RECORDS"] == "0"
+    assert rule_triples(operator_role(docs, "ClusterRole")) == NAMESPACED_RULES - triples([(GROUP, RECORDS, ["list", "watch", "create", "patch", "delete"])])

@@ -30,7 +30,7 @@ from tests.support.celcost import (
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every CRD hack/gen_crds.py generates: each is checked here.
-CRD_NAMES = ["modeldeployments.serving.headway.dev", "modelapprovals.serving.headway.dev"]
+CRD_NAMES = ["modeldeployments.serving.headway.dev", "modelapprovals.serving.headway.dev", "rolloutrecords.serving.headway.dev"]
 REFUSED_CRD_PATH = ROOT / "tests" / "manifests" / "refused-crd" / "first-version.yaml"
 
 SAFETY = 0.5  # of each limit

@@ -98,7 +98,7 @@ def _sampled_collector(collector: Any) -> Any:
     if isinstance(collector, telemetry.MonitoringCollector):
         monitoring = telemetry.MonitoringCollector()
         feature = SimpleNamespace(feature="amount", result="Drifted", psi=0.3, adjusted_p_value=0.01)
-        prediction = SimpleNamespace(revision="abc123", difference=0.1, difference_upper=0.2)
+        prediction = SimpleNamespace(revision="abc123", difference=0.1, difference_upper=0.2, agreement=0.97)
         monitoring.set("ns", "md", SimpleNamespace(features=[feature], prediction=prediction))
         return monitoring
     return collector
@@ -402,8 +402,9 @@ def test_every_family_the_operator_exports_is_charted(dashboard: dict[str, Any],
     used = set().union(*(names_in(q.expr).metrics for q in queries(dashboard)))
     families = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in vocabulary if name.startswith("headway_")}
     charted = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in used}
-    # The recorder's feature bins and outcomes are per model and profile: drift gauges summarise them.
-    recorder_only = {"headway_feature_observations", "headway_outcomes", "headway_outcomes_unmatched"}
+    # The recorder's feature bins and outcomes are per model and profile: drift gauges summarise them
+    # (its agreement sketch's cells are hash buckets: headway_prediction_agreement summarises them).
+    recorder_only = {"headway_feature_observations", "headway_outcomes", "headway_outcomes_unmatched", "headway_prediction_sketch"}
     assert families - charted - recorder_only == set()
 
 

@@ -97,10 +97,23 @@ permission here is used, and nothing else.
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments"]
   verbs: ["list", "watch", "patch"]
+# ModelApprovals (spec.governance): listed and watched into a cache, so that an approval queues
+# the ModelDeployment it names; never written (approvers create them, the API server vouches).
+- apiGroups: ["serving.headway.dev"]
+  resources: ["modelapprovals"]
+  verbs: ["list", "watch"]
 # Its status subresource: the operator's only output on the resource (merge patch).
 - apiGroups: ["serving.headway.dev"]
   resources: ["modeldeployments/status"]
   verbs: ["patch"]
+# RolloutRecords, the durable decision record of each rollout (--rollout-records): listed and
+# watched into a cache like children; created per rollout, grown by JSON patch, the oldest
+# beyond the retention deleted. No get: a record is never looked up by name.
+{{- if gt (int .Values.rolloutRecords) 0 }}
+- apiGroups: ["serving.headway.dev"]
+  resources: ["rolloutrecords"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- end }}
 # Children are created with ownerReferences.blockOwnerDeletion: where the
 # OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift), that needs
 # update on the owner's finalizers subresource.

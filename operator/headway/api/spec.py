@@ -17,6 +17,7 @@ from pydantic import Field
 
 from headway.api.analysis_spec import Analysis, ErrorRateSlo, LatencySlo, PrometheusSource, QuerySlo, SeriesLabels, Slo
 from headway.api.base import ApiModel, Rule
+from headway.api.governance_spec import HIGH_TIER_MIN_BAKE_SECONDS, Governance, RequiredApproval
 from headway.api.monitoring_spec import Monitoring, PredictionComparison, ProfileReference
 from headway.api.limits import DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, Hostname, ObjectName
 from headway.api.routing import GatewayApiTraffic, IstioTraffic, ParentReference, Traffic
@@ -27,13 +28,13 @@ from headway.api.serving import (
 from headway.api.strategies import (
     BakeBaseline, CanaryStep, Decide, Experiment, ExperimentVariant, HeaderMatch, MatchRule, PauseStep, Rollout, RolloutStep, ShadowStep,
 )
-from headway.api.types import LabelKey, LabelValue
+from headway.api.types import LabelKey, LabelValue, parse_duration
 
 __all__ = [
     "BENTO_TAG_PATTERN", "DNS_LABEL_MAX", "DNS_SUBDOMAIN_MAX", "Analysis", "Autoscaling", "AutoscalingMetric", "BakeBaseline", "CanaryStep",
     "Cost", "CpuMetric", "Decide", "EnvValueFrom", "EnvVar", "ErrorRateSlo", "Experiment", "ExperimentVariant",
-    "GatewayApiTraffic", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "Monitoring", "PredictionComparison", "ProfileReference", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
-    "ModelSpec", "ObjectName", "ParentReference", "PauseStep", "PrometheusSource", "QuerySlo", "RequestsPerSecondMetric",
+    "GatewayApiTraffic", "Governance", "HeaderMatch", "Hostname", "InFlightMetric", "IstioTraffic", "MemoryMetric", "Monitoring", "PredictionComparison", "ProfileReference", "ScalingBehavior", "ScalingRules", "LatencySlo", "MatchRule", "ModelDeploymentSpec",
+    "ModelSpec", "ObjectName", "ParentReference", "PauseStep", "PrometheusSource", "QuerySlo", "RequestsPerSecondMetric", "RequiredApproval",
     "Resources", "Rollout", "RolloutStep", "SecretKeyRef", "SeriesLabels", "ShadowStep", "Slo", "Traffic",
 ]
 
@@ -79,6 +80,29 @@ class ModelDeploymentSpec(ApiModel):
             ".replicas",
             lambda m: m.autoscaling is None or m.replicas is None,
         ),
+        Rule(
+            "!has(self.governance) || !has(self.governance.riskTier) || self.governance.riskTier != 'high' || "
+            "(has(self.rollout) && has(self.rollout.steps) && self.rollout.steps.exists(s, has(s.shadow)))",
+            "riskTier high needs a shadow step in rollout.steps (the candidate answers mirrored traffic before any user sees it)",
+            ".governance.riskTier",
+            lambda m: m.governance is None or m.governance.risk_tier != "high"
+            or (m.rollout is not None and any(s.shadow is not None for s in m.rollout.steps)),
+        ),
+        Rule(
+            "!has(self.governance) || !has(self.governance.riskTier) || self.governance.riskTier != 'high' || "
+            "(has(self.rollout) && has(self.rollout.bakeTime) && duration(self.rollout.bakeTime) >= duration('1h'))",
+            "riskTier high needs rollout.bakeTime of at least 1h (the new stable is watched, and can be rolled back, for an hour)",
+            ".governance.riskTier",
+            lambda m: m.governance is None or m.governance.risk_tier != "high"
+            or (m.rollout is not None and m.rollout.bake_time is not None
+                and parse_duration(m.rollout.bake_time).total_seconds() >= HIGH_TIER_MIN_BAKE_SECONDS),
+        ),
+        Rule(
+            "!has(self.governance) || !has(self.experiment)",
+            "governance gates a rollout's candidate; an experiment has none: remove one of them",
+            ".governance",
+            lambda m: m.governance is None or m.experiment is None,
+        ),
     )
 
     model: ModelSpec
@@ -102,5 +126,7 @@ class ModelDeploymentSpec(ApiModel):
     monitoring: Monitoring | None = None
     """Data drift of the inputs and predictions against a reference profile, and the candidate's answers
     compared with the stable's."""
+    governance: Governance | None = None
+    """Approvals by role a new version needs before its first canary step or its promotion (ModelApproval objects)."""
     paused: bool = False
     """Freeze the rollout where it is (traffic stays as it is)."""

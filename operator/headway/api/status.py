@@ -23,6 +23,7 @@ class Phase(StrEnum):
     PENDING = "Pending"  # accepted, first version not available yet
     PROGRESSING = "Progressing"  # a candidate is going through the rollout steps
     PAUSED = "Paused"  # spec.paused, or a manual gate waiting for a person
+    AWAITING_APPROVAL = "AwaitingApproval"  # spec.governance: the rollout waits for approvals (ModelApprovals)
     PROMOTING = "Promoting"  # the stable workload is moving to the candidate's version
     SUCCEEDED = "Succeeded"  # steady: one version, available, serving all traffic
     ROLLED_BACK = "RolledBack"  # the desired version was rolled back; stable serves
@@ -39,6 +40,7 @@ class ConditionType(StrEnum):
     WITHIN_BUDGET = "WithinBudget"
     SCALER_AVAILABLE = "ScalerAvailable"
     DATA_DRIFT = "DataDrift"
+    DEPLOYMENT_COMPLETE = "DeploymentComplete"
 
 
 class Condition(ApiModel):
@@ -350,6 +352,43 @@ class HistoryEntry(ApiModel):
     """What was measured when deciding."""
 
 
+NOTIFICATION_DELIVERIES = 100  # 20 history entries x at most 5 sinks (docs/notifications.md)
+
+
+class NotificationDelivery(ApiModel):
+    """A notification of a history entry to one sink that the operator is done with: never sent again."""
+
+    key: str = Field(max_length=64)
+    """Its idempotency key, the same on every attempt and resend (a webhook's Idempotency-Key header)."""
+    sink: str = Field(max_length=63)
+    """The sink, by its name in the operator's notification settings."""
+    event: str = Field(max_length=64)
+    """The history entry's event (RolloutStarted, StepCompleted, Promoted, RolledBack, ...)."""
+    time: str = Field(max_length=32)
+    """The history entry's time."""
+    revision: str | None = Field(default=None, max_length=64)
+    """The revision the entry is about."""
+    result: Literal["Delivered", "Failed", "Expired"]
+    """Delivered: the receiver accepted it (2xx); Failed: it refused it for good (a 4xx other than 408/429, a bad
+    URL); Expired: still failing when the entry grew older than the notification max age."""
+    at: str = Field(max_length=32)
+    """When it was delivered or given up."""
+    attempts: int = 1
+    """Requests sent (retries included)."""
+    message: str = Field(default="", max_length=512)
+    """Why it failed (the last answer or error)."""
+
+
+class NotificationStatus(ApiModel):
+    """What the operator notified about this ModelDeployment (docs/notifications.md)."""
+
+    deliveries: list[NotificationDelivery] = Field(default_factory=list, max_length=NOTIFICATION_DELIVERIES,
+                                                   json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Notifications done with, oldest first; an entry older than the max age is dropped (it is never sent again)."""
+    problems: list[ProblemStatus] = Field(default_factory=list, max_length=8, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Sinks the headway.dev/notify annotation or label names that cannot be used, naming the annotation or label."""
+
+
 class VariantCost(ApiModel):
     """What one variant costs."""
 
@@ -466,6 +505,15 @@ class PredictionComparisonStatus(ApiModel):
     """Burstiness of the two streams between slices (>= 1)."""
     top_bins: list[DriftBin] = Field(default_factory=list, max_length=3, json_schema_extra={"x-kubernetes-list-type": "atomic"})
     """The bins whose shares differ most."""
+    agreement: float | None = None
+    """Share of the requests both versions answered whose predictions fall in the same bin (for a classifier: the same
+    class), from the request ids both recorded (a shadow step mirroring all requests; the message says why else not)."""
+    agreement_low: float | None = None
+    """Lower bound of the agreement's confidence interval (level 1 - spec.monitoring.alpha)."""
+    agreement_high: float | None = None
+    """Upper bound of that interval."""
+    agreement_samples: float | None = None
+    """Requests both versions answered in the window (estimated from the recorders' sketches)."""
 
 
 class MonitoringStatus(ApiModel):
@@ -487,6 +535,106 @@ class MonitoringStatus(ApiModel):
     """spec.monitoring.features the profile does not have (not watched)."""
     prediction: PredictionComparisonStatus | None = None
     """The candidate's answers against the stable's (spec.monitoring.compare), while a rollout compares them."""
+
+
+class RequiredApprovalStatus(ApiModel):
+    """One role's approvals the policy requires, at a stage."""
+
+    role: str
+    """The governance role."""
+    count: int
+    """Distinct approvers needed."""
+    stage: str
+    """BeforeFirstCanary or BeforePromotion."""
+
+
+class ApprovalRecord(ApiModel):
+    """A ModelApproval that counted (or the rejection that stopped the rollout)."""
+
+    name: str
+    """The ModelApproval's name."""
+    approver: str
+    """Who, as the API server authenticated them."""
+    role: str
+    """The role they signed for."""
+    decision: Literal["approve", "reject"]
+    """approve or reject."""
+    comment: str = ""
+    """Their comment."""
+    at: str | None = None
+    """When the ModelApproval was created."""
+    stage: str | None = None
+    """The stage it was counted for."""
+
+
+class ApprovalNeed(ApiModel):
+    """A role whose approvals are still missing."""
+
+    role: str
+    """The governance role."""
+    missing: int
+    """How many more distinct approvers of this role are needed."""
+
+
+class GovernanceStatus(ApiModel):
+    """spec.governance applied to the candidate: the policy, the evidence shown, the approvals counted."""
+
+    risk_tier: str
+    """spec.governance.riskTier."""
+    policy: list[RequiredApprovalStatus] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The approvals required (spec.governance.requiredApprovals, or the tier's defaults)."""
+    revision: str | None = None
+    """The candidate revision approvals are counted for (a new revision needs new approvals)."""
+    stage: str | None = None
+    """The stage the rollout waits at (or last waited at): BeforeFirstCanary or BeforePromotion."""
+    since: str | None = None
+    """When the rollout reached that stage."""
+    evidence_digest: str | None = None
+    """SHA-256 of ``evidence``: an approval counts only with this digest (ModelApproval spec.evidenceDigest)."""
+    evidence: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """What the approvers are shown, frozen when the stage was reached: the candidate, the step, the analysis."""
+    waiting_for: list[ApprovalNeed] = Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The roles still missing at this stage (empty: nothing awaited)."""
+    approvals: list[ApprovalRecord] = Field(default_factory=list, max_length=40, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """The approvals counted for this revision, over its stages."""
+    approved_stages: list[str] = Field(default_factory=list, max_length=2)
+    """The stages this revision has passed."""
+    rejected: ApprovalRecord | None = None
+    """The rejection that aborted this revision's rollout."""
+
+
+class SloHealth(ApiModel):
+    """One SLO of the stable version over the last health window."""
+
+    slo: str
+    """The SLO's name (errorRate, latency, or a query SLO's name)."""
+    present: bool
+    """Its series exist in Prometheus over the window (the metrics flow)."""
+    result: Literal["Pass", "Fail", "Inconclusive"]
+    """The SLO test on the window alone: Fail means shown breached."""
+    value: float | None = None
+    """Its value over the window."""
+    threshold: float | None = None
+    """Its bound, as the analysis states it (an error or slow-request share, or the query's bound)."""
+    samples: int = 0
+    """Requests (or events) in the window."""
+
+
+class HealthStatus(ApiModel):
+    """The stable version's SLOs measured in steady state (nothing rolling out): what DeploymentComplete reads."""
+
+    revision: str
+    """The stable revision measured."""
+    window_start: str
+    """Start of the window measured (it ends at checkedAt): 5 analysis intervals."""
+    checked_at: str
+    """When it was measured."""
+    slos: list[SloHealth] = Field(default_factory=list, max_length=64, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+    """Per SLO."""
+    missing: list[str] = Field(default_factory=list, max_length=64)
+    """The SLOs whose series are absent over the window: metrics are not flowing."""
+    error: str | None = None
+    """Why it could not be measured (Prometheus unreachable, ...)."""
 
 
 class VersionSpec(ModelSpec):
@@ -543,13 +691,19 @@ class ModelDeploymentStatus(ApiModel):
     """Cost now, at maxReplicas and per prediction, against the budget (when the operator has a price table)."""
     monitoring: MonitoringStatus | None = None
     """Data drift of the stable version and the candidate's prediction comparison (spec.monitoring)."""
+    governance: GovernanceStatus | None = None
+    """spec.governance: the approval policy, the evidence digest approvers sign, who is still needed."""
+    health: HealthStatus | None = None
+    """The stable's SLOs in steady state (spec.analysis), checked every analysis interval: DeploymentComplete reads it."""
     conditions: list[Condition] = Field(
         default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
     )
-    """Ready, Progressing, Degraded, SLOsMet, SpecSupported, WithinBudget, ScalerAvailable, DataDrift."""
+    """Ready, Progressing, Degraded, SLOsMet, SpecSupported, WithinBudget, ScalerAvailable, DataDrift, DeploymentComplete."""
     problems: list[ProblemStatus] = Field(default_factory=list)
     """Problems with the spec, each naming its field; empty when the spec is valid."""
     ignored_fields: list[str] = Field(default_factory=list)
     """Spec fields this operator version does not act on yet."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     """The newest decisions, oldest first (bounded)."""
+    notifications: NotificationStatus | None = None
+    """Notifications of history entries sent to the sinks the headway.dev/notify annotation or label selects."""

@@ -7,6 +7,8 @@
   spread), which reads only the caches.
 - ``Measurer`` (metrics/measurer.py): metric queries on their own threads with a timeout; an
   answer queues its ModelDeployment.
+- ``Notifier`` (notify.py; only with notification sinks): deliveries on their own threads, with
+  retries; a finished one queues its ModelDeployment, whose next status write records it.
 
 ``run(namespace, name)`` is the one thing workers do: reconcile from the caches, then schedule
 the next look the plan asked for.
@@ -24,10 +26,12 @@ from headway.handlers.queue import WorkQueue
 from headway.k8s.apply import forget_applied
 from headway.k8s.cache import Cache
 from headway.k8s.client import ApiError, Kube
+from headway.k8s.records import ROLLOUT_RECORD
 from headway.metrics.measurer import Measurer
+from headway.notify import build_notifier
 from headway.planning.measure import Measurement
 from headway.planning.monitoring import MonitorResult
-from headway.reconciler import CHILD_KINDS, MODEL_DEPLOYMENT, Conflict, forget, reconcile
+from headway.reconciler import CHILD_KINDS, MODEL_APPROVAL, MODEL_DEPLOYMENT, Conflict, forget, reconcile
 from headway.telemetry import COST, MONITORING, RECONCILE_SECONDS, RECONCILES
 
 log = logging.getLogger("headway")
@@ -38,12 +42,17 @@ class Runtime:
     def __init__(self, kube: Kube, config: OperatorConfig, *, workers: int = 4) -> None:
         self.kube, self.config = kube, config
         self.queue = WorkQueue(self.run, workers=workers, safety=config.resync_seconds, ready=self._synced)
-        self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS, config.namespaces, self.queue.add, on_deleted=forget_applied)
+        # RolloutRecords are watched like children (labelled with their ModelDeployment), never pruned as such.
+        records = (ROLLOUT_RECORD,) if config.rollout_records > 0 else ()
+        self.cache = Cache(kube, MODEL_DEPLOYMENT, CHILD_KINDS + records, config.namespaces, self.queue.add, on_deleted=forget_applied,
+                           approval_kind=MODEL_APPROVAL)
         self.measurer: Measurer[Measurement] = Measurer(lambda key: self.queue.add(*key), workers=workers,
                                                         timeout=config.measure_timeout_seconds)
         # spec.monitoring's counts (drift, prediction comparison): their own slots, the same wake-up.
         self.monitor: Measurer[MonitorResult] = Measurer(lambda key: self.queue.add(*key), workers=2,
                                                          timeout=config.measure_timeout_seconds)
+        # Notifications (none without sinks): a finished delivery wakes its ModelDeployment, whose next write records it.
+        self.notifier = build_notifier(kube, config.notifications, lambda key: self.queue.add(*key))
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -55,6 +64,8 @@ class Runtime:
         self.queue.stop()
         self.measurer.stop()
         self.monitor.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         self.cache.stop()
 
     def _synced(self) -> bool:
@@ -85,6 +96,8 @@ class Runtime:
         self.queue.forget(namespace, name)
         self.measurer.forget((namespace, name))
         self.monitor.forget((namespace, name))
+        if self.notifier is not None:
+            self.notifier.forget((namespace, name))
         forget(namespace, name)
         COST.forget(namespace, name)
         MONITORING.forget(namespace, name)
@@ -97,7 +110,8 @@ class Runtime:
             try:
                 result = reconcile(self.kube, namespace, name, now=now, prometheus_url=self.config.prometheus_url,
                                    allowed_prometheus_urls=self.config.allowed_prometheus_urls, prices=self.config.prices,
-                                   reader=self.cache, measurer=self.measurer, monitor=self.monitor)
+                                   reader=self.cache, measurer=self.measurer, monitor=self.monitor, notifier=self.notifier,
+                                   rollout_records=self.config.rollout_records)
             except Conflict:
                 RECONCILES.labels("conflict").inc()
                 self.queue.retry(namespace, name)  # its watch event (the newer object) usually queues it sooner

@@ -50,12 +50,15 @@ class Reader(Protocol):
     def remove(self, kind: Kind, namespace: str, name: str) -> None:
         """A child was deleted."""
 
+    def approvals(self, namespace: str, name: str) -> list[Obj]:
+        """The ModelApprovals naming this ModelDeployment (spec.governance); [] when their CRD is not served."""
+
 
 class LiveReader:
     """Reads straight from the API server (one request per read)."""
 
-    def __init__(self, kube: Kube, model_kind: Kind) -> None:
-        self.kube, self.model_kind = kube, model_kind
+    def __init__(self, kube: Kube, model_kind: Kind, approval_kind: Kind | None = None) -> None:
+        self.kube, self.model_kind, self.approval_kind = kube, model_kind, approval_kind
 
     def model(self, namespace: str, name: str) -> Obj | None:
         body = self.kube.get(self.model_kind, namespace, name)
@@ -80,12 +83,24 @@ class LiveReader:
     def remove(self, kind: Kind, namespace: str, name: str) -> None:
         pass
 
+    def approvals(self, namespace: str, name: str) -> list[Obj]:
+        if self.approval_kind is None or not self.kube.serves(self.approval_kind):
+            return []
+        return [o for o in self.kube.list(self.approval_kind, namespace) if approval_target(o) == name]
+
+
+def approval_target(obj: Obj) -> str | None:
+    """The ModelDeployment a ModelApproval names."""
+    value = (obj.get("spec") or {}).get("modelDeployment")
+    return value if isinstance(value, str) else None
+
 
 class Cache:
     """Watch caches of the children of every ModelDeployment in the served namespaces."""
 
     def __init__(self, kube: Kube, model_kind: Kind, kinds: tuple[Kind, ...], namespaces: tuple[str, ...],
-                 on_change: Callable[[str, str], None], on_deleted: Callable[[Obj], None] | None = None) -> None:
+                 on_change: Callable[[str, str], None], on_deleted: Callable[[Obj], None] | None = None,
+                 approval_kind: Kind | None = None) -> None:
         self.models = Store(model_kind)
         self._on_change = on_change
         self._stores = {k.kind: Store(k, LABEL_MD) for k in kinds}
@@ -95,6 +110,13 @@ class Cache:
                      for ns in (namespaces or (None,))]
             for k in kinds
         }
+        # ModelApprovals are the approvers' objects (no label of ours): all of them, indexed by the
+        # ModelDeployment they name; a new one queues that ModelDeployment.
+        self._approvals = Store(approval_kind, index_of=approval_target) if approval_kind is not None else None
+        if approval_kind is not None and self._approvals is not None:
+            self._informers[approval_kind.kind] = [
+                Informer(kube, self._approvals, ns, "", self._approval_changed, on_served=self._wake_all)
+                for ns in (namespaces or (None,))]
 
     def start(self) -> None:
         for informers in self._informers.values():
@@ -116,6 +138,11 @@ class Cache:
         if parent:
             self._on_change(meta.get("namespace", ""), parent)
 
+    def _approval_changed(self, obj: Obj) -> None:
+        target = approval_target(obj)
+        if target:
+            self._on_change(obj["metadata"].get("namespace", ""), target)
+
     def _wake_all(self) -> None:
         for namespace, name in self.models.keys():
             self._on_change(namespace, name)
@@ -126,6 +153,11 @@ class Cache:
 
     def children(self, owner: Owner, kinds: tuple[Kind, ...]) -> LiveChildren:
         return {k.kind: self._stores[k.kind].by_index(owner.namespace, owner.name) for k in kinds if self.serves(k)}
+
+    def approvals(self, namespace: str, name: str) -> list[Obj]:
+        if self._approvals is None:
+            return []
+        return list(self._approvals.by_index(namespace, name).values())
 
     def serves(self, kind: Kind) -> bool:
         informers = self._informers.get(kind.kind) or []
@@ -154,5 +186,7 @@ class Cache:
 
     def sizes(self) -> dict[str, int]:
         sizes = {kind: len(store) for kind, store in self._stores.items()}
+        if self._approvals is not None:
+            sizes[self._approvals.kind.kind] = len(self._approvals)
         sizes[self.models.kind.kind] = len(self.models)
         return sizes

@@ -82,13 +82,14 @@ class ApiError(Exception):
         self.message = message
 
 
-def make_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
-    """An ApiClient from a kubeconfig ($KUBECONFIG, ~/.kube/config) or the in-cluster config."""
+def make_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s_client.ApiClient:
+    """An ApiClient from a kubeconfig ($KUBECONFIG, ~/.kube/config; ``context``: one of its contexts,
+    default its current one) or the in-cluster config."""
     configuration = k8s_client.Configuration()
     try:
-        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     except (k8s_config.ConfigException, FileNotFoundError, TypeError):
-        if kubeconfig:
+        if kubeconfig or context:
             raise
         k8s_config.load_incluster_config(client_configuration=configuration)
     return k8s_client.ApiClient(configuration)

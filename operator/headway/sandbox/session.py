@@ -55,7 +55,9 @@ from typing import Any
 import requests
 import yaml
 
+from headway.api.approval import build_crd as approval_crd
 from headway.api.crd import build_crd
+from headway.api.record import build_crd as record_crd
 from headway.k8s.client import ApiError, Kind, Kube, make_api_client
 from headway.planning.naming import CANDIDATE, LABEL_VARIANT, MANAGED_BY
 from headway.reconciler import MODEL_DEPLOYMENT
@@ -359,6 +361,8 @@ class Session:
         self.emulator = self._stack.enter_context(KubeEmulator.running_in_thread())
         self.emulator.start_deployment_controller(delay=0.5, pods_ready=self._pods_ready)
         self.emulator.install_crd(build_crd())
+        self.emulator.install_crd(approval_crd())  # spec.governance: approvers create ModelApprovals
+        self.emulator.install_crd(record_crd())  # the operator's RolloutRecords: `headway audit` reads them
         self.emulator.install_crd(gateway_api_crd())
         self.kubeconfig = self.emulator.write_kubeconfig(self.dir / "kubeconfig")
         self.kube = Kube(make_api_client(str(self.kubeconfig)))
