@@ -585,6 +585,9 @@ class GovernanceStatus(ApiModel):
     """The approvals required (spec.governance.requiredApprovals, or the tier's defaults)."""
     revision: str | None = None
     """The candidate revision approvals are counted for (a new revision needs new approvals)."""
+    rollout: str | None = None
+    """When the rollout of that revision began (status.rollout.startedAt): a new rollout of the same revision (a
+    retry, or the revision coming back) starts with no stage approved."""
     stage: str | None = None
     """The stage the rollout waits at (or last waited at): BeforeFirstCanary or BeforePromotion."""
     since: str | None = None

@@ -232,7 +232,7 @@ def _approvals_missing(m: Model, action: str) -> list[str]:
 
 
 FLAGS = {"role": "--role", "comment": "--comment", "approver": "the approver (your user name)",
-         "modelDeployment": "NAME", "revision": "status.candidate.revision", "evidenceDigest": "status.governance.evidenceDigest"}
+         "modelDeployment": "NAME", "revision": "status.governance.revision", "evidenceDigest": "status.governance.evidenceDigest"}
 
 
 def plan_approval(obj: dict[str, Any], decision: str, role: str, approver: str, comment: str | None,
@@ -240,31 +240,36 @@ def plan_approval(obj: dict[str, Any], decision: str, role: str, approver: str, 
     """The ModelApproval to create, and what it will do; Refused when there is nothing to decide on."""
     m = read(obj)
     candidate, g = m.status.candidate, m.governance
-    if candidate is None:
+    if candidate is not None:
+        revision, bento = candidate.revision, candidate.bento
+    elif g is not None and g.revision and g.evidence_digest and m.phase == AWAITING_APPROVAL:
+        # Without rollout steps nothing runs before the approvals: the version waiting is governance's.
+        revision, bento = g.revision, str(((obj.get("spec") or {}).get("model") or {}).get("bento") or g.revision)
+    else:
         raise Refused(f"{decision}: {m.name} has no candidate (phase {m.phase or 'unknown'}): nothing to decide on")
     if g is None or not g.evidence_digest:
-        raise Refused(f"{decision}: {m.name} asks for no approval of {candidate.bento} ({candidate.revision}): status.governance has "
+        raise Refused(f"{decision}: {m.name} asks for no approval of {bento} ({revision}): status.governance has "
                       "no evidence digest (no spec.governance, or the rollout has not reached a stage that needs approvals)")
-    if m.status.rolled_back is not None and m.status.rolled_back.revision == candidate.revision:
-        raise Refused(f"{decision}: {candidate.bento} was rolled back ({m.status.rolled_back.reason}): nothing waits for approvals; "
+    if m.status.rolled_back is not None and m.status.rolled_back.revision == revision:
+        raise Refused(f"{decision}: {bento} was rolled back ({m.status.rolled_back.reason}): nothing waits for approvals; "
                       "after kubectl headway retry the new rollout asks again, on its own evidence")
-    if g.revision and g.revision != candidate.revision:
-        raise Refused(f"{decision}: approvals are collected for revision {g.revision}, but the candidate is {candidate.revision}: "
+    if g.revision and g.revision != revision:
+        raise Refused(f"{decision}: approvals are collected for revision {g.revision}, but the candidate is {revision}: "
                       "wait for the operator to catch up (kubectl headway get --watch)")
     try:
         spec = ModelApprovalSpec.model_validate({
-            "modelDeployment": m.name, "revision": candidate.revision, "evidenceDigest": g.evidence_digest, "role": role,
+            "modelDeployment": m.name, "revision": revision, "evidenceDigest": g.evidence_digest, "role": role,
             "approver": approver, "decision": decision, **({"comment": comment} if comment else {}),
         })
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise Refused("; ".join(f"{FLAGS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in errors)) from exc
-    name = approval_name(m.name, candidate.revision, role, approver)
+    name = approval_name(m.name, revision, role, approver)
     body = {"apiVersion": f"{headway.GROUP}/{headway.VERSION}", "kind": APPROVAL_KIND,
             "metadata": {"name": name, "namespace": m.namespace}, "spec": spec.dump()}
     evidence = f"the evidence {g.evidence_digest[:12]} frozen {ago(g.since, now)}" if g.since else f"the evidence {g.evidence_digest[:12]}"
     if decision == "reject":
-        return body, (f"reject: {approver} rejects {candidate.bento} ({candidate.revision}) as {role}: the operator aborts its "
+        return body, (f"reject: {approver} rejects {bento} ({revision}) as {role}: the operator aborts its "
                       "rollout (RolledBack, reason Rejected)")
     missing = dict(g.waiting_for)
     if role in missing:
@@ -278,7 +283,7 @@ def plan_approval(obj: dict[str, Any], decision: str, role: str, approver: str, 
         after = "with it no approval is missing: the rollout goes on once the operator counts it"
     else:
         after = "it counts when the rollout reaches a stage that needs this role"
-    return body, f"approve: {approver} approves {candidate.bento} ({candidate.revision}) as {role} on {evidence}; {after}"
+    return body, f"approve: {approver} approves {bento} ({revision}) as {role} on {evidence}; {after}"
 
 
 def approval_name(model_deployment: str, revision: str, role: str, approver: str) -> str:

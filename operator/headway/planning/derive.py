@@ -205,8 +205,9 @@ def derive_status(d: Decision, obs: Observation, render: list[RenderProblem], no
     if gate is not None:
         slos = ({"Pass": "True", "Fail": "False", "Inconclusive": "Unknown"}[gate.result], gate.result, gate.message)  # type: ignore[assignment]
         slos = _bake_slos(d, slos)
-    elif kept is not None and d.spec is not None and d.spec.analysis is not None:
-        slos = _steady_slos(kept)
+    elif (kept is not None and d.spec is not None and d.spec.analysis is not None and d.strategy.sections.rollout is None
+          and d.strategy.sections.bake is None and not stable_health.stale(d.spec, kept, now)):
+        slos = _steady_slos(kept)  # nothing rolling out: the stable's own recent measurement
     supported: Triple = ("False", "FieldsNotActedOn", "; ".join(f"{f}: {why}" for f, why in d.ignored)) if d.ignored else ("True", "AllFieldsActedOn", "")
     conditions = [cond(ConditionType.READY, p.ready), cond(ConditionType.PROGRESSING, p.progressing), cond(ConditionType.DEGRADED, p.degraded),
                   cond(ConditionType.SLOS_MET, slos), cond(ConditionType.SPEC_SUPPORTED, supported)]

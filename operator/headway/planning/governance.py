@@ -64,9 +64,10 @@ def parse_approvals(objects: Iterable[dict[str, Any]], model_deployment: str) ->
 
 
 def digest(evidence: dict[str, Any]) -> str:
-    """SHA-256 of the evidence as canonical JSON (sorted keys, no spaces): what `sha256sum` gives for
-    `kubectl get md X -o jsonpath='{.status.governance.evidence}' | jq -cS . | tr -d '\\n'`."""
-    text = json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """SHA-256 of the evidence as canonical JSON (sorted keys, no spaces, UTF-8, integral numbers as
+    integers, other numbers in their shortest round-trip form): the same for the evidence read back from
+    the API server (docs/governance.md shows the command)."""
+    text = json.dumps(normalized(evidence), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -135,8 +136,21 @@ def stages_crossed(first_canary: int | None, entering: int | None, promoting: bo
     return ()
 
 
-def start(governance: Governance, previous: GovernanceStatus | None, revision: str) -> GovernanceStatus:
-    """status.governance for ``revision``: kept from the previous status for the same revision, else fresh."""
-    if previous is not None and previous.revision == revision:
+def start(governance: Governance, previous: GovernanceStatus | None, revision: str, rollout: str | None) -> GovernanceStatus:
+    """status.governance for the rollout of ``revision`` that began at ``rollout`` (None: a change without
+    rollout steps): kept from the previous status for the same rollout, else fresh (nothing approved)."""
+    if previous is not None and previous.revision == revision and previous.rollout == rollout:
         return previous.model_copy(update={"risk_tier": governance.risk_tier, "policy": policy_status(governance)})
-    return GovernanceStatus(risk_tier=governance.risk_tier, policy=policy_status(governance), revision=revision)
+    return GovernanceStatus(risk_tier=governance.risk_tier, policy=policy_status(governance), revision=revision, rollout=rollout)
+
+
+def normalized(value: Any) -> Any:
+    """The evidence as any JSON reader gets it back: an integral float (1200.0) is the integer the API server
+    writes (1200), so a digest computed from what kubectl returns is the operator's."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalized(v) for v in value]
+    return value

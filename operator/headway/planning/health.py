@@ -45,8 +45,11 @@ def request(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, now
     if status.rollout is not None or status.bake is not None:
         return None
     step = parse_duration(spec.analysis.interval)
-    end = _EPOCH + step * math.floor((now - _EPOCH) / step)
-    return AnalysisRequest("steady", revision_of(status.stable_model), end - step * WINDOW_INTERVALS, ((STABLE, None),))
+    revision = revision_of(status.stable_model)
+    # Each ModelDeployment's grid is offset by its revision's hash: they do not all query Prometheus at once.
+    offset = timedelta(seconds=int(revision[:8], 16) % max(1, int(step.total_seconds())))  # revision_of: sha256 hex
+    end = _EPOCH + offset + step * math.floor((now - _EPOCH - offset) / step)
+    return AnalysisRequest("steady", revision, end - step * WINDOW_INTERVALS, ((STABLE, None),))
 
 
 def due_at(spec: ModelDeploymentSpec, health: HealthStatus | None, req: AnalysisRequest) -> datetime:
@@ -101,6 +104,12 @@ def current(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, pre
     return previous if previous.revision == revision_of(status.stable_model) else None
 
 
+def stale(spec: ModelDeploymentSpec, health: HealthStatus, now: datetime) -> bool:
+    """A measurement older than a window and a minute: the operator could not measure since (too old to stand for now)."""
+    assert spec.analysis is not None
+    return now - parse_time(health.checked_at) > parse_duration(spec.analysis.interval) * (WINDOW_INTERVALS + 1) + timedelta(minutes=1)
+
+
 def complete(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, now: datetime) -> Triple:
     """DeploymentComplete: (status, reason, message)."""
     if spec is None or status.problems:
@@ -109,9 +118,7 @@ def complete(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, no
         phase = status.phase.value if status.phase is not None else "Pending"
         return "False", phase, f"phase {phase}: the desired version is not the one serving, or is not available yet"
     gov = status.governance
-    if gov is not None and gov.rejected is not None:
-        return "False", "Rejected", f"rejected by {gov.rejected.approver} ({gov.rejected.role})"
-    if spec.analysis is None:
+    if spec.analysis is None or not spec.analysis.slos:
         return "False", "NotMonitored", "spec.analysis names no SLOs: nothing shows the stable performs"
     health = status.health
     interval = parse_duration(spec.analysis.interval)
@@ -119,7 +126,7 @@ def complete(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, no
         return "Unknown", "NotMeasured", f"the stable's SLOs are measured every {spec.analysis.interval}; not measured yet"
     if health.error is not None:
         return "Unknown", "MetricsUnavailable", f"the stable's SLOs could not be measured at {health.checked_at}: {health.error}"
-    if now - parse_time(health.checked_at) > interval * (WINDOW_INTERVALS + 1) + timedelta(minutes=1):
+    if stale(spec, health, now):
         return "Unknown", "MeasurementStale", f"the stable's SLOs were last measured at {health.checked_at}"
     window = f"over the {WINDOW_INTERVALS * interval.total_seconds():g}s to {health.checked_at}"
     if health.missing:

@@ -59,7 +59,7 @@ class MeasureRequest:
     def revision_of(self, variant: str) -> str | None:
         """The revision whose series ``variant`` is measured from: the version judged (a step's candidate,
         a bake's new stable) is ``revision``; baselines and experiment arms are selected by variant only."""
-        if self.purpose in ("step", "bake") and self.targets and variant == self.targets[0][0]:
+        if self.purpose in ("step", "bake", "steady") and self.targets and variant == self.targets[0][0]:
             return self.revision
         return None
 

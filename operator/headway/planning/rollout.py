@@ -130,12 +130,17 @@ class _Run:
         status = self.out.governance
         if policy is None or status is None or not stages:
             return True
-        needed = gov.requirements(policy, [s for s in stages if s not in status.approved_stages])
-        if not needed:
+        if not gov.requirements(policy, [s for s in stages if s not in status.approved_stages]):
             return True
+        if (status.stage == "BeforePromotion" and status.evidence_digest is not None and "BeforePromotion" not in stages
+                and "BeforePromotion" not in status.approved_stages):
+            # Evidence frozen for promotion (a promote asked) covers the canary stage too: never go back to
+            # freezing other evidence under the approvers (each re-freeze would void their approvals).
+            stages = STAGES
+        needed = gov.requirements(policy, [s for s in stages if s not in status.approved_stages])
         stage = stages[-1]
         if status.stage != stage or status.evidence_digest is None:
-            evidence = self._evidence(stage, where, rollout)
+            evidence = gov.normalized(self._evidence(stage, where, rollout))
             status = status.model_copy(update={"stage": stage, "since": rfc3339(self.now), "evidence": evidence,
                                                "evidence_digest": gov.digest(evidence)})
             waiting = gov.count(needed, self.approvals, self.drev, status.evidence_digest or "").missing
@@ -184,10 +189,18 @@ def steady_decision(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, 
     out = RolloutDecision(stable_model=previous.stable_model or desired, previous_model=previous.previous_model, rollout=None,
                           rolled_back=None, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None)
     if spec.governance is not None:
-        out.governance = previous.governance
+        out.governance = _stable_record(previous)
     if previous.stable_model is None:
         _Run(out, desired, [], {}, None, fixed_capacity(spec), now).record("Deployed", f"deploying {spec.model.bento} ({spec.model.image}) as the first version")
     return out
+
+
+def _stable_record(previous: ModelDeploymentStatus) -> GovernanceStatus | None:
+    """status.governance when nothing is rolling out: the approvals of the stable's own revision (what
+    promoted it), never a cancelled or rejected candidate's (a later rollout of it starts afresh)."""
+    g = previous.governance
+    stable = previous.stable_model
+    return g if g is not None and stable is not None and g.revision == revision_of(stable) else None
 
 
 def adopt_model_revisions(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus) -> ModelDeploymentStatus:
@@ -229,7 +242,7 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
     out = RolloutDecision(
         stable_model=previous.stable_model, previous_model=previous.previous_model, rollout=previous.rollout,
         rolled_back=previous.rolled_back, candidate_model=None, candidate_share=0, traffic=STABLE_ONLY, phase=None,
-        bake=previous.bake, governance=previous.governance if spec.governance is not None else None,
+        bake=previous.bake, governance=_stable_record(previous) if spec.governance is not None else None,
     )
     step = previous.rollout.step if previous.rollout is not None else None
     desired = desired_version(spec)
@@ -240,7 +253,14 @@ def decide(spec: ModelDeploymentSpec, previous: ModelDeploymentStatus, stable: D
     if out.bake is not None and _bake(run, spec, previous_state or DeploymentState(exists=False), previous.analysis) is not None:
         return out
     if spec.governance is not None and run.drev != revision_of(out.stable_model):
-        out.governance = gov.start(spec.governance, previous.governance, run.drev)
+        # The rollout this revision's approvals belong to: the one in progress, or the one rolled back.
+        if previous.rollout is not None and previous.rollout.revision == run.drev:
+            began = previous.rollout.started_at
+        elif previous.rolled_back is not None and previous.rolled_back.revision == run.drev and previous.governance is not None:
+            began = previous.governance.rollout
+        else:
+            began = None
+        out.governance = gov.start(spec.governance, previous.governance, run.drev, began)
     # A retry clears a rollback of the current spec.model; a new spec.model clears it too.
     if "retry" in controls and out.rolled_back is not None:
         run.handle("retry")
@@ -289,6 +309,8 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
         else:
             run.record("RolloutStarted", f"rolling out {desired.bento} ({drev}) over stable {out.stable_model.bento}{version_change(out.stable_model, desired)}: {len(steps)} step{'' if len(steps) == 1 else 's'}")
         rollout = RolloutStatus(revision=drev, bento=desired.bento, step=0, started_at=rfc3339(run.now))
+        if out.governance is not None and run.spec is not None and run.spec.governance is not None:
+            out.governance = gov.start(run.spec.governance, None, drev, rollout.started_at)  # nothing approved yet
     if (rejected := _rejection(run, rollout)) is not None:
         return rejected
     if "abort" in run.controls:
@@ -299,21 +321,27 @@ def _candidate(run: _Run, previous: ModelDeploymentStatus, candidate: Deployment
     return _progress(run, rollout, candidate, paused, previous.controls, previous.candidate)
 
 
-def _rejection(run: _Run, rollout: RolloutStatus | None) -> RolloutDecision | None:
-    """A ModelApproval rejecting the candidate revision, made during this rollout (a retry, or the
-    revision coming back later, starts a new one: rejections before it are history), aborts it with the
-    approver and comment as evidence. ``rollout`` None (no steps): any rejection of the revision."""
+def _rejected(run: _Run, started: str | None, revision: str) -> tuple[str, dict[str, Any]] | None:
+    """A ModelApproval rejecting ``revision`` made during its rollout (begun at ``started``; a retry, or
+    the revision coming back later, starts a new one: rejections before it are history; None: no
+    rollout steps, any rejection), recorded in status.governance: (the message, the approval)."""
     if run.out.governance is None:
         return None
-    started = rollout.started_at if rollout is not None else None
-    found = gov.rejection([a for a in run.approvals if started is None or a.created >= started], run.drev)
+    found = gov.rejection([a for a in run.approvals if started is None or a.created >= started], revision)
     if found is None:
         return None
     record = found.record(run.out.governance.stage)
     run.out.governance = run.out.governance.model_copy(update={"rejected": record, "waiting_for": []})
     comment = f": {found.comment}" if found.comment else ""
-    return _roll_back(run, run.desired, "Rejected", f"rejected by {found.approver} ({found.role}, ModelApproval {found.name}){comment}",
-                      approval=record.dump())
+    return f"rejected by {found.approver} ({found.role}, ModelApproval {found.name}){comment}", record.dump()
+
+
+def _rejection(run: _Run, rollout: RolloutStatus | None) -> RolloutDecision | None:
+    """A rejection of the candidate during its rollout aborts it, with the approver and comment as evidence."""
+    found = _rejected(run, rollout.started_at if rollout is not None else None, run.drev)
+    if found is None:
+        return None
+    return _roll_back(run, run.desired, "Rejected", found[0], approval=found[1])
 
 
 def _roll_back(run: _Run, desired: VersionSpec, reason: str, message: str, evidence: dict[str, Any] | None = None,
@@ -380,9 +408,14 @@ def _steps(run: _Run, rollout: RolloutStatus, started: datetime | None, candidat
     out = run.out
     while True:  # each pass either returns or moves to the next step
         out.candidate_share = step_share(run.steps, rollout.step)
-        if started is None and rollout.step == 0 and run.first_canary == 0 and not run.approved(
-                ("BeforeFirstCanary",), f"before {run.where(0)}", rollout):
-            out.rollout, out.traffic = rollout, STABLE_ONLY  # the first step is a canary: nothing served yet
+        k = rollout.step
+        if _live(run.steps, k) and not run.approved(("BeforeFirstCanary",), f"before {run.where(k)}", rollout):
+            # No live traffic before BeforeFirstCanary's approvals, whatever led here (the first step is a
+            # canary, the steps were edited mid-rollout): a shadow before it keeps mirroring; a step that
+            # already ran is entered again once approved.
+            carried = k > 0 and rollout.hold_reason is None and not _live(run.steps, k - 1)
+            out.traffic = step_traffic(run.steps, k - 1) if carried else STABLE_ONLY
+            out.rollout = rollout.model_copy(update={"step_started_at": None}) if started is not None else rollout
             return out
         if started is None or run.lost(pods, rollout.step):
             entered = _enter_step(run, rollout, started, candidate, pods)
@@ -472,6 +505,12 @@ def _step_done(run: _Run, rollout: RolloutStatus, started: datetime, manual: boo
     return True
 
 
+def _live(steps: list[RolloutStep], k: int) -> bool:
+    """Step k gives the candidate live traffic (a canary weight above 0)."""
+    step = steps[k] if 0 <= k < len(steps) else None
+    return step is not None and step.canary is not None and step.canary.weight > 0
+
+
 def _stage_words(stage: str) -> str:
     return "before its first canary step" if stage == "BeforeFirstCanary" else "before promotion"
 
@@ -526,6 +565,19 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
                    evidence=evidence, rev=bake.revision, bento=bake.bento)
         out.drain_previous = live
         out.bake, out.previous_model, out.traffic = None, None, STABLE_ONLY
+        return out
+    rejected = _rejected(run, bake.rollout, bake.revision)
+    if rejected is not None:  # an approver said no after promotion: the bake is part of the rollout
+        message, approval = rejected
+        run.record("Rejected", f"{bake.bento} {message}, during the bake: stable restored to {previous.bento}", "Warning",
+                   {**_traffic_evidence(STABLE_ONLY), "approval": approval, "baseline": _baseline_evidence(bake, previous)},
+                   rev=bake.revision, bento=bake.bento)
+        out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="Rejected",
+                                           message=f"{message}, during the bake", at=rfc3339(now))
+        out.stable_model, out.previous_model, out.bake, out.traffic = previous, None, None, STABLE_ONLY
+        out.drain_previous = live
+        out.phase = Phase.ROLLED_BACK
+        out.message = f"{bake.bento} rolled back after promotion (Rejected): {message}"
         return out
     breach = gate is not None and gate.rollback
     if gate is not None and breach:
@@ -622,6 +674,10 @@ def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) ->
         run.handle("abort")
         out.stable_model, out.previous_model = out.previous_model, None
         return _roll_back(run, model, "Aborted", "aborted by a user during promotion")
+    rejected = _rejected(run, rollout.started_at, rollout.revision) if out.previous_model is not None else None
+    if rejected is not None and out.previous_model is not None:  # an approver said no while stable rolled to it
+        out.stable_model, out.previous_model = out.previous_model, None
+        return _roll_back(run, model, "Rejected", f"{rejected[0]} (during promotion)", approval=rejected[1])
     if stable.available and stable.complete and stable.revision == rollout.revision and stable.replicas >= total:
         run.record("Promoted", f"{model.bento} ({rollout.revision}) promoted to stable; candidate removed",
                    evidence={**_traffic_evidence(STABLE_ONLY), "readyReplicas": stable.ready_replicas})

@@ -229,3 +229,13 @@ def test_a_retry_after_a_rejection_is_a_new_rollout_that_needs_approvals_again()
     assert c.status.phase == Phase.AWAITING_APPROVAL, c.status.phase  # carol's old rejection no longer counts
     assert gov is not None and gov.rejected is None and gov.evidence_digest != first_digest
     assert [n.role for n in gov.waiting_for] == ["ml-lead"]
+
+
+def test_the_digest_is_the_same_for_the_evidence_read_back_from_the_api_server() -> None:
+    """The API server (Go) writes 1200.0 as 1200 and 1e-05 as 0.00001: a reader that parses what kubectl
+    returns gets the same numbers, and so the same digest, as the operator."""
+    import json
+
+    evidence = {"analysis": {"samples": 1200.0, "value": 1e-05, "ciHigh": 0.0123, "verdicts": [{"pValue": 1.0}]}, "name": "é"}
+    as_go_writes = '{"analysis":{"samples":1200,"value":0.00001,"ciHigh":0.0123,"verdicts":[{"pValue":1}]},"name":"é"}'
+    assert digest(json.loads(as_go_writes)) == digest(evidence)
