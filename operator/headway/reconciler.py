@@ -171,11 +171,9 @@ def fetch_monitoring(req: MonitorRequest, kube: Kube, source: MetricSource | Non
 
 
 def _record_verdicts(owner: Owner, result: Plan) -> None:
-    """The verdicts a plan recorded, as gauges."""
-    for variant, verdict in result.verdicts:
-        telemetry.VERDICT.labels(owner.namespace, owner.name, variant, verdict.slo).set({"Pass": 1, "Fail": -1}.get(verdict.result, 0))
-        if verdict.value is not None:
-            telemetry.SLO_VALUE.labels(owner.namespace, owner.name, variant, verdict.slo).set(verdict.value)
+    """The verdicts a plan recorded, as gauges: verdict, value and bound per SLO, and how far each Fail test has gone."""
+    slos = len(result.spec.analysis.slos) if result.spec is not None and result.spec.analysis is not None else 0
+    telemetry.record_verdicts(owner.namespace, owner.name, result.verdicts, result.status.analysis, slos)
 
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -237,10 +235,9 @@ def _count(result: Plan, owner: Owner) -> None:
             telemetry.ROLLOUTS.labels(kind).inc()
         if event.reason in ("RolledBack", "Aborted"):
             reason = result.status.rolled_back.reason if result.status.rolled_back else event.reason
-            telemetry.ROLLBACKS.labels(reason).inc()
+            telemetry.count_rollback(owner.namespace, owner.name, reason)
     if result.traffic is not None:
-        for variant, weight in result.traffic.weights.items():
-            telemetry.WEIGHT.labels(owner.namespace, owner.name, variant).set(weight)
+        telemetry.record_weights(owner.namespace, owner.name, result.traffic.weights)
     cost = result.status.cost
     if cost is not None:
         labels = result.spec.cost.labels if result.spec is not None and result.spec.cost is not None else {}

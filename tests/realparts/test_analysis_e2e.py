@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from headway.k8s.client import DEPLOYMENT
 from headway.sandbox.dataplane import DataPlane, LoadGenerator
-from headway.sandbox.processes import Prometheus
+from headway.sandbox.processes import Prometheus, parse_samples
 from tests.e2e.harness import Env, wait_for
 from tests.realparts.fixtures import DataPlaneFactory
 
@@ -87,6 +88,27 @@ def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory
     assert env.operator.metric("headway_rollbacks_total", 'reason="FailedAnalysis"') == 1
     stats = load.stats()
     assert stats.errors("candidate") > 0 and stats.errors("stable") == 0  # users saw the bad version only briefly
+
+    # What the Grafana dashboard's per-ModelDeployment panels draw, from the operator's /metrics: the
+    # error-rate SLO's value beside its bound, the Fail test that decided at its boundary
+    # (headway_slo_evidence_ratio = 1), and the rollback counted for this ModelDeployment.
+    rate = (("slo", "errorRate"), ("variant", "candidate"))
+    assert operator_samples(env, "headway_slo_threshold")[rate] == pytest.approx(0.05)  # spec: errorRate max 0.05
+    assert operator_samples(env, "headway_slo_value")[rate] > 0.05
+    assert operator_samples(env, "headway_slo_verdict")[rate] == -1
+    ratios = {dict(labels)["test"]: v for labels, v in operator_samples(env, "headway_slo_evidence_ratio").items()
+              if dict(labels)["slo"] == "errorRate"}
+    assert max(ratios.values()) == 1.0, ratios  # the Fail was decided by a test that reached its boundary
+    assert all(0.0 <= v <= 1.0 for v in ratios.values())
+    assert operator_samples(env, "headway_rollbacks_total") == {(("reason", "FailedAnalysis"),): 1.0}
+
+
+def operator_samples(env: Env, metric: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """``metric``'s samples of this test's ModelDeployment "fraud" on the operator's /metrics, by their other labels."""
+    text = requests.get(f"http://127.0.0.1:{env.operator.metrics_port}/metrics", timeout=2).text
+    return {tuple(sorted((k, v) for k, v in labels.items() if k not in ("namespace", "name"))): value
+            for labels, value in parse_samples(text, metric)
+            if labels.get("namespace") == env.namespace and labels.get("name") == "fraud"}
 
 
 def test_slow_version_is_rolled_back_on_latency(emulated: Env, dataplane_factory: DataPlaneFactory) -> None:

@@ -2,12 +2,15 @@
 
 - its shape: a dashboard Grafana loads (unique ids, every panel with a datasource and queries,
   panels that do not overlap, the datasource / namespace / modeldeployment variables);
-- every PromQL expression (panel queries, variable queries, legends) names only metrics and
-  labels that really exist: the operator's own (walked from prometheus_client's REGISTRY after
+- every PromQL expression (panel queries, variable queries, annotation queries, legends) names only
+  metrics and labels that really exist: the operator's own (walked from prometheus_client's REGISTRY after
   importing headway.telemetry), the model-side recorder's (headway.monitoring.Recorder on a
   private registry), BentoML's (a fixed list, checked against a real BentoServer's /metrics in
   a realparts test), and the target labels Headway's PodMonitor gives model pods;
 - the expressions parse (promtool check rules, when promtool is installed);
+- the panels the operator's numbers need are drawn as a reader needs them: each SLO's value with its
+  bound (dashed), the evidence towards a Fail against its boundary at 1, the work queue and the API
+  server's latency, and one ModelDeployment's rollbacks (a panel and an annotation on every panel);
 - the chart ships it in a ConfigMap for Grafana's sidecar only when grafana.dashboard.enabled.
 """
 
@@ -274,6 +277,11 @@ def queries(dashboard: dict[str, Any]) -> list[Query]:
             selector = match["selector"] or ""
             found.append(Query(f"variable {variable['name']}", f"group by ({match['label']}) ({selector})" if selector
                                else f"group by ({match['label']}) ({{__name__=~\".+\"}})"))
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:  # a Prometheus annotation: its title, text and tags name the series' labels
+            tags = "".join(f"{{{{{key.strip()}}}}}" for key in annotation.get("tagKeys", "").split(",") if key.strip())
+            legend = annotation.get("titleFormat", "") + annotation.get("textFormat", "") + tags
+            found.append(Query(f"annotation {annotation['name']!r}", annotation["expr"], legend))
     return found
 
 
@@ -375,6 +383,85 @@ def test_rows(dashboard: dict[str, Any]) -> None:
         assert in_md_row == ("$modeldeployment" in exprs), panel["title"]
 
 
+# -- what the operator's numbers need to be read -----------------------------------------------------
+
+
+def panel_titled(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
+    found = [p for p in panels(dashboard) if p["title"] == title]
+    assert len(found) == 1, f"no panel {title!r}"
+    return found[0]
+
+
+def metric_of(target: dict[str, Any]) -> str:
+    (metric,) = names_in(target["expr"]).metrics
+    return metric
+
+
+def test_slo_values_are_drawn_beside_their_bounds_dashed(dashboard: dict[str, Any]) -> None:
+    """A value and its bound in one panel, the bound dashed: a reader sees how close each SLO is."""
+    slo = panel_titled(dashboard, "SLO values")
+    by_metric = {metric_of(t): t for t in slo["targets"]}
+    assert set(by_metric) == {"headway_slo_value", "headway_slo_threshold"}
+    value, bound = by_metric["headway_slo_value"], by_metric["headway_slo_threshold"]
+    # The same series keys (variant, slo): each bound lines up with its value, and the legends tell them apart.
+    assert names_in(value["expr"]).grouping_labels == names_in(bound["expr"]).grouping_labels == {"variant", "slo"}
+    assert value["legendFormat"] != bound["legendFormat"] and "bound" in bound["legendFormat"]
+    dashed = [o for o in slo["fieldConfig"]["overrides"] if o["matcher"] == {"id": "byFrameRefID", "options": bound["refId"]}]
+    assert len(dashed) == 1, "the bound's series need their own style"
+    style = {prop["id"]: prop["value"] for prop in dashed[0]["properties"]}
+    assert style["custom.lineStyle"]["fill"] == "dash"
+    assert not any(o["matcher"].get("options") == value["refId"] for o in slo["fieldConfig"]["overrides"])  # values stay solid
+
+
+def test_the_evidence_panel_draws_the_decision_boundary_at_1(dashboard: dict[str, Any]) -> None:
+    evidence = panel_titled(dashboard, "Evidence towards a Fail")
+    (target,) = evidence["targets"]
+    assert metric_of(target) == "headway_slo_evidence_ratio"
+    assert names_in(target["expr"]).grouping_labels == {"variant", "slo", "test"}  # one line per Fail test
+    defaults = evidence["fieldConfig"]["defaults"]
+    # Grafana draws a threshold as a line only with thresholdsStyle; the one threshold is the boundary.
+    assert [step["value"] for step in defaults["thresholds"]["steps"]] == [None, 1]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] in {"line", "dashed", "line+area", "dashed+area"}
+    assert defaults["unit"] == "percentunit" and defaults["min"] == 0 and defaults["max"] > 1  # the line at 1 is in view
+
+
+@pytest.mark.parametrize("title, histogram", [
+    ("Kubernetes API latency", "headway_api_request_duration_seconds_bucket"),
+    ("Work queue wait", "headway_queue_wait_seconds_bucket"),
+    ("Reconcile duration", "headway_reconcile_duration_seconds_bucket"),
+])
+def test_latency_panels_show_p50_and_p99(dashboard: dict[str, Any], title: str, histogram: str) -> None:
+    targets = panel_titled(dashboard, title)["targets"]
+    assert {metric_of(t) for t in targets} == {histogram}
+    quantiles = {re.match(r"histogram_quantile\((0\.\d+),", t["expr"]).group(1) for t in targets}  # type: ignore[union-attr]
+    assert quantiles == {"0.5", "0.99"}
+    assert panel_titled(dashboard, title)["fieldConfig"]["defaults"]["unit"] == "s"
+
+
+def test_the_work_queue_panel_shows_depth_and_retries(dashboard: dict[str, Any]) -> None:
+    queue = panel_titled(dashboard, "Work queue depth and retries")
+    assert {metric_of(t) for t in queue["targets"]} == {"headway_queue_depth", "headway_queue_retries_total"}
+    retries = next(t for t in queue["targets"] if metric_of(t) == "headway_queue_retries_total")
+    assert "rate(headway_queue_retries_total[" in retries["expr"]  # a counter is charted as a rate, never raw
+    right = [o for o in queue["fieldConfig"]["overrides"] if o["matcher"] == {"id": "byFrameRefID", "options": retries["refId"]}]
+    assert right and {"id": "custom.axisPlacement", "value": "right"} in right[0]["properties"]  # another unit: its own axis
+
+
+def test_rollbacks_per_modeldeployment_and_for_all(dashboard: dict[str, Any]) -> None:
+    """The operator-wide panel sums every ModelDeployment; the row's panel and the annotation select the chosen one."""
+    everyone = names_in(panel_titled(dashboard, "Rollbacks by reason (all ModelDeployments)")["targets"][0]["expr"])
+    assert everyone.metrics == {"headway_rollbacks_total"} and everyone.selector_labels == set() and everyone.grouping_labels == {"reason"}
+    (target,) = panel_titled(dashboard, "Rollbacks of this ModelDeployment")["targets"]
+    (annotation,) = [a for a in dashboard["annotations"]["list"] if a.get("name") == "Rollbacks"]
+    assert annotation["datasource"] == DATASOURCE and annotation["enable"] is True
+    for expr in (target["expr"], annotation["expr"]):
+        one = names_in(expr)
+        assert one.metrics == {"headway_rollbacks_total"}
+        assert one.selector_labels == {("namespace", "headway_rollbacks_total"), ("name", "headway_rollbacks_total")}
+        assert one.variables - GRAFANA_BUILTINS == {"namespace", "modeldeployment"} and one.grouping_labels == {"reason"}
+    assert "{{reason}}" in annotation["textFormat"]
+
+
 # -- every query names what exists -----------------------------------------------------------------
 
 
@@ -388,6 +475,11 @@ def test_the_vocabulary_is_what_the_operator_and_bentoml_export(vocabulary: dict
     assert vocabulary["headway_prediction_difference_upper"] >= {"namespace", "modeldeployment", "revision"}
     assert vocabulary["headway_feature_observations_total"] >= {"feature", "bin", "namespace", "modeldeployment", "variant", "revision", "pod"}
     assert vocabulary["bentoml_service_request_duration_seconds_bucket"] >= {"le", "endpoint", "variant"}
+    assert vocabulary["headway_slo_threshold"] >= {"namespace", "name", "variant", "slo"}
+    assert vocabulary["headway_slo_evidence_ratio"] >= {"namespace", "name", "variant", "slo", "test"}
+    assert vocabulary["headway_rollbacks_total"] >= {"namespace", "name", "reason"}
+    assert vocabulary["headway_api_request_duration_seconds_bucket"] >= {"le", "verb"}
+    assert "headway_queue_depth" in vocabulary and "le" in vocabulary["headway_queue_wait_seconds_bucket"]
     assert "headway_reconciles" not in vocabulary and "headway_reconciles_total_bucket" not in vocabulary
 
 

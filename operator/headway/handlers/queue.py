@@ -13,6 +13,12 @@ and can be scheduled for later. Nothing is reconciled on a fixed period:
 
 Without kopf's timers there is no finalizer on any ModelDeployment: deleting one never waits
 for the operator. A key that is gone is ``forget()``-ed.
+
+Exported as controller-runtime's workqueue metrics are (``workqueue_depth``,
+``workqueue_queue_duration_seconds``, ``workqueue_retries_total``): ``headway_queue_depth``
+(keys waiting for a worker), ``headway_queue_wait_seconds`` (from being queued to being taken,
+on the queue's clock) and ``headway_queue_retries_total``. Keys waiting for a scheduled wake-up
+are not queued yet: a steady fleet has a depth of 0.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from headway.telemetry import QUEUE_DEPTH, QUEUE_RETRIES, QUEUE_WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,7 @@ class WorkQueue:
         self._queued: set[Key] = set()
         self._processing: set[Key] = set()
         self._dirty: set[Key] = set()  # queued again while being processed
+        self._since: dict[Key, float] = {}  # when each queued key was queued (headway_queue_wait_seconds)
         self._wake: dict[Key, float] = {}  # the one scheduled wake-up per key
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
@@ -60,6 +69,10 @@ class WorkQueue:
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
+            QUEUE_DEPTH.dec(len(self._queue))  # this queue's keys are no longer waiting (the gauge sums queues)
+            self._queue.clear()
+            self._queued.clear()
+            self._since.clear()
             self._cond.notify_all()
         for thread in (self._timer, *self._threads):
             thread.join(timeout=5)
@@ -72,9 +85,15 @@ class WorkQueue:
             if key in self._processing:
                 self._dirty.add(key)
             elif key not in self._queued:
-                self._queued.add(key)
-                self._queue.append(key)
-                self._cond.notify_all()
+                self._enqueue(key)
+
+    def _enqueue(self, key: Key) -> None:
+        """Append a key that is not queued (the lock held)."""
+        self._queued.add(key)
+        self._queue.append(key)
+        self._since[key] = self._clock()
+        QUEUE_DEPTH.inc()
+        self._cond.notify_all()
 
     def schedule(self, namespace: str, name: str, delay: float | None) -> None:
         """Its next look: in ``delay`` seconds, or at the safety resync when None (replaces the previous one)."""
@@ -95,6 +114,7 @@ class WorkQueue:
     def retry(self, namespace: str, name: str) -> None:
         """It failed: look again after a backoff that doubles per failure (1 s to 5 min)."""
         key = (namespace, name)
+        QUEUE_RETRIES.inc()
         with self._cond:
             failures = self._failures[key] = self._failures.get(key, 0) + 1
         self.schedule(namespace, name, min(300.0, 2.0 ** (failures - 1)))
@@ -150,6 +170,8 @@ class WorkQueue:
             key = self._queue.popleft()
             self._queued.discard(key)
             self._processing.add(key)
+            QUEUE_DEPTH.dec()
+            QUEUE_WAIT_SECONDS.observe(max(0.0, self._clock() - self._since.pop(key)))
             return key
 
     def _done(self, key: Key) -> None:
@@ -158,9 +180,7 @@ class WorkQueue:
             if key in self._dirty:
                 self._dirty.discard(key)
                 if key in self._known and key not in self._queued:
-                    self._queued.add(key)
-                    self._queue.append(key)
-                    self._cond.notify_all()
+                    self._enqueue(key)
 
     def _work(self) -> None:
         while not self._ready_check():

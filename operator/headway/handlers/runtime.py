@@ -32,7 +32,7 @@ from headway.notify import build_notifier
 from headway.planning.measure import Measurement
 from headway.planning.monitoring import MonitorResult
 from headway.reconciler import CHILD_KINDS, MODEL_APPROVAL, MODEL_DEPLOYMENT, Conflict, forget, reconcile
-from headway.telemetry import COST, MONITORING, RECONCILE_SECONDS, RECONCILES
+from headway.telemetry import RECONCILE_SECONDS, RECONCILES, forget_model
 
 log = logging.getLogger("headway")
 MIN_WAKE_SECONDS = 1.0
@@ -99,8 +99,7 @@ class Runtime:
         if self.notifier is not None:
             self.notifier.forget((namespace, name))
         forget(namespace, name)
-        COST.forget(namespace, name)
-        MONITORING.forget(namespace, name)
+        forget_model(namespace, name)  # its weights, SLO gauges, rollbacks, cost and drift series
 
     def run(self, namespace: str, name: str) -> None:
         """Reconcile one ModelDeployment and schedule its next look."""
@@ -124,6 +123,8 @@ class Runtime:
         if result is None:  # gone or being deleted
             self.gone(namespace, name)
             return
+        if not self.queue.knows(namespace, name):  # deleted while it ran: what this reconcile exported goes too
+            forget_model(namespace, name)
         RECONCILES.labels(outcome).inc()
         self.queue.succeeded(namespace, name)
         wake_at = result.wake_at

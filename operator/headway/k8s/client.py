@@ -19,7 +19,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from headway.telemetry import API_REQUESTS
+from headway.telemetry import API_REQUEST_SECONDS, API_REQUESTS
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -118,11 +118,14 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         API_REQUESTS.labels(method.lower()).inc()
+        started = time.perf_counter()
         try:
             response = self._api.call_api(*params, _request_timeout=30)
             response.read()
         except ApiException as exc:  # transport-level failures
             raise ApiError(exc.status or 0, str(exc.reason), str(exc.body or exc)) from exc
+        finally:  # answered or failed, the caller waited this long
+            API_REQUEST_SECONDS.labels(method.lower()).observe(time.perf_counter() - started)
         text = response.data.decode() if response.data else ""
         if not 200 <= response.status <= 299:
             try:

@@ -13,6 +13,9 @@ anytime-valid bounds against the SLO's bound, and the two tests that can end the
   the no-SLO ``traffic`` check has the met test's share of alpha.
 * **towards Pass**: the met test passes once the upper confidence bound (``ciHigh``) is at or
   below the bound (the lower bound for a ratio with ``min``); the line says where it stands.
+
+The share of the way to a Fail (``fail_level``, ``progress``, ``closest_fail``) is computed in
+``headway.planning.evidence``, where the operator's ``headway_slo_evidence_ratio`` gauge reads it too.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import math
 from dataclasses import dataclass
 
 from headway.api.analysis_spec import Slo
-from headway.api.status import AnalysisStatus, CarriedEvidence, SloVerdict
+from headway.api.status import AnalysisStatus, SloVerdict
 from headway.planning import stats
-from headway.planning.analysis import MAX_RESTARTS, MET_SHARES
-from headway.planning.verdict_types import DEFAULT_ALPHA, DEFAULT_MARGIN, TRAFFIC_SLO, pct, slo_name
+from headway.planning.evidence import closest_fail, fail_level, progress
+from headway.planning.verdict_types import DEFAULT_MARGIN, TRAFFIC_SLO, pct, slo_name
+
+__all__ = ["Shown", "closest_fail", "e_value", "fail_level", "progress", "show", "spec_slo"]
 
 TESTS = {"breach": "breach of the bound", "relative": f"worse than the baseline by more than {DEFAULT_MARGIN:.0%}"}
 
@@ -37,32 +42,8 @@ class Shown:
     evidence: str
 
 
-def fail_level(slo: str, slos: int, analysis: AnalysisStatus) -> float:
-    """alpha of one Fail test of ``slo``, as ``verdicts.assess`` splits it within a rollout."""
-    if slo == TRAFFIC_SLO:
-        return DEFAULT_ALPHA * MET_SHARES[min(analysis.restarts, MAX_RESTARTS)]
-    return DEFAULT_ALPHA / max(1, slos) / 2
-
-
-def progress(log_e: float, level: float) -> float:
-    """The share of the way to a Fail, in log terms (0 below an e-value of 1, 1 at 1/level and above)."""
-    return min(1.0, max(0.0, log_e / stats.evidence_threshold(level)))
-
-
 def e_value(log_e: float) -> str:
     return f"{math.exp(log_e):.3g}" if log_e < 690 else f"e^{log_e:.0f}"
-
-
-def closest_fail(slo: str, evidence: list[CarriedEvidence], level: float) -> tuple[float, CarriedEvidence] | None:
-    """The Fail test of ``slo`` nearest to failing, with its progress."""
-    best: tuple[float, CarriedEvidence] | None = None
-    for e in evidence:
-        if e.slo != slo or not e.log_wealth:
-            continue
-        share = progress(stats.log_mean_exp(e.log_wealth), level)
-        if best is None or share > best[0]:
-            best = (share, e)
-    return best
 
 
 def show(v: SloVerdict, slo: Slo | None, slos: int, analysis: AnalysisStatus) -> Shown:
