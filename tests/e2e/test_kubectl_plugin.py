@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -58,6 +59,32 @@ def plugin_env(kubeconfig: Path) -> dict[str, str]:
 
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=60, env=plugin_env(kubeconfig))
+
+
+def as_from_a_shell() -> None:
+    """Run in the child before it starts: Ctrl-C reaches it as it does from a user's shell. The test
+    process's own signal state (a signal ignored or blocked by something else in it) is inherited
+    across exec and must not decide what the plugin does on Ctrl-C."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signals_of(pid: int) -> str:
+    """The kernel's view of a process's signals (pending, blocked, ignored, caught), for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "".join(line for line in status if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")))
+    except OSError:
+        return "(gone)"
+
+
+def ctrl_c(proc: subprocess.Popen[Any]) -> int | None:
+    """Ctrl-C: the exit code, or None with the process left running (the caller kills it)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class Lines:
@@ -112,7 +139,8 @@ def test_get_promote_step_and_watch_through_kubectl(rollout: Env) -> None:
     assert re.search(r"│  ├──◌ 1/3 canary 10% 1h +◌ Running +(59m|1h) left$", shown.stdout, re.M), shown.stdout
 
     with subprocess.Popen(["kubectl-headway", "get", "modeldeployment/fraud", "--watch", "--namespace", env.namespace],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env(env.kubeconfig)) as watch:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plugin_env(env.kubeconfig),
+                          preexec_fn=as_from_a_shell) as watch:
         out = Lines(watch)
         try:
             out.wait("the first block", lambda line: line.startswith("  Step:        1/3"))
@@ -127,8 +155,9 @@ def test_get_promote_step_and_watch_through_kubectl(rollout: Env) -> None:
                                 r"\(canary 50%: stable=50 candidate=50\)\n", done.stdout), done.stdout
 
             out.wait("the block of step 2", lambda line: line.startswith("  Step:        2/3 canary 50% 1h"))
-            watch.send_signal(signal.SIGINT)  # Ctrl-C
-            assert watch.wait(TIMEOUT) == 0, watch.stderr.read() if watch.stderr else ""
+            signals = signals_of(watch.pid)
+            code = ctrl_c(watch)
+            assert code == 0, f"exit {code} after Ctrl-C; signals before it:\n{signals}"
         finally:
             if watch.poll() is None:
                 watch.kill()
@@ -258,12 +287,13 @@ def test_watch_in_a_terminal_redraws_in_colour_and_ctrl_c_exits_0(kube_emulator:
         return seen.count(b"\x1b[H\x1b[2J") >= 2
 
     with subprocess.Popen([str(BIN / "kubectl-headway"), "get", "md/fraud", "--watch"], stdout=terminal, stderr=subprocess.PIPE,
-                          env={**env, "KUBECONFIG": str(carol), "TERM": "xterm"}) as proc:
+                          env={**env, "KUBECONFIG": str(carol), "TERM": "xterm"}, preexec_fn=as_from_a_shell) as proc:
         os.close(terminal)
         try:
             wait_for("two drawings on the terminal", drawn_twice)
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(TIMEOUT) == 0
+            signals = signals_of(proc.pid)
+            code = ctrl_c(proc)
+            assert code == 0, f"exit {code} after Ctrl-C; signals before it:\n{signals}"
         finally:
             if proc.poll() is None:
                 proc.kill()
