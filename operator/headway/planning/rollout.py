@@ -566,7 +566,8 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
         out.drain_previous = live
         out.bake, out.previous_model, out.traffic = None, None, STABLE_ONLY
         return out
-    rejected = _rejected(run, bake.rollout, bake.revision)
+    # (A bake an older operator started has no rollout start to date rejections by: none is applied to it.)
+    rejected = _rejected(run, bake.rollout, bake.revision) if bake.rollout is not None else None
     if rejected is not None:  # an approver said no after promotion: the bake is part of the rollout
         message, approval = rejected
         run.record("Rejected", f"{bake.bento} {message}, during the bake: stable restored to {previous.bento}", "Warning",
@@ -674,7 +675,8 @@ def _promoting(run: _Run, spec: ModelDeploymentSpec, stable: DeploymentState) ->
         run.handle("abort")
         out.stable_model, out.previous_model = out.previous_model, None
         return _roll_back(run, model, "Aborted", "aborted by a user during promotion")
-    rejected = _rejected(run, rollout.started_at, rollout.revision) if out.previous_model is not None else None
+    rejected = (_rejected(run, rollout.started_at, rollout.revision)
+                if out.previous_model is not None and rollout.started_at is not None else None)
     if rejected is not None and out.previous_model is not None:  # an approver said no while stable rolled to it
         out.stable_model, out.previous_model = out.previous_model, None
         return _roll_back(run, model, "Rejected", f"{rejected[0]} (during promotion)", approval=rejected[1])
