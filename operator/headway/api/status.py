@@ -629,7 +629,7 @@ class HealthStatus(ApiModel):
     revision: str
     """The stable revision measured."""
     window_start: str
-    """Start of the window measured (it ends at checkedAt): 5 analysis intervals."""
+    """Start of the window measured: 5 analysis intervals, measured once when they have passed."""
     checked_at: str
     """When it was measured."""
     slos: list[SloHealth] = Field(default_factory=list, max_length=64, json_schema_extra={"x-kubernetes-list-type": "atomic"})
@@ -697,7 +697,7 @@ class ModelDeploymentStatus(ApiModel):
     governance: GovernanceStatus | None = None
     """spec.governance: the approval policy, the evidence digest approvers sign, who is still needed."""
     health: HealthStatus | None = None
-    """The stable's SLOs in steady state (spec.analysis), checked every analysis interval: DeploymentComplete reads it."""
+    """The stable's SLOs in steady state (spec.analysis), measured once per window of 5 analysis intervals: DeploymentComplete reads it."""
     conditions: list[Condition] = Field(
         default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
     )

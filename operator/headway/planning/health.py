@@ -2,9 +2,9 @@
 
 A rollout's analysis stops with the bake; after it nothing measured the stable, so "its SLOs are
 met" meant "were met when it was promoted". With ``spec.analysis`` the stable is now measured in
-steady state too, once per analysis interval, over the last ``WINDOW_INTERVALS`` intervals (a
-sliding window: an SLO breached an hour ago does not keep it False, and series that stopped
-arriving show within the window). It is the same measurement as a rollout's (the same queries,
+steady state too, over consecutive windows of ``WINDOW_INTERVALS`` analysis intervals, each measured
+once when it ends (an SLO breached an hour ago does not keep it False, and series that stopped
+arriving show within two windows). It is the same measurement as a rollout's (the same queries,
 one variant, no baseline) and judged by the same SLO tests on that window alone; it is recorded in
 ``status.health``, never in ``status.analysis`` (the last rollout's evidence stays for the audit),
 and it never rolls anything back: a breach of the stable has no version to go back to.
@@ -12,8 +12,9 @@ and it never rolls anything back: a breach of the stable has no version to go ba
 DeploymentComplete is True only when the deployment is running (phase Succeeded: the stable is
 available with its desired replicas, nothing rolling out, baking or rolled back), monitored (every
 SLO's series present over the window), performant (no SLO shown breached over the window) and
-governed (no approval awaited or refused). Its cost: one Prometheus measurement per interval per
-ModelDeployment with an analysis, the cadence of a rollout's.
+governed (no approval awaited or refused). Its cost, per ModelDeployment with an analysis: one
+Prometheus measurement and one status write per window (5 intervals: 2.5 minutes at the default
+30s), a fifth of a rollout's cadence; steady state stays cheap for the API server.
 """
 
 from __future__ import annotations
@@ -38,28 +39,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def request(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, now: datetime) -> AnalysisRequest | None:
     """The health measurement of the stable, when nothing else is measured: no rollout, bake or
-    experiment. Its window slides by whole intervals (the same request within one interval, so one
-    measurement answers it)."""
+    experiment. Windows of WINDOW_INTERVALS intervals follow one another: the request is the same
+    until the next window ends, so one measurement answers it."""
     if spec is None or spec.analysis is None or spec.experiment is not None or status.stable_model is None:
         return None
     if status.rollout is not None or status.bake is not None:
         return None
-    step = parse_duration(spec.analysis.interval)
+    window = parse_duration(spec.analysis.interval) * WINDOW_INTERVALS
     revision = revision_of(status.stable_model)
     # Each ModelDeployment's grid is offset by its revision's hash: they do not all query Prometheus at once.
-    offset = timedelta(seconds=int(revision[:8], 16) % max(1, int(step.total_seconds())))  # revision_of: sha256 hex
-    end = _EPOCH + offset + step * math.floor((now - _EPOCH - offset) / step)
-    return AnalysisRequest("steady", revision, end - step * WINDOW_INTERVALS, ((STABLE, None),))
+    offset = timedelta(seconds=int(revision[:8], 16) % max(1, int(window.total_seconds())))  # revision_of: sha256 hex
+    end = _EPOCH + offset + window * math.floor((now - _EPOCH - offset) / window)
+    return AnalysisRequest("steady", revision, end - window, ((STABLE, None),))
 
 
 def due_at(spec: ModelDeploymentSpec, health: HealthStatus | None, req: AnalysisRequest) -> datetime:
-    """Now for a window not measured yet; else the next interval's window."""
+    """Now for a window not measured yet; else when the next window ends."""
     assert spec.analysis is not None
-    step = parse_duration(spec.analysis.interval)
-    ends = req.window_start + step * WINDOW_INTERVALS  # the window ends where the current interval begins
+    window = parse_duration(spec.analysis.interval) * WINDOW_INTERVALS
+    ends = req.window_start + window  # the last window that ended
     if health is None or health.revision != req.revision or health.window_start != rfc3339(req.window_start):
         return ends
-    return ends + step
+    return ends + window
 
 
 def _present(spec: ModelDeploymentSpec, data: VariantData) -> dict[str, bool]:
@@ -107,7 +108,7 @@ def current(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, pre
 def stale(spec: ModelDeploymentSpec, health: HealthStatus, now: datetime) -> bool:
     """A measurement older than a window and a minute: the operator could not measure since (too old to stand for now)."""
     assert spec.analysis is not None
-    return now - parse_time(health.checked_at) > parse_duration(spec.analysis.interval) * (WINDOW_INTERVALS + 1) + timedelta(minutes=1)
+    return now - parse_time(health.checked_at) > parse_duration(spec.analysis.interval) * (2 * WINDOW_INTERVALS) + timedelta(minutes=1)
 
 
 def complete(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, now: datetime) -> Triple:
@@ -123,7 +124,8 @@ def complete(spec: ModelDeploymentSpec | None, status: ModelDeploymentStatus, no
     health = status.health
     interval = parse_duration(spec.analysis.interval)
     if health is None:
-        return "Unknown", "NotMeasured", f"the stable's SLOs are measured every {spec.analysis.interval}; not measured yet"
+        return "Unknown", "NotMeasured", (f"the stable's SLOs are measured over windows of {WINDOW_INTERVALS} x {spec.analysis.interval}; "
+                                          "not measured yet")
     if health.error is not None:
         return "Unknown", "MetricsUnavailable", f"the stable's SLOs could not be measured at {health.checked_at}: {health.error}"
     if stale(spec, health, now):

@@ -45,23 +45,23 @@ def test_a_steady_stable_is_measured_and_complete_when_its_series_flow_within_th
     assert health is not None and health.missing == [] and health.slos[0].present and health.slos[0].samples == 5000
     assert next(x for x in c.status.conditions if x.type == "SLOsMet").status == "True"
     assert c.status.analysis is None  # the rollout's analysis is not overwritten by health checks
-    # The next look within the same interval asks for nothing; the next interval's window is due then
+    # The next look within the same window asks for nothing; the next window is due when it ends
     # (each ModelDeployment's grid is offset within the interval, so they do not all query at once).
     req = c.last.measure if c.last is not None else None
-    assert req is not None and req.due_at == req.window_start + timedelta(seconds=6 * 30) and at(41) < req.due_at <= at(71)
+    assert req is not None and req.due_at == req.window_start + timedelta(seconds=2 * 5 * 30) and at(41) < req.due_at <= at(41 + 150)
 
 
 def test_metrics_that_stop_flowing_turn_it_false_with_an_event() -> None:
     c = running(spec())
     c.reconcile(at(40))
     answer(c, 41, healthy())
-    c.reconcile(at(61))
-    answer(c, 62, VariantData())  # the scrape stopped: no series over the window
+    c.reconcile(at(200))  # the next window (5 x 30s) has ended
+    answer(c, 201, VariantData())  # the scrape stopped: no series over the window
     cond = complete(c)
     assert (cond.status, cond.reason) == ("False", "MetricsMissing") and "errorRate" in cond.message
     assert [e.reason for e in c.events if e.reason.startswith("Deployment")] == ["DeploymentComplete", "DeploymentIncomplete"]
-    c.reconcile(at(91))
-    answer(c, 92, healthy())
+    c.reconcile(at(360))
+    answer(c, 361, healthy())
     assert complete(c).status == "True"
 
 
