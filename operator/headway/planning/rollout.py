@@ -573,13 +573,8 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
         run.record("Rejected", f"{bake.bento} {message}, during the bake: stable restored to {previous.bento}", "Warning",
                    {**_traffic_evidence(STABLE_ONLY), "approval": approval, "baseline": _baseline_evidence(bake, previous)},
                    rev=bake.revision, bento=bake.bento)
-        out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="Rejected",
-                                           message=f"{message}, during the bake", at=rfc3339(now))
-        out.stable_model, out.previous_model, out.bake, out.traffic = previous, None, None, STABLE_ONLY
-        out.drain_previous = live
-        out.phase = Phase.ROLLED_BACK
-        out.message = f"{bake.bento} rolled back after promotion (Rejected): {message}"
-        return out
+        return _restore_previous(run, bake, previous, live, "Rejected", f"{message}, during the bake",
+                                 f"{bake.bento} rolled back after promotion (Rejected): {message}")
     breach = gate is not None and gate.rollback
     if gate is not None and breach:
         restore, why = restores(gate, bake, rollback_without)
@@ -587,13 +582,8 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
             shown = {**_traffic_evidence(STABLE_ONLY), "analysis": gate.evidence, "baseline": _baseline_evidence(bake, previous)}
             run.record("RolledBack", f"{bake.bento} breached its SLOs during the bake ({why}): stable restored to {previous.bento}: {gate.message}",
                        "Warning", shown, rev=bake.revision, bento=bake.bento)
-            out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason="FailedBake",
-                                               message=f"{context}; {why}: {gate.message}", at=rfc3339(now))
-            out.stable_model, out.previous_model, out.bake, out.traffic = previous, None, None, STABLE_ONLY
-            out.drain_previous = live
-            out.phase = Phase.ROLLED_BACK
-            out.message = f"{bake.bento} rolled back after promotion (FailedBake, {why}): {gate.message}"
-            return out
+            return _restore_previous(run, bake, previous, live, "FailedBake", f"{context}; {why}: {gate.message}",
+                                     f"{bake.bento} rolled back after promotion (FailedBake, {why}): {gate.message}")
         what = "breached its SLOs" if gate.result == "Fail" else f"reached the inconclusive limit ({gate.result})"
         report = f"{bake.bento} {what} during the bake and was not rolled back ({why}); it keeps serving"
         hint = "" if not restores(gate, bake, True)[0] else (
@@ -618,6 +608,17 @@ def _bake(run: _Run, spec: ModelDeploymentSpec, previous_state: DeploymentState,
         bake = bake.model_copy(update={"breach_reported_at": None})
     out.bake = _feed_baseline(run, bake, resolve(spec), previous_state)
     return None
+
+
+def _restore_previous(run: _Run, bake: BakeStatus, previous: VersionSpec, live: bool, reason: str, why: str,
+                      message: str) -> RolloutDecision:
+    """The bake ends with the previous version stable again (a breach shown, or a rejection)."""
+    out = run.out
+    out.rolled_back = RolledBackStatus(revision=bake.revision, bento=bake.bento, reason=reason, message=why, at=rfc3339(run.now))
+    out.stable_model, out.previous_model, out.bake, out.traffic = previous, None, None, STABLE_ONLY
+    out.drain_previous = live
+    out.phase, out.message = Phase.ROLLED_BACK, message
+    return out
 
 
 def _feed_baseline(run: _Run, bake: BakeStatus, wanted: Baseline, state: DeploymentState) -> BakeStatus:
