@@ -68,9 +68,11 @@ When it is not measured
 -----------------------
 When the ids are not shared, every request is unmatched: Û ≈ N(candidate) + N(stable) and D̂ ≈ 0
 — an agreement of 1 from versions that never saw the same request. So the estimate is refused
-when more than ``max_unmatched`` of the recorded answers were counted by one side only over
-the whole window (Û/(N_c + N_s) is a χ²-like sum over B buckets: with no shared ids it reads
-about 1 ± 0.2, never near 0.25), when either side recorded no answer with an id, and below
+when more than ``max_unmatched`` of the answers recorded in the slices where both sides recorded
+some were counted by one side only (Û/(N_c + N_s) is a χ²-like sum over B buckets: with no shared
+ids it reads about 1 ± 0.2, never near 0.25; slices only one side counted in — the shadow's
+server still starting, a mirror outage — hold unmatched requests whatever the ids, and are left
+out of this test), when either side recorded no answer with an id, and below
 ``min_samples`` requests answered by both. Canary steps split requests between the versions:
 no request is answered twice, and the caller does not ask (``planning.monitoring``).
 """
@@ -240,10 +242,21 @@ def sketch_agreement(candidate: Sequence[Slice], stable: Sequence[Slice], *, alp
     c, s = np.concatenate([zero, c_cells]).cumsum(axis=0), np.concatenate([zero, s_cells]).cumsum(axis=0)
     whole = _group(c, s, 0, length, buckets)
     unmatched = whole.unmatched / (n_c + n_s)
-    if unmatched > max_unmatched:
-        return not_measured(f"{unmatched:.0%} of the {n_c + n_s:,.0f} recorded answers were counted by one version only "
-                            f"(more than {max_unmatched:.0%}): the versions do not see the same request ids; check that "
-                            f"the mirror copies all requests and {ID_HINT}", n_c, n_s, unmatched, whole.matched)
+    # Whether the ids are shared is judged on the slices in which both versions recorded answers: a
+    # slice only one side counted in (the shadow's server still starting, a mirror outage) holds
+    # unmatched requests whatever the ids are, and weighs little in the estimate (``_combine``).
+    both = (c_cells.sum(axis=(1, 2)) > 0) & (s_cells.sum(axis=(1, 2)) > 0)
+    if not both.any():
+        return not_measured("the two versions never recorded answers in the same slice of the window", n_c, n_s,
+                            unmatched, whole.matched)
+    c_both, s_both = c_cells[both].sum(axis=0), s_cells[both].sum(axis=0)
+    overlap = _group(np.stack([zero[0], c_both]), np.stack([zero[0], s_both]), 0, 1, buckets)
+    overlap_share = overlap.unmatched / float(c_both.sum() + s_both.sum())
+    if overlap_share > max_unmatched:
+        return not_measured(f"{overlap_share:.0%} of the {float(c_both.sum() + s_both.sum()):,.0f} answers recorded while "
+                            f"both versions served were counted by one version only (more than {max_unmatched:.0%}): the "
+                            f"versions do not see the same request ids; check that the mirror copies all requests and "
+                            f"{ID_HINT}", n_c, n_s, unmatched, whole.matched)
     if whole.matched < min_samples:
         return not_measured(f"~{whole.matched:,.0f} requests answered by both versions so far, fewer than {min_samples:g}",
                             n_c, n_s, unmatched, whole.matched)

@@ -20,12 +20,13 @@ CLASSES = ("legit", "fraud", "review")
 
 
 def window(seed: int, n: int = 2000, agreement: float = 0.9, slices: int = 4, loss: float = 0.0, lag: float = 0.05,
-           shared: bool = True) -> tuple[list[dict[str, float]], list[dict[str, float]], float]:
+           shared: bool = True, start: int = 0) -> tuple[list[dict[str, float]], list[dict[str, float]], float]:
     """(candidate slices, stable slices, true agreement among the requests both counted).
 
     Requests arrive uniformly over ``slices`` slices of length 1; each side's counters are read at
     its own offset (up to ``lag``), so requests near a boundary fall in different slices on the two
-    sides, and the window's edges cut some off one side only. The candidate loses ``loss`` of them."""
+    sides, and the window's edges cut some off one side only. The candidate loses ``loss`` of them,
+    and counts nothing before slice ``start`` (its server still starting)."""
     rng = random.Random(seed)
     offsets = rng.uniform(0, lag), rng.uniform(0, lag)
     candidate: list[Counter[str]] = [Counter() for _ in range(slices)]
@@ -38,7 +39,7 @@ def window(seed: int, n: int = 2000, agreement: float = 0.9, slices: int = 4, lo
         rid = f"{seed}-{i}"
         s_slice, c_slice = math.floor(at - offsets[0]), math.floor(at - offsets[1])
         seen_s = 0 <= s_slice < slices
-        seen_c = 0 <= c_slice < slices and rng.random() >= loss
+        seen_c = 0 <= c_slice < slices and rng.random() >= loss and c_slice >= start
         if seen_s:
             stable[s_slice][cell_key(*cell_of(rid, answer))] += 1
         if seen_c:
@@ -83,6 +84,31 @@ def test_versions_that_do_not_share_request_ids_get_no_agreement_at_all() -> Non
     a = sketch_agreement(candidate, stable)
     assert a.agreement is None and a.unmatched > MAX_UNMATCHED
     assert "do not see the same request ids" in a.words() and "x-request-id" in a.words()
+
+
+def test_a_shadow_that_started_late_is_measured_on_the_slices_both_versions_served() -> None:
+    """The shadow's server answered nothing in the first 5 of 8 slices of a short step: ~45% of the
+    recorded answers are unmatched over the whole window, yet the ids are shared where both served —
+    measured, not refused (a refusal over the whole window refused nearly all of these)."""
+    held = whole_window_refusals = 0
+    for seed in range(20):
+        late, stable, truth = window(seed, n=1600, agreement=0.9, slices=8, start=5)
+        assert late[:5] == [{}, {}, {}, {}, {}]
+        a = sketch_agreement(late, stable)
+        whole_window_refusals += a.unmatched > MAX_UNMATCHED
+        assert a.agreement is not None and a.low is not None and a.high is not None, a.reason
+        held += a.low <= truth <= a.high
+        assert abs(a.agreement - truth) < 0.08 and a.samples < 700
+    assert held >= 17, f"{held} of 20 intervals hold the truth"
+    assert whole_window_refusals >= 15
+    # Unshared ids still read as unmatched where both served.
+    candidate, stable, _ = window(5, agreement=1.0, slices=8, shared=False)
+    refused = sketch_agreement([{} for _ in range(4)] + candidate[4:], stable)
+    assert refused.agreement is None and "answers recorded while both versions served" in refused.words()
+    # No slice in common: nothing to judge the ids on.
+    candidate, stable, _ = window(6, slices=4)
+    apart = sketch_agreement(candidate[:2] + [{}, {}], [{}, {}] + stable[2:])
+    assert apart.agreement is None and "never recorded answers in the same slice" in apart.words()
 
 
 def test_a_side_without_ids_and_too_few_requests_are_named() -> None:
