@@ -247,6 +247,12 @@ class Env:
     def event_reasons(self, name: str) -> list[str]:
         return [e["reason"] for e in sorted(self.events(name), key=lambda e: (e.get("lastTimestamp") or "", e["metadata"].get("creationTimestamp", "")))]
 
+    def wait_events(self, name: str, *reasons: str, timeout: float = TIMEOUT) -> list[str]:
+        """The object's Event reasons once all of ``reasons`` are among them: the operator posts an
+        Event after the status write it announces, so a test that has seen the status waits here."""
+        return wait_for(f"Events {', '.join(reasons)} on {name}",
+                        lambda: seen if set(reasons) <= set(seen := self.event_reasons(name)) else None, timeout=timeout)
+
 
 def new_namespace(kube: Kube) -> str:
     name = f"hw-e2e-{uuid.uuid4().hex[:8]}"

@@ -127,7 +127,7 @@ def test_cost_labels_on_every_pod_and_a_budget_breach_says_by_how_much(env: Env)
     assert "730" in over["message"] and "EUR" in over["message"] and "100" in over["message"], over
     cost = env.status("fraud")["cost"]
     assert cost["currency"] == "EUR" and cost["monthlyAtMax"] == pytest.approx(730.0) and cost["overBudgetBy"] == pytest.approx(630.0)
-    assert "OverBudget" in env.event_reasons("fraud")
+    env.wait_events("fraud", "OverBudget")
     for dep in env.kube.list(DEPLOYMENT, env.namespace, "headway.dev/modeldeployment=fraud"):
         labels = dep["spec"]["template"]["metadata"]["labels"]
         assert labels["team"] == "fraud" and labels["cost-center"] == "cc-42", dep["metadata"]["name"]

@@ -82,7 +82,7 @@ def test_create_gives_children_exactly_as_specified(env: Env) -> None:
     assert status["stable"]["readyReplicas"] == 2 and status["ready"] == "2/2"
     assert status["stable"]["revision"] == children[("Deployment", "fraud-stable")]["metadata"]["labels"]["headway.dev/revision"]
     assert [h["event"] for h in status["history"]] == ["Deployed"]
-    assert {"Deployed", "Created"} <= set(env.event_reasons("fraud"))
+    env.wait_events("fraud", "Deployed", "Created")
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

@@ -61,7 +61,7 @@ def test_two_roles_approve_the_evidence_and_the_version_is_promoted(env: Env) ->
     assert gov["stage"] == "BeforePromotion" and len(gov["evidenceDigest"]) == 64
     assert gov["evidence"]["candidate"]["bento"] == "fraud_scorer:3.3.0"
     assert status["traffic"]["candidateWeight"] == 50  # the last step's traffic holds while it waits
-    assert any(e["reason"] == "AwaitingApproval" for e in env.events("fraud"))
+    env.wait_events("fraud", "AwaitingApproval")
 
     approve(env, "fraud", "mallory", "ml-lead", digest="0" * 64)  # evidence nobody was shown: never counts
     approve(env, "fraud", "alice", "ml-lead", comment="shadow and canary clean")

@@ -77,7 +77,7 @@ def test_shadow_then_canary_then_promotion(env: Env) -> None:
         {"weights": {"stable": 100, "candidate": 0}, "mirror": {"variant": "candidate", "percent": 50}},
         {"weights": {"stable": 75, "candidate": 25}}, {"weights": {"stable": 50, "candidate": 50}},
     ]
-    assert {"RolloutStarted", "StepStarted", "PromotionStarted", "Promoted"} <= set(env.event_reasons("fraud"))
+    env.wait_events("fraud", "RolloutStarted", "StepStarted", "PromotionStarted", "Promoted")
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -212,7 +212,7 @@ def test_experiment_weights_pins_and_drain(env: Env) -> None:
     assert env.kube.get(DEPLOYMENT, env.namespace, "ab-wild") is not None  # drained first...
     wait_for("wild listed as draining", lambda: [d["variant"] for d in env.status("ab").get("draining", [])] == ["wild"])
     wait_for("wild deleted after the drain", lambda: env.kube.get(DEPLOYMENT, env.namespace, "ab-wild") is None)
-    assert {"WeightChanged", "VariantDraining"} <= set(env.event_reasons("ab"))
+    env.wait_events("ab", "WeightChanged", "VariantDraining")
 
 
 def test_restarts_at_every_step_boundary_and_mid_promotion(env: Env) -> None:

@@ -83,7 +83,7 @@ def test_bad_version_is_rolled_back_on_evidence(emulated: Env, dataplane_factory
     assert entry["evidence"]["weights"] == {"stable": 100}
     wait_for("all traffic on stable", lambda: env.route_split("fraud")[0] == {"fraud-stable": 100})  # the route follows the status
     wait_for("the candidate scaled to zero", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate")) and d["spec"]["replicas"] == 0)
-    assert "RolledBack" in env.event_reasons("fraud")
+    env.wait_events("fraud", "RolledBack")
     assert env.condition("fraud", "Ready")["status"] == "True"
     assert env.operator.metric("headway_rollbacks_total", 'reason="FailedAnalysis"') == 1
     stats = load.stats()
