@@ -468,6 +468,32 @@ async def test_watch_resumes_from_resource_version_and_times_out(api: Api) -> No
     assert events[0]['type'] == 'ERROR' and events[0]['object']['code'] == 410
 
 
+@pytest.mark.asyncio
+async def test_watch_bookmarks_carry_only_a_resource_version_every_earlier_event_was_sent_for(
+        kube_emulator: KubeEmulator, api: Api) -> None:
+    """As the apiserver's cacher: only a watch that allows bookmarks gets them; a bookmark holds
+    kind, apiVersion and a resourceVersion (nothing else), sent when no event is pending, and it
+    counts events the watch's selector left out (so a quiet watch resumes from a fresh version)."""
+    await api.post(CONFIGMAPS, {'metadata': {'name': 'before', 'labels': {'app': 'x'}}})
+    _, listing = await api.get(CONFIGMAPS)
+    since = listing['metadata']['resourceVersion']
+
+    plain = await api.watch(CONFIGMAPS, resourceVersion=since, timeoutSeconds='3')
+    assert plain == []  # no bookmark unless asked, even 2 s before the timeout
+
+    # 2 s before timeoutSeconds ends the stream (the cacher's "right before the watcher timeout").
+    events = await api.watch(CONFIGMAPS, resourceVersion=since, timeoutSeconds='3', allowWatchBookmarks='true')
+    assert events == [{'type': 'BOOKMARK', 'object': {'kind': 'ConfigMap', 'apiVersion': 'v1',
+                                                      'metadata': {'resourceVersion': since}}}]
+
+    _, other = await api.post(CONFIGMAPS, {'metadata': {'name': 'other', 'labels': {'app': 'y'}}})
+    kube_emulator.bookmark_seconds = 0.2  # periodic ones (about a minute on a real server)
+    events = await api.watch(CONFIGMAPS, count=2, resourceVersion=since, labelSelector='app=x',
+                             allowWatchBookmarks='true', timeoutSeconds='4')
+    assert [e['type'] for e in events] == ['BOOKMARK', 'BOOKMARK']  # 'other' is not selected...
+    assert events[0]['object']['metadata'] == {'resourceVersion': other['metadata']['resourceVersion']}  # ...yet counted
+
+
 # --- 10. CRDs ---------------------------------------------------------------------------------------
 
 @pytest.mark.asyncio

@@ -17,6 +17,7 @@ import yaml
 
 from headway.k8s.cache import Cache
 from headway.k8s.client import DEPLOYMENT, Kind, Kube, make_api_client
+from headway.k8s.informer import Informer, Store
 from headway.planning.naming import LABEL_MD, Owner
 from headway.sandbox.apiserver import KubeEmulator
 from headway.telemetry import API_REQUESTS
@@ -24,6 +25,7 @@ from headway.telemetry import API_REQUESTS
 NS = "default"
 MD = Kind("headway.dev", "v1alpha1", "modeldeployments", "ModelDeployment")
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap")
 SCHEMAS = Path(__file__).resolve().parents[4] / "shared" / "schemas"
 
 
@@ -192,3 +194,40 @@ def test_a_kind_that_cannot_be_listed_does_not_hold_up_the_others() -> None:
         assert not cache.serves(HTTPROUTE)
     finally:
         cache.stop()
+
+
+def test_a_quiet_watch_resumes_from_its_bookmarks_without_listing_again(tmp_path: Path) -> None:
+    """Bookmarks keep a quiet watch's resourceVersion fresh: after other objects' changes have been
+    compacted out of the server's event log, the watch the server ends resumes from the bookmark's
+    version — no 410 Gone, no second LIST (on a busy cluster, a full list per kind at every restart)."""
+    with KubeEmulator.running_in_thread(event_log_size=5, bookmark_seconds=0.2) as emulator:
+        kube = Kube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
+        seen: list[dict] = []
+        watch = kube.watch
+
+        def spied(*args, **kwargs):  # type: ignore[no-untyped-def]
+            for event in watch(*args, **kwargs):
+                seen.append(event)
+                yield event
+
+        kube.watch = spied  # type: ignore[method-assign]
+        informer = Informer(kube, Store(DEPLOYMENT, LABEL_MD), NS, "app.kubernetes.io/managed-by=headway",
+                            lambda obj: None, watch_seconds=(2, 2))
+        informer.start()
+        try:
+            assert informer.synced.wait(10) and informer.served
+            version = 0
+            for i in range(8):  # not watched, and more than the log keeps
+                version = int(kube.create(CONFIGMAP, NS, {"metadata": {"name": f"churn-{i}"}})["metadata"]["resourceVersion"])
+
+            def counts(verb: str) -> int:
+                return sum(n for (_, _, v, resource), n in emulator.request_counts().items() if v == verb and resource == "deployments")
+
+            wait_until("a bookmark past the churn", lambda: any(
+                e.get("type") == "BOOKMARK" and int(e["object"]["metadata"]["resourceVersion"]) >= version for e in list(seen)))
+            watches = counts("watch")
+            wait_until("two more watches from the bookmark's version", lambda: counts("watch") >= watches + 2)
+            assert counts("list") == 1
+            assert not any(e.get("type") == "ERROR" for e in seen)
+        finally:
+            informer.stop()

@@ -39,7 +39,9 @@ Gaps filled:
    ``continue``. Watches: ``resourceVersion=N`` replays only the later events from a bounded
    log (older → an ERROR event with 410 Expired); without it (or with "0") the current objects
    come as ADDED first; ``timeoutSeconds`` ends the stream. Returned objects always carry
-   ``apiVersion`` and ``kind``.
+   ``apiVersion`` and ``kind``. ``allowWatchBookmarks=true``: BOOKMARK events with only the
+   resourceVersion, about every ``bookmark_seconds`` and 2 s before the timeout (kopf, the
+   informer and the kubectl plugin all ask for them, as on a real server).
 10. CRDs: ``install_crd(crd)`` — or POSTing a CustomResourceDefinition — serves its versions
     (discovery, CRUD, list, watch, ``status``/``scale`` in discovery) and marks it Established.
 11. A simulated Deployment controller (``kinds.py``), opt-in:
@@ -251,6 +253,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     """A stateful Kubernetes API server for tests; see the module docstring."""
 
     event_log_size: int = 1000  # how many past events a watch can resume from
+    bookmark_seconds: float = 60.0  # between BOOKMARKs of a watch that allows them (the apiserver's cacher: about a minute)
     deployment_controller_delay: float | None = None  # start the simulated controller on enter
 
     _store: meta.IndexedStore = attrs.field(factory=meta.IndexedStore, init=False)
@@ -708,32 +711,52 @@ class KubeEmulator(kmock.KubernetesEmulator):
             backlog = [event for event in self._log if event.rv > int(since)]
 
         queue = self._subscribe()  # in the same tick as the backlog snapshot: no event is lost
-        stream = self._stream(route, info, selected, backlog, queue, timeout, request)
+        bookmarks = params.get('allowWatchBookmarks') == 'true'
+        stream = self._stream(route, info, selected, backlog, queue, timeout, request, bookmarks, self._rv)
         return _stream_response(stream)
 
     async def _stream(self, route: Route, info: kmock.ResourceInfo,
                       selected: Callable[[ObjKey, dict[str, Any]], bool], backlog: list[WatchEvent],
                       queue: asyncio.Queue[WatchEvent | None], timeout: float | None,
-                      request: kmock.Request) -> AsyncIterator[Any]:
+                      request: kmock.Request, bookmarks: bool, seen: int) -> AsyncIterator[Any]:
+        """The watch's events; with ``bookmarks``, a BOOKMARK (kind, apiVersion and the resourceVersion
+        every event up to which this watch has been sent, nothing else) about every ``bookmark_seconds``
+        and 2 s before ``timeoutSeconds`` ends the stream, as the apiserver's cacher sends them."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        periodic = loop.time() + self.bookmark_seconds if bookmarks else None
+        final = deadline - 2.0 if bookmarks and deadline is not None else None
         transport = request._raw_request.transport if request._raw_request is not None else None
         getter: asyncio.Future[WatchEvent | None] = asyncio.ensure_future(queue.get())
         try:
             yield b''  # send the headers now, even if no event ever comes
             for event in backlog:
+                seen = max(seen, event.rv)
                 if (item := self._watch_item(event, route, info, selected)) is not None:
                     yield item
             while deadline is None or loop.time() < deadline:
                 wait = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                for mark in (periodic, final):
+                    if mark is not None:
+                        wait = min(wait, mark - loop.time())
                 await asyncio.wait([getter], timeout=max(wait, 0))
                 if not getter.done():
                     if transport is not None and transport.is_closing():
                         break  # the client has gone
+                    now = loop.time()
+                    due = [mark for mark in (periodic, final) if mark is not None and now >= mark]
+                    if due:  # nothing pending: every event up to ``seen`` has been sent
+                        if periodic is not None and now >= periodic:
+                            periodic = now + self.bookmark_seconds
+                        if final is not None and now >= final:
+                            final = None
+                        yield {'type': 'BOOKMARK', 'object': {'kind': info.kind, 'apiVersion': route.api_version,
+                                                              'metadata': {'resourceVersion': str(seen)}}}
                     continue
                 if (new_event := getter.result()) is None:
                     break  # the emulator is closing
                 getter = asyncio.ensure_future(queue.get())
+                seen = max(seen, new_event.rv)
                 if (item := self._watch_item(new_event, route, info, selected)) is not None:
                     yield item
         finally:
