@@ -53,6 +53,7 @@ def run_operator(config: cfg.OperatorConfig) -> None:
             standalone=config.peering is None,
             peering_name=config.peering,
             priority=config.priority,
+            identity=config.identity or None,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
             liveness_endpoint=f"http://{config.health_addr}/healthz",
         )
     )

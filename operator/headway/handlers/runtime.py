@@ -9,6 +9,9 @@
   answer queues its ModelDeployment.
 - ``Notifier`` (notify.py; only with notification sinks): deliveries on their own threads, with
   retries; a finished one queues its ModelDeployment, whose next status write records it.
+- ``Peering`` (k8s/peering.py; only with ``--peering``): while kopf's peering pauses this replica,
+  nothing is reconciled and the ModelDeployments are forgotten (kopf stops delivering them, so
+  they would go stale); when it resumes, kopf lists them afresh and every one is queued.
 
 ``run(namespace, name)`` is the one thing workers do: reconcile from the caches, then schedule
 the next look the plan asked for.
@@ -26,6 +29,7 @@ from headway.handlers.queue import WorkQueue
 from headway.k8s.apply import forget_applied
 from headway.k8s.cache import Cache
 from headway.k8s.client import ApiError, Kube
+from headway.k8s.peering import Peering
 from headway.k8s.records import ROLLOUT_RECORD
 from headway.metrics.measurer import Measurer
 from headway.notify import build_notifier
@@ -55,12 +59,21 @@ class Runtime:
         self.notifier = build_notifier(kube, config.notifications, lambda key: self.queue.add(*key))
         self._ready = False
         self._ready_lock = threading.Lock()
+        self.peering = (Peering(kube, config.peering, config.identity, config.priority, config.namespaces, self._peering_changed)
+                        if config.peering else None)
+        self._standby: str | None = None  # why this replica stands by (None: active)
+        self._standby_known = False
+        self._standby_lock = threading.Lock()
 
     def start(self) -> None:
+        if self.peering is not None:
+            self.peering.start()
         self.cache.start()
         self.queue.start()
 
     def stop(self) -> None:
+        if self.peering is not None:
+            self.peering.stop()
         self.queue.stop()
         self.measurer.stop()
         self.monitor.stop()
@@ -79,6 +92,32 @@ class Runtime:
             log.info("watch caches synced: %s", ", ".join(f"{k}={n}" for k, n in sorted(self.cache.sizes().items())))
         return self._ready
 
+    def _peering_changed(self) -> None:
+        self.standing_by()
+
+    def standing_by(self) -> str | None:
+        """Why kopf's peering has paused this replica (None: it is active; always None without peering).
+        On a change: standing by forgets every ModelDeployment; resuming queues every one kopf has delivered."""
+        if self.peering is None:
+            return None
+        reason = self.peering.standby_reason()
+        with self._standby_lock:
+            changed = not self._standby_known or (reason is None) != (self._standby is None)
+            self._standby, self._standby_known = reason, True
+        if not changed:
+            return reason
+        keys = self.cache.models.keys()
+        if reason is not None:
+            log.info("standing by: %s; kopf has paused this replica, which reconciles nothing until they are gone", reason)
+            for namespace, name in keys:
+                self.gone(namespace, name, deleted=False)
+        else:
+            log.info("active: no live peer in %s %s takes precedence over %s (priority %d); reconciling",
+                     self.peering.kind.kind, self.peering.name, self.peering.identity, self.peering.priority)
+            for namespace, name in keys:
+                self.queue.add(namespace, name)
+        return reason
+
     def model_event(self, type_: str, body: dict[str, Any]) -> None:
         """kopf's watch of ModelDeployments: keep the cache current and queue the object."""
         meta = body.get("metadata") or {}
@@ -91,8 +130,9 @@ class Runtime:
         self.cache.put_model(body)
         self.queue.add(namespace, name)
 
-    def gone(self, namespace: str, name: str) -> None:
-        self.cache.remove_model(namespace, name)
+    def gone(self, namespace: str, name: str, *, deleted: bool = True) -> None:
+        """Forget a ModelDeployment: deleted, or (``deleted=False``) no longer this replica's to reconcile."""
+        self.cache.remove_model(namespace, name, deleted=deleted)
         self.queue.forget(namespace, name)
         self.measurer.forget((namespace, name))
         self.monitor.forget((namespace, name))
@@ -102,7 +142,9 @@ class Runtime:
         forget_model(namespace, name)  # its weights, SLO gauges, rollbacks, cost and drift series
 
     def run(self, namespace: str, name: str) -> None:
-        """Reconcile one ModelDeployment and schedule its next look."""
+        """Reconcile one ModelDeployment and schedule its next look (nothing while standing by)."""
+        if self.standing_by() is not None:
+            return  # queued again when this replica resumes
         outcome = "ok"
         now = datetime.now(timezone.utc)
         with RECONCILE_SECONDS.time():

@@ -69,7 +69,7 @@ def legacy_entries(entries: list[dict[str, Any]]) -> list[int]:
             if e.get("manager") in LEGACY_MANAGERS and e.get("operation") == "Update" and not e.get("subresource")]
 
 
-STATUS_READ = frozenset({"Deployment", "ModelDeployment"})  # kinds whose status a reconcile reads
+STATUS_READ = frozenset({"Deployment", "ModelDeployment", "ClusterKopfPeering", "KopfPeering"})  # kinds whose status is read
 
 
 def _compact(value: Any) -> Any:
@@ -176,9 +176,10 @@ class Store:
             self._put(key, obj, old)
             return True, old
 
-    def remove(self, namespace: str, name: str) -> Obj | None:
+    def remove(self, namespace: str, name: str, *, deleted: bool = True) -> Obj | None:
+        """Drop an object; ``deleted`` (it was deleted) leaves a tombstone, else it may come back as it is."""
         with self._lock:
-            return self._remove((namespace, name))
+            return self._remove((namespace, name), tombstone=deleted)
 
     def replace(self, objects: list[Obj], namespace: str | None, version: str) -> list[Obj]:
         """A fresh list of ``namespace`` (None: all) at resourceVersion ``version``: store it and
@@ -208,14 +209,14 @@ class Store:
             self._index[at][key[1]] = obj
         self._gauge.set(len(self._objects))
 
-    def _remove(self, key: tuple[str, str]) -> Obj | None:
+    def _remove(self, key: tuple[str, str], tombstone: bool = True) -> Obj | None:
         old = self._objects.pop(key, None)
         if old is not None:
             self._gauge.set(len(self._objects))
             self._unindex(key, old)
             uid = old["metadata"].get("uid")
             now = time.monotonic()
-            if uid:
+            if uid and tombstone:
                 self._tombstones[uid] = now
             while self._tombstones and next(iter(self._tombstones.values())) < now - self.TOMBSTONE_SECONDS:
                 self._tombstones.popitem(last=False)

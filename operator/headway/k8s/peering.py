@@ -1,0 +1,101 @@
+"""Whether kopf's peering has paused this replica: Headway's own parts stand by with kopf.
+
+With ``--peering`` several replicas run and kopf keeps exactly one active: every replica writes
+a keep-alive (priority, lifetime, last seen) under its identity into the status of a peering
+object — a ``ClusterKopfPeering`` when serving the whole cluster, a ``KopfPeering`` in each served
+namespace otherwise — and a replica pauses while a live peer has a higher priority, or the same
+one (a conflict: kopf pauses all of them). Paused, kopf stops its watch streams and handlers.
+
+Headway's work queue, child informers, measurements and notifications run beside kopf, not
+inside its handlers, so kopf's pause does not reach them: a paused replica went on reconciling
+the ModelDeployments as kopf last delivered them (a stale spec), beside the active one. This
+module watches the same peering objects and applies kopf's rule
+(``kopf._core.engines.peering.process_peering_event``) to them, with the identity kopf is given
+(``kopf.operator(identity=...)``: the config's). The Runtime reconciles only while it says
+active, forgets the ModelDeployments when it stands by, and queues them again when it resumes
+(kopf lists them afresh then).
+
+A peering object that does not exist pauses kopf (peering is mandatory with ``--peering``): the
+replica stands by until it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from headway.k8s.client import Kind, Kube
+from headway.k8s.informer import Informer, Store
+
+log = logging.getLogger("headway")
+
+CLUSTER_PEERING = Kind("kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False)
+NAMESPACED_PEERING = Kind("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
+DEFAULT_LIFETIME = 60  # seconds, kopf's Peer default when an entry names none
+
+
+def _parse_time(value: Any, now: datetime) -> datetime:
+    if not isinstance(value, str):
+        return now  # kopf: an entry without lastseen counts as seen now
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return now
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def blocking_peers(status: Mapping[str, Any] | None, identity: str, priority: int, now: datetime) -> list[str]:
+    """The live peers that pause a replica of ``identity`` and ``priority`` (kopf's rule): a higher
+    priority, or the same one. Dead entries (last seen + lifetime in the past) and our own are ignored."""
+    blocking = []
+    for peer, info in (status or {}).items():
+        if peer == identity or not isinstance(info, Mapping):
+            continue
+        try:
+            their_priority, lifetime = int(info.get("priority", 0)), int(info.get("lifetime", DEFAULT_LIFETIME))
+        except (TypeError, ValueError):
+            continue
+        if _parse_time(info.get("lastseen"), now) + timedelta(seconds=lifetime) <= now:
+            continue  # dead: kopf cleans it up
+        if their_priority >= priority:
+            blocking.append(f"{peer} (priority {their_priority}{', the same as ours' if their_priority == priority else ''})")
+    return blocking
+
+
+class Peering:
+    """The peering objects of this replica, watched; ``standby_reason()`` says why kopf has paused it."""
+
+    def __init__(self, kube: Kube, name: str, identity: str, priority: int, namespaces: tuple[str, ...],
+                 on_change: Callable[[], None]) -> None:
+        self.name, self.identity, self.priority = name, identity, priority
+        self.kind = NAMESPACED_PEERING if namespaces else CLUSTER_PEERING
+        self.namespaces: tuple[str | None, ...] = namespaces or (None,)
+        self.store = Store(self.kind)
+        self._informers = [Informer(kube, self.store, namespace, "", lambda _obj: on_change())
+                           for namespace in self.namespaces]
+
+    def start(self) -> None:
+        for informer in self._informers:
+            informer.start()
+
+    def stop(self) -> None:
+        for informer in self._informers:
+            informer.stop()
+
+    def standby_reason(self, now: datetime | None = None) -> str | None:
+        """Why this replica stands by (None: it is the active one)."""
+        now = now or datetime.now(timezone.utc)
+        for namespace, informer in zip(self.namespaces, self._informers):
+            where = f"{self.kind.kind} {namespace + '/' if namespace else ''}{self.name}"
+            if not informer.synced.is_set():
+                return f"{where} not read yet"
+            peering = self.store.get(namespace or "", self.name)
+            if peering is None:
+                return f"{where} does not exist (peering is mandatory with --peering)"
+            blocking = blocking_peers(peering.get("status"), self.identity, self.priority, now)
+            if blocking:
+                return f"{where} lists live peers that take precedence over {self.identity} (priority {self.priority}): " \
+                       + ", ".join(blocking)
+        return None
