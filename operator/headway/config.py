@@ -21,6 +21,20 @@ from headway.planning.cost import Prices as Prices  # re-exported: the price tab
 from headway.planning.notifications import NotificationConfig, parse_sinks
 
 
+def peer_identity() -> str:
+    """This replica's name among its peers: the pod's name (``POD_ID``, which the chart sets), else
+    user@host with a random suffix, as kopf makes one (``kopf.operator`` is given this one, so that
+    Headway reads the same entry of the peering object as kopf)."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "headway"
+    return f"{user}@{socket.gethostname()}/{secrets.token_hex(3)}"
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
@@ -31,7 +45,7 @@ class OperatorConfig:
     metrics_port: int = 9090  # the operator's own Prometheus metrics: GET /metrics (0: off)
     peering: str | None = None  # kopf peering name; None: standalone (one replica)
     priority: int = 0  # peering priority of this replica
-    identity: str = ""  # this replica's name in the peering object (kopf is given the same)
+    identity: str = field(default_factory=peer_identity)  # this replica's name in the peering object (kopf is given the same)
     resync_seconds: float = 600.0  # safety resync: every ModelDeployment is looked at again (from the caches) within this
     measure_timeout_seconds: float = 30.0  # a metric measurement still unanswered after this is an error (Inconclusive)
     kubeconfig: str | None = None  # else $KUBECONFIG, ~/.kube/config or in-cluster
@@ -117,20 +131,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def peer_identity() -> str:
-    """This replica's name among its peers: the pod's name (``POD_ID``, which the chart sets), else
-    user@host with a random suffix, as kopf makes one (``kopf.operator`` is given this one, so that
-    Headway reads the same entry of the peering object as kopf)."""
-    pod = os.environ.get("POD_ID")
-    if pod:
-        return pod
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "headway"
-    return f"{user}@{socket.gethostname()}/{secrets.token_hex(3)}"
-
-
 def from_args(args: argparse.Namespace) -> OperatorConfig:
     """The configuration; ValueError for a namespace that is not an exact name."""
     namespaces = args.namespaces
@@ -150,7 +150,6 @@ def from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         peering=args.peering or None,
         priority=args.priority if args.priority is not None else random.randint(0, 32767),
-        identity=peer_identity(),
         resync_seconds=args.resync_seconds,
         measure_timeout_seconds=args.measure_timeout_seconds,
         kubeconfig=args.kubeconfig,

@@ -250,6 +250,7 @@ class Env:
     def wait_events(self, name: str, *reasons: str, timeout: float = TIMEOUT) -> list[str]:
         """The object's Event reasons once all of ``reasons`` are among them: the operator posts an
         Event after the status write it announces, so a test that has seen the status waits here."""
+        assert reasons, "name the Event reasons to wait for"
         return wait_for(f"Events {', '.join(reasons)} on {name}",
                         lambda: seen if set(reasons) <= set(seen := self.event_reasons(name)) else None, timeout=timeout)
 

@@ -124,8 +124,13 @@ def test_only_the_active_replica_acts_and_a_paused_one_resumes_on_the_current_sp
     # B created the candidate once: nobody pruned it under B's feet.
     assert len([line for line in b_writes if "created Deployment fraud-candidate" in line]) == 1, b_writes
 
+    started = env.history("fraud").count("RolloutStarted")
     b.stop()  # a clean exit removes B's entry from the peering object: A resumes at once
     wait_for("A resumes", lambda: "Resuming operations after the pause" in a.logs()[paused_at:], timeout=30)
     env.patch_spec("fraud", {"replicas": 3})
     wait_for("A scales the stable on the current spec", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable"))
              and d["spec"]["replicas"] == 3 and d["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_V2)
+    # A's cache still held V1 from before it paused; had it reconciled that, it would have started
+    # a rollout back to V1. It lists the ModelDeployments afresh on resuming.
+    assert env.history("fraud").count("RolloutStarted") == started
+    assert "created Deployment fraud-candidate" not in a.logs()[paused_at:]

@@ -29,6 +29,7 @@ from headway.handlers.queue import WorkQueue
 from headway.k8s.apply import forget_applied
 from headway.k8s.cache import Cache
 from headway.k8s.client import ApiError, Kube
+from headway.k8s.informer import slim
 from headway.k8s.peering import Peering
 from headway.k8s.records import ROLLOUT_RECORD
 from headway.metrics.measurer import Measurer
@@ -97,26 +98,43 @@ class Runtime:
 
     def standing_by(self) -> str | None:
         """Why kopf's peering has paused this replica (None: it is active; always None without peering).
-        On a change: standing by forgets every ModelDeployment; resuming queues every one kopf has delivered."""
+
+        Worked out and acted on under one lock, so that a worker and the peering watch never act on
+        opposite views. Standing by: every ModelDeployment's pending work is dropped (wake-ups,
+        measurements, notifications; the cache keeps the objects). Resuming: the ModelDeployments
+        are listed afresh (kopf lists them too, but its events may come after ours, and a
+        reconcile must not act on a spec that changed while this replica stood by), then queued."""
         if self.peering is None:
             return None
-        reason = self.peering.standby_reason()
         with self._standby_lock:
-            changed = not self._standby_known or (reason is None) != (self._standby is None)
+            reason = self.peering.standby_reason()
+            if self._standby_known and (reason is None) == (self._standby is None):
+                self._standby = reason
+                return reason
             self._standby, self._standby_known = reason, True
-        if not changed:
+            if reason is not None:
+                log.info("standing by: %s; kopf has paused this replica, which reconciles nothing until they are gone", reason)
+                for namespace, name in self.cache.models.keys():
+                    self._drop_work(namespace, name)
+            else:
+                log.info("active: no live peer in %s %s takes precedence over %s (priority %d); reconciling",
+                         self.peering.kind.kind, self.peering.name, self.peering.identity, self.peering.priority)
+                self._list_models()
+                for namespace, name in self.cache.models.keys():
+                    self.queue.add(namespace, name)
             return reason
-        keys = self.cache.models.keys()
-        if reason is not None:
-            log.info("standing by: %s; kopf has paused this replica, which reconciles nothing until they are gone", reason)
-            for namespace, name in keys:
-                self.gone(namespace, name, deleted=False)
-        else:
-            log.info("active: no live peer in %s %s takes precedence over %s (priority %d); reconciling",
-                     self.peering.kind.kind, self.peering.name, self.peering.identity, self.peering.priority)
-            for namespace, name in keys:
-                self.queue.add(namespace, name)
-        return reason
+
+    def _list_models(self) -> None:
+        """The ModelDeployments as the API server has them now (those deleted meanwhile are forgotten)."""
+        for namespace in self.config.namespaces or (None,):
+            try:
+                body = self.kube.list_raw(MODEL_DEPLOYMENT, namespace)
+            except ApiError as exc:  # kopf's own list on resume brings them too
+                log.warning("could not list ModelDeployments in %s on resuming: %s", namespace or "all namespaces", exc)
+                continue
+            items = [slim(item, MODEL_DEPLOYMENT) for item in body.get("items", [])]
+            for obj in self.cache.models.replace(items, namespace, str(body.get("metadata", {}).get("resourceVersion", ""))):
+                self.gone(obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
     def model_event(self, type_: str, body: dict[str, Any]) -> None:
         """kopf's watch of ModelDeployments: keep the cache current and queue the object."""
@@ -130,9 +148,12 @@ class Runtime:
         self.cache.put_model(body)
         self.queue.add(namespace, name)
 
-    def gone(self, namespace: str, name: str, *, deleted: bool = True) -> None:
-        """Forget a ModelDeployment: deleted, or (``deleted=False``) no longer this replica's to reconcile."""
-        self.cache.remove_model(namespace, name, deleted=deleted)
+    def gone(self, namespace: str, name: str) -> None:
+        self.cache.remove_model(namespace, name)
+        self._drop_work(namespace, name)
+
+    def _drop_work(self, namespace: str, name: str) -> None:
+        """Forget what this replica does for a ModelDeployment (its object stays in the cache)."""
         self.queue.forget(namespace, name)
         self.measurer.forget((namespace, name))
         self.monitor.forget((namespace, name))

@@ -171,10 +171,8 @@ class Cache:
     def put_model(self, obj: Obj) -> None:
         self.models.put(slim(obj, self.models.kind), only_if_newer=True)
 
-    def remove_model(self, namespace: str, name: str, *, deleted: bool = True) -> None:
-        """Forget a ModelDeployment: deleted (a late write-through cannot bring it back), or only no
-        longer delivered (a replica standing by: kopf delivers it again when it resumes)."""
-        self.models.remove(namespace, name, deleted=deleted)
+    def remove_model(self, namespace: str, name: str) -> None:
+        self.models.remove(namespace, name)
 
     def put(self, kind: Kind, obj: Obj) -> None:
         store = self._stores.get(kind.kind)

@@ -176,10 +176,9 @@ class Store:
             self._put(key, obj, old)
             return True, old
 
-    def remove(self, namespace: str, name: str, *, deleted: bool = True) -> Obj | None:
-        """Drop an object; ``deleted`` (it was deleted) leaves a tombstone, else it may come back as it is."""
+    def remove(self, namespace: str, name: str) -> Obj | None:
         with self._lock:
-            return self._remove((namespace, name), tombstone=deleted)
+            return self._remove((namespace, name))
 
     def replace(self, objects: list[Obj], namespace: str | None, version: str) -> list[Obj]:
         """A fresh list of ``namespace`` (None: all) at resourceVersion ``version``: store it and
@@ -209,14 +208,14 @@ class Store:
             self._index[at][key[1]] = obj
         self._gauge.set(len(self._objects))
 
-    def _remove(self, key: tuple[str, str], tombstone: bool = True) -> Obj | None:
+    def _remove(self, key: tuple[str, str]) -> Obj | None:
         old = self._objects.pop(key, None)
         if old is not None:
             self._gauge.set(len(self._objects))
             self._unindex(key, old)
             uid = old["metadata"].get("uid")
             now = time.monotonic()
-            if uid and tombstone:
+            if uid:
                 self._tombstones[uid] = now
             while self._tombstones and next(iter(self._tombstones.values())) < now - self.TOMBSTONE_SECONDS:
                 self._tombstones.popitem(last=False)

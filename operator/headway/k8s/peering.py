@@ -91,6 +91,9 @@ class Peering:
             where = f"{self.kind.kind} {namespace + '/' if namespace else ''}{self.name}"
             if not informer.synced.is_set():
                 return f"{where} not read yet"
+            if informer.served is False:
+                informer.recheck()  # a CRD installed meanwhile is found (at most once a minute)
+                return f"{where} cannot be read: {self.kind.plural}.{self.kind.group} is not served or not permitted (see the log)"
             peering = self.store.get(namespace or "", self.name)
             if peering is None:
                 return f"{where} does not exist (peering is mandatory with --peering)"

@@ -101,7 +101,7 @@ class Agreement:
     agreement: float | None  # None: not measured (``reason``)
     low: float | None
     high: float | None
-    samples: float  # requests answered by both versions (estimated, whole window)
+    samples: float  # requests answered by both versions (estimated, on the slices both recorded answers in)
     candidate: float  # answers with a request id the candidate recorded
     stable: float
     unmatched: float  # share of the recorded answers counted by one version only (estimated, whole window)
@@ -247,8 +247,7 @@ def sketch_agreement(candidate: Sequence[Slice], stable: Sequence[Slice], *, alp
     # unmatched requests whatever the ids are, and weighs little in the estimate (``_combine``).
     both = (c_cells.sum(axis=(1, 2)) > 0) & (s_cells.sum(axis=(1, 2)) > 0)
     if not both.any():
-        return not_measured("the two versions never recorded answers in the same slice of the window", n_c, n_s,
-                            unmatched, whole.matched)
+        return not_measured("the two versions never recorded answers in the same slice of the window", n_c, n_s, unmatched)
     c_both, s_both = c_cells[both].sum(axis=0), s_cells[both].sum(axis=0)
     overlap = _group(np.stack([zero[0], c_both]), np.stack([zero[0], s_both]), 0, 1, buckets)
     overlap_share = overlap.unmatched / float(c_both.sum() + s_both.sum())
@@ -256,14 +255,17 @@ def sketch_agreement(candidate: Sequence[Slice], stable: Sequence[Slice], *, alp
         return not_measured(f"{overlap_share:.0%} of the {float(c_both.sum() + s_both.sum()):,.0f} answers recorded while "
                             f"both versions served were counted by one version only (more than {max_unmatched:.0%}): the "
                             f"versions do not see the same request ids; check that the mirror copies all requests and "
-                            f"{ID_HINT}", n_c, n_s, unmatched, whole.matched)
-    if whole.matched < min_samples:
-        return not_measured(f"~{whole.matched:,.0f} requests answered by both versions so far, fewer than {min_samples:g}",
-                            n_c, n_s, unmatched, whole.matched)
+                            f"{ID_HINT}", n_c, n_s, unmatched, overlap.matched)
+    # Requests both answered, counted on those slices too: over the whole window, the hash noise of
+    # Û (about 18% of the unmatched requests) would swamp it when most of them are one-sided.
+    answered = overlap.matched
+    if answered < min_samples:
+        return not_measured(f"~{answered:,.0f} requests answered by both versions so far, fewer than {min_samples:g}",
+                            n_c, n_s, unmatched, answered)
     finest = _split(c, s, length, length, buckets)
     matched_finest = sum(p.matched for p in finest)
     pilot = sum(p.disagreements for p in finest) / matched_finest if matched_finest > 0 else 0.0
-    rate = min(1.0, max(pilot, 1 / whole.matched))  # at least one disagreement in the window: no group weighs infinitely
+    rate = min(1.0, max(pilot, 1 / answered))  # at least one disagreement in the window: no group weighs infinitely
     if groups is not None and not 1 <= groups <= length:
         raise ValueError(f"groups must be between 1 and the {length} slices, not {groups}")
     best: tuple[_Combined, int] | None = None
@@ -273,7 +275,7 @@ def sketch_agreement(candidate: Sequence[Slice], stable: Sequence[Slice], *, alp
         if combined is not None and (best is None or combined.predicted < best[0].predicted):
             best = (combined, count)
     if best is None:  # a forced grouping whose groups share no request
-        return not_measured("no request answered by both versions within a group of slices", n_c, n_s, unmatched, whole.matched)
+        return not_measured("no request answered by both versions within a group of slices", n_c, n_s, unmatched, answered)
     estimate, chosen = best
     z = NormalDist().inv_cdf(1 - alpha / 2)
     spread = z * math.sqrt(estimate.variance)
@@ -288,6 +290,6 @@ def sketch_agreement(candidate: Sequence[Slice], stable: Sequence[Slice], *, alp
     most = max(most, (d + z * z / 2 + z * math.sqrt(d + z * z / 4)) / n)
     return Agreement(
         agreement=min(1.0, max(0.0, 1 - estimate.rate)), low=max(0.0, 1 - most), high=min(1.0, 1 - max(fewest, 0.0)),
-        samples=whole.matched, candidate=n_c, stable=n_s, unmatched=unmatched,
-        disagreements=max(0.0, estimate.rate) * whole.matched, groups=chosen,
+        samples=answered, candidate=n_c, stable=n_s, unmatched=unmatched,
+        disagreements=max(0.0, estimate.rate) * answered, groups=chosen,
     )

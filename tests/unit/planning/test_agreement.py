@@ -101,6 +101,12 @@ def test_a_shadow_that_started_late_is_measured_on_the_slices_both_versions_serv
         assert abs(a.agreement - truth) < 0.08 and a.samples < 700
     assert held >= 17, f"{held} of 20 intervals hold the truth"
     assert whole_window_refusals >= 15
+    # The shadow served only the last of 8 slices (~200 requests answered by both): counted on that
+    # slice, not through the whole window's unmatched noise, which refused some of these as "~0".
+    for seed in range(40):
+        late, stable, _ = window(seed, n=1600, agreement=0.9, slices=8, start=7)
+        a = sketch_agreement(late, stable, min_samples=100)
+        assert a.agreement is not None and 130 < a.samples < 270, (seed, a.samples, a.reason)
     # Unshared ids still read as unmatched where both served.
     candidate, stable, _ = window(5, agreement=1.0, slices=8, shared=False)
     refused = sketch_agreement([{} for _ in range(4)] + candidate[4:], stable)

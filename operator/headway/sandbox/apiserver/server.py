@@ -725,7 +725,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         periodic = loop.time() + self.bookmark_seconds if bookmarks else None
-        final = deadline - 2.0 if bookmarks and deadline is not None else None
+        final = deadline - 2.0 if bookmarks and deadline is not None and timeout is not None and timeout > 2.0 else None
         transport = request._raw_request.transport if request._raw_request is not None else None
         getter: asyncio.Future[WatchEvent | None] = asyncio.ensure_future(queue.get())
         try:
