@@ -24,7 +24,7 @@ from headway.sandbox.processes import BentoServer, Prometheus, parse_samples
 from tests.e2e.harness import HTTPROUTE, new_namespace
 from tests.realparts.fixtures import DataPlaneFactory
 
-pytestmark = [pytest.mark.realparts, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.realparts, pytest.mark.timeout(240)]
 
 BAD = {"HEADWAY_FAULT_ERROR_RATE": "0.3", "HEADWAY_FAULT_DELAY_MS": "150", "HEADWAY_FAULT_DELAY_FRACTION": "0.1"}
 HEALTH_ENDPOINTS = '/livez|/readyz|/healthz|/metrics'

@@ -428,7 +428,7 @@ class Prometheus(_ChildProcess):
         response.raise_for_status()
         return list(response.json()["data"]["activeTargets"])
 
-    def wait_for_targets(self, host_ports: Iterable[str], *, healthy: bool = True, timeout: float = 15.0) -> list[dict[str, Any]]:
+    def wait_for_targets(self, host_ports: Iterable[str], *, healthy: bool = True, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until these targets are active (and scraped successfully, if ``healthy``)."""
         wanted = set(host_ports)
 
@@ -462,7 +462,7 @@ class Prometheus(_ChildProcess):
             raise ValueError(f"{promql!r} returned {len(result)} series, expected one: {result}")
         return float(result[0]["value"][1])
 
-    def wait_value(self, promql: str, accept: Callable[[float], bool], timeout: float = 15.0) -> float:
+    def wait_value(self, promql: str, accept: Callable[[float], bool], timeout: float = 60.0) -> float:
         """Poll ``value(promql)`` until ``accept(value)``; returns the accepted value."""
         holder: list[float | None] = [None]
 
