@@ -108,10 +108,12 @@ def test_only_the_active_replica_acts_and_a_paused_one_resumes_on_the_current_sp
     env.create_md("fraud", {"model": V1, "replicas": 2, "traffic": GATEWAY, "rollout": {"steps": STEPS}})
     env.wait_phase("fraud", "Succeeded")
 
+    before_b = len(a.logs())
     b = replicas.start("b", 200)
-    wait_for("A pauses in favour of B", lambda: "Pausing operations in favour of" in a.logs(), timeout=30)
-    wait_for("A says it stands by", lambda: "standing by" in a.logs(), timeout=30)
+    wait_for("A pauses in favour of B", lambda: "Pausing operations in favour of" in a.logs()[before_b:], timeout=30)
+    wait_for("A says it stands by for B", lambda: "lists live peers that take precedence" in a.logs()[before_b:], timeout=30)
     paused_at = len(a.logs())
+    reconciles = a.metric("headway_reconciles_total")
 
     env.patch_spec("fraud", {"model": V2})
     wait_for("B starts the canary", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate"))
@@ -120,6 +122,9 @@ def test_only_the_active_replica_acts_and_a_paused_one_resumes_on_the_current_sp
     assert not any(h["event"] in ("RolledBack", "Aborted") for h in promoted["history"])
     env.wait_phase("fraud", "Succeeded")
     assert writes(a.logs()[paused_at:], env.namespace) == [], "the paused replica wrote to the API server"
+    # Not even tried: a reconcile from A's stale cache would meet a 409 on its status write, so no
+    # write is not enough; A's reconciles (whatever their outcome) did not move while B worked.
+    assert a.metric("headway_reconciles_total") == reconciles
     b_writes = writes(b.logs(), env.namespace)
     # B created the candidate once: nobody pruned it under B's feet.
     assert len([line for line in b_writes if "created Deployment fraud-candidate" in line]) == 1, b_writes
@@ -127,6 +132,7 @@ def test_only_the_active_replica_acts_and_a_paused_one_resumes_on_the_current_sp
     started = env.history("fraud").count("RolloutStarted")
     b.stop()  # a clean exit removes B's entry from the peering object: A resumes at once
     wait_for("A resumes", lambda: "Resuming operations after the pause" in a.logs()[paused_at:], timeout=30)
+    wait_for("A says it is active", lambda: "active: no live peer" in a.logs()[paused_at:], timeout=30)
     env.patch_spec("fraud", {"replicas": 3})
     wait_for("A scales the stable on the current spec", lambda: (d := env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable"))
              and d["spec"]["replicas"] == 3 and d["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_V2)
@@ -134,3 +140,4 @@ def test_only_the_active_replica_acts_and_a_paused_one_resumes_on_the_current_sp
     # a rollout back to V1. It lists the ModelDeployments afresh on resuming.
     assert env.history("fraud").count("RolloutStarted") == started
     assert "created Deployment fraud-candidate" not in a.logs()[paused_at:]
+    assert f"{env.namespace}/fraud changed while reconciling" not in a.logs()[paused_at:]  # no 409 from a stale spec

@@ -119,9 +119,11 @@ class Runtime:
             else:
                 log.info("active: no live peer in %s %s takes precedence over %s (priority %d); reconciling",
                          self.peering.kind.kind, self.peering.name, self.peering.identity, self.peering.priority)
-                self._list_models()
-                for namespace, name in self.cache.models.keys():
-                    self.queue.add(namespace, name)
+                try:
+                    self._list_models()
+                finally:  # whatever the list did, every ModelDeployment is looked at again
+                    for namespace, name in self.cache.models.keys():
+                        self.queue.add(namespace, name)
             return reason
 
     def _list_models(self) -> None:
@@ -129,7 +131,7 @@ class Runtime:
         for namespace in self.config.namespaces or (None,):
             try:
                 body = self.kube.list_raw(MODEL_DEPLOYMENT, namespace)
-            except ApiError as exc:  # kopf's own list on resume brings them too
+            except Exception as exc:  # noqa: BLE001 - an API error or a broken connection: kopf's own list on resume brings them too
                 log.warning("could not list ModelDeployments in %s on resuming: %s", namespace or "all namespaces", exc)
                 continue
             items = [slim(item, MODEL_DEPLOYMENT) for item in body.get("items", [])]

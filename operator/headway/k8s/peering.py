@@ -15,8 +15,11 @@ module watches the same peering objects and applies kopf's rule
 active, forgets the ModelDeployments when it stands by, and queues them again when it resumes
 (kopf lists them afresh then).
 
-A peering object that does not exist pauses kopf (peering is mandatory with ``--peering``): the
-replica stands by until it does.
+A peering object that does not exist at startup pauses kopf (peering is mandatory with
+``--peering``): the replica stands by until it does. One deleted later does not change kopf's
+last decision (its keep-alives fail quietly), so neither does it change this one's. A peering
+CRD that was not served when the operator started keeps kopf paused until a restart (it
+discovers kinds once: scanning is off), and this replica stands by with it.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Peering:
         self.store = Store(self.kind)
         self._informers = [Informer(kube, self.store, namespace, "", lambda _obj: on_change())
                            for namespace in self.namespaces]
+        self._last: dict[str | None, str | None] = {}  # each peering object's last decision (called under the Runtime's lock)
 
     def start(self) -> None:
         for informer in self._informers:
@@ -92,13 +96,21 @@ class Peering:
             if not informer.synced.is_set():
                 return f"{where} not read yet"
             if informer.served is False:
-                informer.recheck()  # a CRD installed meanwhile is found (at most once a minute)
-                return f"{where} cannot be read: {self.kind.plural}.{self.kind.group} is not served or not permitted (see the log)"
+                # Not looked for again: kopf discovers kinds once at startup (scanning is off), so it
+                # stays paused until a restart when the peering CRD was missing then.
+                return (f"{where} cannot be read: {self.kind.plural}.{self.kind.group} was not served when the operator "
+                        f"started, or is not permitted (see the log); install kopf's peering CRDs and restart")
             peering = self.store.get(namespace or "", self.name)
             if peering is None:
+                if namespace in self._last:  # deleted: kopf keeps its last decision (its keep-alives fail quietly)
+                    reason = self._last[namespace]
+                    if reason is not None:
+                        return reason
+                    continue
                 return f"{where} does not exist (peering is mandatory with --peering)"
             blocking = blocking_peers(peering.get("status"), self.identity, self.priority, now)
+            self._last[namespace] = (f"{where} lists live peers that take precedence over {self.identity} "
+                                     f"(priority {self.priority}): " + ", ".join(blocking)) if blocking else None
             if blocking:
-                return f"{where} lists live peers that take precedence over {self.identity} (priority {self.priority}): " \
-                       + ", ".join(blocking)
+                return self._last[namespace]
         return None

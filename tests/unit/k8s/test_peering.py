@@ -3,11 +3,24 @@ a peering object pause a replica. The end-to-end check with two operators is tes
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from headway.k8s.peering import blocking_peers
+from headway.k8s.client import Kube, make_api_client
+from headway.k8s.peering import CLUSTER_PEERING, Peering, blocking_peers
+from headway.sandbox.apiserver import KubeEmulator
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def wait_until(what: str, probe: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def seen(seconds_ago: float, priority: int, lifetime: int = 60) -> dict[str, object]:
@@ -33,3 +46,49 @@ def test_entries_as_kopf_reads_them_defaults_and_junk() -> None:
     # kopf counts an entry without lastseen as seen now, and 60 s of lifetime by default.
     assert blocking_peers(status, "me", 1, NOW) == ["no-lastseen (priority 9)", "zulu (priority 9)", "naive (priority 9)"]
     assert blocking_peers(None, "me", 1, NOW) == []
+
+
+# --- the peering object as watched (against the API emulator) -----------------------------------
+
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
+    "spec": {"group": "kopf.dev", "scope": "Cluster",
+             "names": {"kind": "ClusterKopfPeering", "plural": "clusterkopfpeerings", "singular": "clusterkopfpeering"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                 "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_standby_follows_the_peering_object_and_keeps_its_decision_when_it_is_deleted(tmp_path: Path) -> None:
+    """kopf judges a deleted peering object by its last state and its keep-alives then fail
+    quietly: its decision stays, and so does Headway's. A missing CRD or object: standing by."""
+    with KubeEmulator.running_in_thread() as emulator:
+        kube = Kube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
+        changes = threading.Event()
+        missing = Peering(kube, "headway", "me", 100, (), changes.set)
+        missing.start()
+        try:
+            wait_until("the first list", lambda: missing.standby_reason() != "ClusterKopfPeering headway not read yet")
+            assert "was not served when the operator started" in (missing.standby_reason() or "")
+        finally:
+            missing.stop()
+
+        emulator.install_crd(CRD)
+        now = datetime.now(timezone.utc).isoformat()
+        kube.create(CLUSTER_PEERING, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "headway"},
+                                            "status": {"me": {"priority": 100, "lifetime": 60, "lastseen": now},
+                                                       "boss": {"priority": 200, "lifetime": 60, "lastseen": now}}})
+        peering = Peering(kube, "headway", "me", 100, (), changes.set)
+        peering.start()
+        try:
+            wait_until("B's entry read", lambda: "boss (priority 200)" in (peering.standby_reason() or ""))
+            kube.merge_patch(CLUSTER_PEERING, None, "headway", {"status": {"boss": None}})  # B exits cleanly
+            wait_until("active", lambda: peering.standby_reason() is None)
+            changes.clear()
+            kube.delete(CLUSTER_PEERING, None, "headway")
+            wait_until("the deletion seen", changes.is_set)
+            assert peering.standby_reason() is None  # still active, as kopf is
+        finally:
+            peering.stop()
