@@ -248,9 +248,9 @@ class BentoServer(_ChildProcess):
         self._spawn(args, env, cwd=cwd)
         return self
 
-    def ready(self) -> bool:
+    def ready(self, timeout: float = 1.0) -> bool:
         try:
-            return self._session.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            return self._session.get(f"{self.url}/readyz", timeout=timeout).status_code == 200
         except requests.RequestException:
             return False
 
