@@ -43,7 +43,7 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "headway"
 RELEASE_NAMESPACE = "headway-system"
 RELEASE = "headway"
 SERVICE_ACCOUNT = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}"  # the chart's default name
-PROMPT = 10.0  # seconds from creation to Ready: kopf must not be stuck retrying a 403
+PROMPT = 30.0  # seconds from creation to Ready: kopf must not be stuck retrying a 403 (its backoff: about a minute)
 VIRTUALSERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
 HPA = Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler")
 SCALEDOBJECT = Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
@@ -166,10 +166,8 @@ def walk(env: Env) -> None:
     env.kube.delete(MODEL_DEPLOYMENT, env.namespace, "legacy")
     wait_for("legacy gone", lambda: env.kube.get(MODEL_DEPLOYMENT, env.namespace, "legacy") is None)
 
-    started = time.monotonic()
     env.create_md("fraud", spec())
     wait_for("fraud: Ready", lambda: (c := env.condition("fraud", "Ready")) and c["status"] == "True", timeout=PROMPT)
-    assert time.monotonic() - started < PROMPT
     env.wait_phase("fraud", "Succeeded")
 
     # A canary rollout, promoted: the candidate is created, weighted in, then removed.

@@ -54,8 +54,7 @@ def test_a_steady_model_deployment_sends_no_requests_and_a_hand_edit_is_put_back
 
     # kubectl scale deploy fraud-stable --replicas 5: Headway renders 2 and puts it back, woken by the watch.
     env.kube.merge_patch(DEPLOYMENT, env.namespace, "fraud-stable", {"spec": {"replicas": 5}})
-    wait_for("the hand edit to be put back", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable")["spec"]["replicas"] == 2,
-             timeout=15)
+    wait_for("the hand edit to be put back", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable")["spec"]["replicas"] == 2)
 
 
 @pytest.fixture()

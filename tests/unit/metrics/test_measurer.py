@@ -23,7 +23,7 @@ def test_a_hung_prometheus_delays_only_its_own_verdict_and_times_out_as_an_error
     try:
         started = time.monotonic()
         assert measurer.want(("ml", "slow"), "window-1", lambda: (hang.wait(30), "late answer")[1], lambda: "error: no answer")
-        assert time.monotonic() - started < 0.5  # the caller (a reconcile) does not wait
+        assert time.monotonic() - started < 10  # the caller (a reconcile) does not wait for the 30 s hang
         assert measurer.want(("ml", "fast"), "window-1", lambda: "answer", lambda: "error: no answer")
         wait_until("the fast one answered", lambda: measurer.latest(("ml", "fast")) == "answer")
         assert measurer.running(("ml", "slow"))
