@@ -10,8 +10,9 @@
 - ``Notifier`` (notify.py; only with notification sinks): deliveries on their own threads, with
   retries; a finished one queues its ModelDeployment, whose next status write records it.
 - ``Peering`` (k8s/peering.py; only with ``--peering``): while kopf's peering pauses this replica,
-  nothing is reconciled and the ModelDeployments are forgotten (kopf stops delivering them, so
-  they would go stale); when it resumes, kopf lists them afresh and every one is queued.
+  nothing is reconciled and every ModelDeployment's pending work is dropped (kopf stops
+  delivering them, so the cached objects go stale); when it resumes, they are listed afresh
+  and every one is queued (``standing_by``).
 
 ``run(namespace, name)`` is the one thing workers do: reconcile from the caches, then schedule
 the next look the plan asked for.

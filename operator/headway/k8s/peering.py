@@ -12,8 +12,8 @@ the ModelDeployments as kopf last delivered them (a stale spec), beside the acti
 module watches the same peering objects and applies kopf's rule
 (``kopf._core.engines.peering.process_peering_event``) to them, with the identity kopf is given
 (``kopf.operator(identity=...)``: the config's). The Runtime reconciles only while it says
-active, forgets the ModelDeployments when it stands by, and queues them again when it resumes
-(kopf lists them afresh then).
+active, drops every ModelDeployment's pending work when it stands by, and lists them afresh
+and queues them when it resumes (``Runtime.standing_by``).
 
 A peering object that does not exist at startup pauses kopf (peering is mandatory with
 ``--peering``): the replica stands by until it does. One deleted later does not change kopf's
@@ -24,15 +24,12 @@ discovers kinds once: scanning is off), and this replica stands by with it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from headway.k8s.client import Kind, Kube
 from headway.k8s.informer import Informer, Store
-
-log = logging.getLogger("headway")
 
 CLUSTER_PEERING = Kind("kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False)
 NAMESPACED_PEERING = Kind("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
