@@ -88,6 +88,19 @@ class OperatorProcess:
         return self.log_dir / f"operator-{self.starts}.log"
 
     def start(self) -> None:
+        """Start it and wait for its /healthz; once more on other ports if a port it was given was
+        taken meanwhile (free_port's pick is free when made, not reserved)."""
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except AssertionError as exc:
+                if attempt == 2 or "address already in use" not in self.log_path.read_text(errors="replace").lower():
+                    raise
+                self.kill()
+                print(f"operator start {self.starts}: a port was taken meanwhile, starting on others: {exc}")
+
+    def _start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "operator already running"
         self.starts += 1
         self.health_port, self.metrics_port = free_port(), free_port()

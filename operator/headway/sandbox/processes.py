@@ -37,6 +37,7 @@ import atexit
 import json
 import os
 import shutil
+import random
 import signal
 import socket
 import subprocess
@@ -62,8 +63,30 @@ SCRAPE_JOB = "headway-model-servers"
 T = TypeVar("T")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+    """A TCP port free on 127.0.0.1 right now, below the ephemeral range when there is room.
+
+    A port the kernel hands out for ``bind(0)`` is an ephemeral one, which the kernel also gives
+    to outgoing connections: between this call and the server's own bind, a client connection
+    could take it ("address already in use", seen in a CI run). Ports below the range are never
+    given to connections; only another such pick can collide (random over thousands of ports)."""
+    low = _ephemeral_low()
+    if low > 12000:
+        for _ in range(50):
+            port = random.randint(10000, low - 1)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
