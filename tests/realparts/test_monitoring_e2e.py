@@ -70,7 +70,7 @@ def test_a_drifted_input_stream_raises_data_drift_on_stable(emulated: Env, datap
                             "monitoring": MONITORING})
     env.wait_phase("fraud", "Succeeded")
     plane.wait_serving("fraud-stable")
-    load = dataplane_factory.load(plane, "fraud", rate=40, max_seconds=150, max_requests=6000)
+    load = dataplane_factory.load(plane, "fraud", rate=40, max_seconds=900, max_requests=40_000)
 
     # The traffic the profile was built from: checked, and no drift.
     wait_drift(env, "False", "NoDrift")
@@ -105,7 +105,7 @@ def test_shifted_answers_are_caught_in_shadow_and_a_faithful_version_is_promoted
     env.create_md("fraud", spec)
     env.wait_phase("fraud", "Succeeded")
     plane.wait_serving("fraud-stable")
-    dataplane_factory.load(plane, "fraud", rate=40, max_seconds=300, max_requests=15000)
+    dataplane_factory.load(plane, "fraud", rate=40, max_seconds=900, max_requests=40_000)
 
     env.patch_spec("fraud", {"model": {"bento": "fraud_scorer:2.0.0", "image": SHIFTED}})
     body = wait_for("the shifted version rolled back", lambda: (b := env.md("fraud")).get("status", {}).get("phase") == "RolledBack" and b,
