@@ -173,8 +173,9 @@ def _add_notification_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--notification-sinks", default=env(ENV["notification_sinks"]), metavar="YAML",
                         help="where notifications may go: a YAML or JSON list of {name, type: webhook|slack|teams|pagerduty, "
-                             "secret: {name, key}[, url][, events][, namespaces]}; the Secret (in --notification-secret-namespace) "
-                             f"holds the URL, or PagerDuty's routing key [${ENV['notification_sinks']}]")
+                             "secret: {name, key}[, url][, events][, namespaces][, signingSecret: {name, key}]}; the Secret (in "
+                             "--notification-secret-namespace) holds the URL, or PagerDuty's routing key; a webhook's "
+                             f"signingSecret, a Standard Webhooks secret to sign each request [${ENV['notification_sinks']}]")
     parser.add_argument("--notification-secret-namespace", default=env(ENV["notification_secret_namespace"]),
                         help="namespace of the sinks' Secrets (default: the operator's own, in a cluster) "
                              f"[${ENV['notification_secret_namespace']}]")

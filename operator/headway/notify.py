@@ -47,7 +47,9 @@ from prometheus_client import Counter
 from headway.api.status import ModelDeploymentStatus
 from headway.k8s.client import ApiError, Kind, Kube
 from headway.planning.conditions import EventIntent
-from headway.planning.notification_payloads import Answer, HttpRequest, SecretValueError, build_request, judge, parse_retry_after
+from headway.planning.notification_payloads import (
+    Answer, HttpRequest, SecretValueError, build_request, judge, parse_retry_after, signature_headers,
+)
 from headway.planning.notifications import (
     PRUNE_MARGIN, Delivery, NotificationConfig, Outcome, Result, SecretRef, Subject, due, expires_at, fresh, problem_events, retry_delay,
     selected, settle,
@@ -101,7 +103,10 @@ def post_json(request: HttpRequest, timeout: float) -> Answer:
     """POST the request's body as JSON (I/O); the answer judged by ``notification_payloads.judge``.
     No answer at all (refused, timed out, TLS) is worth a retry. The URL never appears in a message."""
     data = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
-    req = urllib.request.Request(request.url, data=data, headers=request.headers, method="POST")
+    headers = dict(request.headers)
+    if request.signing_keys:  # signed when sent: the timestamp is this attempt's
+        headers.update(signature_headers(request.signing_keys, request.message_id, int(time.time()), data))
+    req = urllib.request.Request(request.url, data=data, headers=headers, method="POST")
     try:
         with _OPENER.open(req, timeout=timeout) as response:
             return judge(response.status, response.read(4096).decode("utf-8", "replace"))
@@ -271,7 +276,9 @@ class Notifier:
             return
         job.attempts += 1
         try:
-            request = build_request(delivery, self._read_secret(delivery.sink.secret))
+            signing = delivery.sink.signing_secret
+            request = build_request(delivery, self._read_secret(delivery.sink.secret),
+                                    self._read_secret(signing) if signing is not None else None)
         except SecretValueError as exc:
             self._finish(lane, job, "Failed", str(exc))
             return

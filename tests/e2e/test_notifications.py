@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from standardwebhooks.webhooks import Webhook
 
 from headway.k8s.client import Kind, Kube, make_api_client
 from headway.notify import SECRET
@@ -42,11 +43,16 @@ ANALYSIS = {"prometheus": {"url": "http://127.0.0.1:9"}, "interval": "1s", "slos
 PATHS = {"hook": "/hook", "slack": "/slack/T000/B000/XXXX", "teams": "/teams/workflows/abc", "pd-change": "/pd/v2/change/enqueue",
          "pd": "/pd/v2/enqueue"}
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000000"
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes: the Standard Webhooks minimum
 
 
-def sinks(receiver: Receiver, secret: str = "headway-notify") -> list[dict[str, Any]]:
+def sinks(receiver: Receiver, secret: str = "headway-notify", signing: str | None = None) -> list[dict[str, Any]]:
+    """The four sinks; with ``signing``, the webhook is signed with that Secret's key "hook"."""
+    hook: dict[str, Any] = {"name": "hook", "type": "webhook", "secret": {"name": secret, "key": "hook"}}
+    if signing is not None:
+        hook["signingSecret"] = {"name": signing, "key": "hook"}
     return [
-        {"name": "hook", "type": "webhook", "secret": {"name": secret, "key": "hook"}},
+        hook,
         {"name": "slack", "type": "slack", "secret": {"name": secret, "key": "slack"}},
         {"name": "teams", "type": "teams", "secret": {"name": secret, "key": "teams"}},
         {"name": "pager", "type": "pagerduty", "secret": {"name": secret, "key": "pagerduty"}, "url": f"{receiver.url}/pd"},
@@ -245,13 +251,15 @@ def test_the_operator_reads_only_the_sinks_secrets_with_the_charts_rbac(tmp_path
         emulator.install_crd(load_yaml(SHARED_SCHEMAS / "gateway-api" / "standard_gateway.networking.k8s.io_httproutes.yaml"))
         namespace = new_namespace(admin)
         # What `helm install` creates (namespaced mode, with sinks), and the Secret the admin made.
-        values = {"watchNamespaces": [namespace], "notifications": {"sinks": sinks(receiver, "hw-notify")}}
+        values = {"watchNamespaces": [namespace], "notifications": {"sinks": sinks(receiver, "hw-notify", signing="hw-signing")}}
         rendered = template(CHART, values, namespace=RELEASE_NAMESPACE, release=RELEASE)
         for doc in rendered:
             if doc["kind"] in RBAC_KINDS:
                 admin.create(RBAC_KINDS[doc["kind"]], doc["metadata"]["namespace"], doc)
         create_secret(admin, RELEASE_NAMESPACE, receiver, "hw-notify")
         create_secret(admin, RELEASE_NAMESPACE, receiver, "someone-elses")
+        admin.create(SECRET, RELEASE_NAMESPACE, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hw-signing"},
+                                                 "data": {"hook": base64.b64encode(SIGNING_SECRET.encode()).decode()}})
         (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
         for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
             if var["name"].startswith("HEADWAY_NOTIFICATION"):  # as the kubelet resolves them
@@ -271,7 +279,11 @@ def test_the_operator_reads_only_the_sinks_secrets_with_the_charts_rbac(tmp_path
         decisions = emulator.authorizations(SERVICE_ACCOUNT)
         assert sorted({(d.verb, d.path) for d in decisions if not d.allowed}) == []
         reads = {d.path for d in decisions if d.permission == ("", "secrets", "get")}
-        assert reads == {f"/api/v1/namespaces/{RELEASE_NAMESPACE}/secrets/hw-notify"}
+        assert reads == {f"/api/v1/namespaces/{RELEASE_NAMESPACE}/secrets/{name}" for name in ("hw-notify", "hw-signing")}
+        # The webhook was signed with the signing Secret: the receiver's reference verifier accepts each request.
+        hooks = receiver.at(PATHS["hook"])
+        assert [r.body["event"] for r in hooks] == ["RolloutStarted", "StepCompleted", "Promoted"]
+        assert all(Webhook(SIGNING_SECRET).verify(r.raw, r.headers) == r.body for r in hooks)
         assert "Forbidden" not in operator.logs()
         # The grant is by name: the operator's credentials cannot read another Secret.
         as_operator = Kube(make_api_client(str(kubeconfig)))

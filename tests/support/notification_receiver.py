@@ -27,6 +27,7 @@ class Received:
     body: Any
     status: int  # what the receiver answered
     at: float  # time.monotonic() when it came
+    raw: bytes = b""  # the body's bytes, as a signature covers them
 
 
 class Receiver:
@@ -54,7 +55,7 @@ class Receiver:
                 if stall:
                     time.sleep(stall)
                 with receiver._lock:
-                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status, came))
+                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status, came, raw))
                 try:
                     self.send_response(status)
                     for key, value in headers.items():

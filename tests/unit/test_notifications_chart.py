@@ -20,7 +20,8 @@ SINKS = [
     {"name": "slack-ml", "type": "slack", "secret": {"name": "headway-notify", "key": "slack-ml"}},
     {"name": "pager", "type": "pagerduty", "secret": {"name": "headway-pagerduty", "key": "routing-key"},
      "url": "https://events.eu.pagerduty.com", "events": ["RolledBack", "Promoted", "DataDrift", "DataDriftCleared"]},
-    {"name": "audit-hook", "type": "webhook", "secret": {"name": "headway-notify", "key": "audit"}, "namespaces": ["team-a"]},
+    {"name": "audit-hook", "type": "webhook", "secret": {"name": "headway-notify", "key": "audit"}, "namespaces": ["team-a"],
+     "signingSecret": {"name": "headway-webhook-signing", "key": "audit"}},
 ]
 VALUES = {"notifications": {"sinks": SINKS, "maxAgeSeconds": 300, "timeoutSeconds": 5, "cluster": "prod-eu"}}
 
@@ -53,6 +54,8 @@ def test_sinks_reach_the_operator_as_it_parses_them(mode: dict[str, Any], monkey
         ("slack-ml", "slack", "headway-notify", "slack-ml"), ("pager", "pagerduty", "headway-pagerduty", "routing-key"),
         ("audit-hook", "webhook", "headway-notify", "audit")]
     assert notifications.sinks[1].url == "https://events.eu.pagerduty.com" and notifications.sinks[2].namespaces == ("team-a",)
+    signing = notifications.sinks[2].signing_secret
+    assert signing is not None and (signing.name, signing.key) == ("headway-webhook-signing", "audit")
     assert notifications.secret_namespace == "headway-system" and notifications.max_age_seconds == 300
     assert notifications.timeout_seconds == 5 and notifications.cluster == "prod-eu"
 
@@ -63,7 +66,7 @@ def test_the_operator_may_get_exactly_the_sinks_secrets_in_its_own_namespace(mod
     role, binding = notification_rbac(docs)
     assert role["kind"] == "Role" and role["metadata"] == {**role["metadata"], "name": "ml-headway-notifications", "namespace": "ops"}
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
-                              "resourceNames": ["headway-notify", "headway-pagerduty"]}]
+                              "resourceNames": ["headway-notify", "headway-pagerduty", "headway-webhook-signing"]}]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ml-headway-notifications"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ml-headway", "namespace": "ops"}]
     client.V1Role.model_validate(role)
@@ -88,6 +91,8 @@ def test_without_sinks_nothing_is_rendered_for_notifications() -> None:
     ({"name": "Slack", "type": "slack", "secret": {"name": "s", "key": "k"}}, "/notifications/sinks/0/name"),
     ({"name": "x", "type": "pagerduty", "secret": {"name": "s", "key": "k"}, "url": "events.pagerduty.com"}, "/notifications/sinks/0/url"),
     ({"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "events": ["Rollback"]}, "/notifications/sinks/0/events/0"),
+    ({"name": "x", "type": "webhook", "secret": {"name": "s", "key": "k"}, "signingSecret": {"name": "s"}},
+     "/notifications/sinks/0/signingSecret"),
 ])
 def test_the_schema_refuses_bad_sinks(sink: dict[str, Any], complaint: str) -> None:
     with pytest.raises(HelmValuesError) as raised:

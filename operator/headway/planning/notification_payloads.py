@@ -15,11 +15,19 @@ transition), and every resend is byte-for-byte the same.
   promotion ``resolve``\\ s the rollout alert and drift cleared the drift one. Everything else is a
   change event (``/v2/change/enqueue``): it shows on the service's timeline and pages nobody.
 - ``webhook``: the delivery as JSON, with the full evidence, and its key in an ``Idempotency-Key``
-  header (the IETF httpapi draft's name) for the receiver to drop repeats.
+  header (the IETF httpapi draft's name) for the receiver to drop repeats. With a signing secret,
+  signed as the Standard Webhooks specification says (https://www.standardwebhooks.com/, the scheme
+  of Svix and others, verifiable with its reference libraries): ``webhook-id`` (the delivery's key,
+  the same on every attempt), ``webhook-timestamp`` (seconds, when the attempt is sent) and
+  ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -43,6 +51,10 @@ class HttpRequest:
     url: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """Sign each attempt (``signature_headers``) with these keys: a signature covers the sent bytes and the time."""
+    message_id: str = ""
+    """The ``webhook-id`` a signed request carries: the delivery's key."""
 
 
 @dataclass(frozen=True)
@@ -231,9 +243,39 @@ def _url(value: str, delivery: Delivery) -> str:
     return url
 
 
-def build_request(delivery: Delivery, secret: str) -> HttpRequest:
-    """The request for a delivery, given its sink's Secret value (a URL, or PagerDuty's routing key).
-    SecretValueError when the value cannot be that."""
+def signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
+    """The keys of a Standard Webhooks signing secret value: ``whsec_`` + base64 (or base64 alone, as
+    the specification's reference libraries read it) of 24 to 64 random bytes; several, separated by
+    white space, during a rotation (each request is then signed with each). SecretValueError naming
+    the Secret when a value is not one."""
+    keys = []
+    for word in value.split():
+        text = word.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        keys.append(key)
+    if not keys or any(not 24 <= len(key) <= 64 for key in keys):
+        ref = delivery.sink.signing_secret
+        assert ref is not None
+        raise SecretValueError(f"key {ref.key!r} of Secret {ref.name} is not a signing secret (whsec_ and the base64 of "
+                               f"24 to 64 random bytes: \"whsec_$(openssl rand -base64 32)\"); the {delivery.sink.type} sink "
+                               f"{delivery.sink.name!r} signs with it")
+    return tuple(keys)
+
+
+def signature_headers(keys: tuple[bytes, ...], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Standard Webhooks' headers of one attempt sending ``body`` at ``timestamp`` (epoch seconds): one
+    ``v1`` signature per key, space-separated (a receiver accepts any it knows)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    signatures = " ".join("v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode() for key in keys)
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures}
+
+
+def build_request(delivery: Delivery, secret: str, signing_secret: str | None = None) -> HttpRequest:
+    """The request for a delivery, given its sink's Secret value (a URL, or PagerDuty's routing key)
+    and, for a signed webhook, its signing secret's value. SecretValueError when a value cannot be that."""
     sink = delivery.sink
     if sink.type == "pagerduty":
         key = secret.strip()
@@ -245,7 +287,8 @@ def build_request(delivery: Delivery, secret: str) -> HttpRequest:
         return HttpRequest(url, slack_body(delivery), _headers(delivery))
     if sink.type == "teams":
         return HttpRequest(url, teams_body(delivery), _headers(delivery))
-    return HttpRequest(url, details(delivery), _headers(delivery))
+    keys = signing_keys(signing_secret, delivery) if signing_secret is not None else ()
+    return HttpRequest(url, details(delivery), _headers(delivery), keys, delivery.key)
 
 
 def parse_retry_after(value: str | None, now_epoch: float | None = None) -> float | None:
@@ -278,4 +321,4 @@ def judge(status: int, body: str, retry_after: float | None = None) -> Answer:
 
 
 __all__ = ["Answer", "HttpRequest", "SecretValueError", "build_request", "details", "evidence_lines", "judge",
-           "pagerduty_dedup_key", "parse_retry_after", "slack_body", "teams_body", "title"]
+           "pagerduty_dedup_key", "parse_retry_after", "signature_headers", "signing_keys", "slack_body", "teams_body", "title"]

@@ -108,6 +108,11 @@ class Sink(BaseModel):
     """The history events this sink gets (default: every notified one)."""
     namespaces: tuple[str, ...] | None = None
     """The namespaces whose ModelDeployments may select this sink (default: any)."""
+    signing_secret: SecretRef | None = Field(default=None, alias="signingSecret")
+    """webhook only: a Secret key holding a Standard Webhooks signing secret (``whsec_`` + base64 of 24
+    to 64 random bytes; two, space-separated, while rotating): every request then carries ``webhook-id``,
+    ``webhook-timestamp`` and ``webhook-signature`` (HMAC-SHA256 of id, timestamp and body) for the
+    receiver to verify."""
 
     @field_validator("events")
     @classmethod
@@ -180,6 +185,8 @@ def parse_sinks(raw: object, where: str = "notification sinks") -> tuple[Sink, .
             raise ValueError(f"{label}{'.' + at if at else ''}: {first.get('msg', 'invalid')}") from None
         if sink.url is not None and sink.type != "pagerduty":
             raise ValueError(f"{label}.url: only a pagerduty sink takes a url; a {sink.type} sink's URL is its Secret's value")
+        if sink.signing_secret is not None and sink.type != "webhook":
+            raise ValueError(f"{label}.signingSecret: only a webhook sink is signed; {sink.type} verifies its own URL's token")
         if any(s.name == sink.name for s in sinks):
             raise ValueError(f"{label}.name: {sink.name!r} is used by another sink")
         sinks.append(sink)

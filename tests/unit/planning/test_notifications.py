@@ -98,6 +98,10 @@ def test_sinks_parse_from_the_settings() -> None:
      "sinks[0] (x).events: Value error, Rollback: not notified events"),
     ([{"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "namespaces": ["Team A"]}], "Team A: not namespace names"),
     ([{"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "channel": "#ml"}], "sinks[0] (x).channel: Extra inputs"),
+    ([{"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "signingSecret": {"name": "s", "key": "sign"}}],
+     "sinks[0] (x).signingSecret: only a webhook sink is signed"),
+    ([{"name": "x", "type": "webhook", "secret": {"name": "s", "key": "k"}, "signingSecret": {"name": "s"}}],
+     "sinks[0] (x).signingSecret.key: Field required"),
     ([{"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}}, {"name": "x", "type": "teams", "secret": {"name": "s", "key": "t"}}],
      "sinks[1] (x).name: 'x' is used by another sink"),
 ])
