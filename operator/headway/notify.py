@@ -13,8 +13,9 @@ The reconciler calls two methods, around its status write:
 
 Delivery is at least once, with the same key every time. A delivery runs on a small pool of
 threads; each (ModelDeployment, sink) pair is a lane that sends in history order, so a receiver
-never sees "Promoted" before "Rollout started". An attempt reads the sink's Secret (so a rotated
-URL is used at once), posts with a timeout, and on a retryable answer (timeouts, 408, 425, 429,
+never sees "Promoted" before "Rollout started". An attempt reads the sink's Secret, and a signed
+webhook's signing Secret (so a rotated URL or key is used at once), posts with a timeout (a signed
+webhook signed then, for that attempt's time), and on a retryable answer (timeouts, 408, 425, 429,
 5xx; a missing Secret) tries again after ``retry_delay`` (2 s doubling to 5 min, at least the
 receiver's Retry-After) until the history entry is older than the max age: then it is Expired. A
 process that dies between a receiver's 2xx and the status write sends that delivery again after
@@ -66,7 +67,8 @@ Lane = tuple[str, str, str]  # (namespace, name, sink): sent in order, one at a 
 
 
 class SecretUnavailable(Exception):
-    """The sink's Secret cannot be read now (missing, no such key, forbidden): retried until the entry expires."""
+    """A sink's Secret (its URL's or key's, or a webhook's signing Secret) cannot be read now (missing, no
+    such key, forbidden): retried until the entry expires; nothing is sent meanwhile."""
 
 
 def read_secret(kube: Kube, namespace: str, ref: SecretRef) -> str:
@@ -130,7 +132,8 @@ class _Job:
 class Notifier:
     """Deliveries per ModelDeployment and sink, in order, off the reconcile path (see the module doc).
 
-    ``read_secret(ref)`` gives a sink's Secret value; ``post(request, timeout)`` sends one request;
+    ``read_secret(ref)`` gives a sink's Secret value; ``post(request, timeout)`` sends one request (and
+    signs it when it has ``signing_keys``: ``post_json`` does);
     ``on_done(key)`` wakes a ModelDeployment whose delivery finished; ``clock`` (monotonic) schedules
     retries and ``wall`` dates outcomes and judges the stale rule: tests inject all four."""
 

@@ -93,6 +93,8 @@ def test_without_sinks_nothing_is_rendered_for_notifications() -> None:
     ({"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "events": ["Rollback"]}, "/notifications/sinks/0/events/0"),
     ({"name": "x", "type": "webhook", "secret": {"name": "s", "key": "k"}, "signingSecret": {"name": "s"}},
      "/notifications/sinks/0/signingSecret"),
+    ({"name": "x", "type": "slack", "secret": {"name": "s", "key": "k"}, "signingSecret": {"name": "s", "key": "k"}},
+     "/notifications/sinks/0/signingSecret"),  # a webhook's only
 ])
 def test_the_schema_refuses_bad_sinks(sink: dict[str, Any], complaint: str) -> None:
     with pytest.raises(HelmValuesError) as raised:

@@ -3,7 +3,8 @@
 Pure. A payload is a function of the delivery alone (the ModelDeployment's identity, the history
 entry with its evidence, the sink): never of the object's state when it is sent, so a late or
 repeated send says what happened at the transition (argo-rollouts #3535 sent the state before the
-transition), and every resend is byte-for-byte the same.
+transition), and every resend's body is byte-for-byte the same (a signed webhook's signature
+headers are the attempt's: they cover its time).
 
 - ``slack``: an incoming webhook's message, ``text`` (the fallback shown in notifications) and
   ``blocks`` (header, the message, fields, the evidence, a context line with the key).
@@ -243,7 +244,7 @@ def _url(value: str, delivery: Delivery) -> str:
     return url
 
 
-def signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
+def _signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
     """The keys of a Standard Webhooks signing secret value: ``whsec_`` + base64 (or base64 alone, as
     the specification's reference libraries read it) of 24 to 64 random bytes; several, separated by
     white space, during a rotation (each request is then signed with each). SecretValueError naming
@@ -257,8 +258,7 @@ def signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
             key = b""
         keys.append(key)
     if not keys or any(not 24 <= len(key) <= 64 for key in keys):
-        ref = delivery.sink.signing_secret
-        assert ref is not None
+        ref = delivery.sink.signing_secret or delivery.sink.secret  # only called for a sink with one
         raise SecretValueError(f"key {ref.key!r} of Secret {ref.name} is not a signing secret (whsec_ and the base64 of "
                                f"24 to 64 random bytes: \"whsec_$(openssl rand -base64 32)\"); the {delivery.sink.type} sink "
                                f"{delivery.sink.name!r} signs with it")
@@ -287,7 +287,7 @@ def build_request(delivery: Delivery, secret: str, signing_secret: str | None = 
         return HttpRequest(url, slack_body(delivery), _headers(delivery))
     if sink.type == "teams":
         return HttpRequest(url, teams_body(delivery), _headers(delivery))
-    keys = signing_keys(signing_secret, delivery) if signing_secret is not None else ()
+    keys = _signing_keys(signing_secret, delivery) if signing_secret is not None else ()
     return HttpRequest(url, details(delivery), _headers(delivery), keys, delivery.key)
 
 
@@ -321,4 +321,4 @@ def judge(status: int, body: str, retry_after: float | None = None) -> Answer:
 
 
 __all__ = ["Answer", "HttpRequest", "SecretValueError", "build_request", "details", "evidence_lines", "judge",
-           "pagerduty_dedup_key", "parse_retry_after", "signature_headers", "signing_keys", "slack_body", "teams_body", "title"]
+           "pagerduty_dedup_key", "parse_retry_after", "signature_headers", "slack_body", "teams_body", "title"]
