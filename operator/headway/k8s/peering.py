@@ -86,8 +86,11 @@ class Peering:
             informer.stop()
 
     def standby_reason(self, now: datetime | None = None) -> str | None:
-        """Why this replica stands by (None: it is the active one)."""
+        """Why this replica stands by (None: it is the active one). Serving several namespaces, it stands
+        by when any of their peering objects says so, as kopf pauses the whole operator then (one pause
+        toggle per namespace, paused while any is on); every object's decision is judged and kept."""
         now = now or datetime.now(timezone.utc)
+        reasons = []
         for namespace, informer in zip(self.namespaces, self._informers):
             where = f"{self.kind.kind} {namespace + '/' if namespace else ''}{self.name}"
             if not informer.synced.is_set():
@@ -100,14 +103,12 @@ class Peering:
             peering = self.store.get(namespace or "", self.name)
             if peering is None:
                 if namespace in self._last:  # deleted: kopf keeps its last decision (its keep-alives fail quietly)
-                    reason = self._last[namespace]
-                    if reason is not None:
-                        return reason
-                    continue
-                return f"{where} does not exist (peering is mandatory with --peering)"
+                    reasons.append(self._last[namespace])
+                else:
+                    reasons.append(f"{where} does not exist (peering is mandatory with --peering)")
+                continue
             blocking = blocking_peers(peering.get("status"), self.identity, self.priority, now)
             self._last[namespace] = (f"{where} lists live peers that take precedence over {self.identity} "
                                      f"(priority {self.priority}): " + ", ".join(blocking)) if blocking else None
-            if blocking:
-                return self._last[namespace]
-        return None
+            reasons.append(self._last[namespace])
+        return next((reason for reason in reasons if reason is not None), None)

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from headway.k8s.client import Kube, make_api_client
-from headway.k8s.peering import CLUSTER_PEERING, Peering, blocking_peers
+from headway.k8s.peering import CLUSTER_PEERING, NAMESPACED_PEERING, Peering, blocking_peers
 from headway.sandbox.apiserver import KubeEmulator
+from tests.e2e.harness import NAMESPACE_KIND
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -90,5 +91,42 @@ def test_standby_follows_the_peering_object_and_keeps_its_decision_when_it_is_de
             kube.delete(CLUSTER_PEERING, None, "headway")
             wait_until("the deletion seen", changes.is_set)
             assert peering.standby_reason() is None  # still active, as kopf is
+        finally:
+            peering.stop()
+
+
+NAMESPACED_CRD = {
+    **CRD, "metadata": {"name": "kopfpeerings.kopf.dev"},
+    "spec": {**CRD["spec"], "scope": "Namespaced",  # type: ignore[dict-item]
+             "names": {"kind": "KopfPeering", "plural": "kopfpeerings", "singular": "kopfpeering"}},
+}
+
+
+def test_serving_several_namespaces_a_peer_in_any_of_them_pauses_the_replica(tmp_path: Path) -> None:
+    """kopf pauses the whole operator while any served namespace's KopfPeering lists a peer that takes
+    precedence (a pause toggle per namespace, paused while any is on): Headway stands by with it."""
+    with KubeEmulator.running_in_thread() as emulator:
+        kube = Kube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
+        emulator.install_crd(NAMESPACED_CRD)
+        now = datetime.now(timezone.utc).isoformat()
+        for namespace in ("team-a", "team-b"):
+            kube.create(NAMESPACE_KIND, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            kube.create(NAMESPACED_PEERING, namespace, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                                                        "metadata": {"name": "headway", "namespace": namespace},
+                                                        "status": {"me": {"priority": 100, "lifetime": 60, "lastseen": now}}})
+        peering = Peering(kube, "headway", "me", 100, ("team-a", "team-b"), lambda: None)
+        peering.start()
+        try:
+            wait_until("both read, active", lambda: peering.standby_reason() is None)
+            # A replica with a higher priority serving team-b only.
+            kube.merge_patch(NAMESPACED_PEERING, "team-b", "headway", {"status": {"other": {"priority": 200, "lifetime": 60, "lastseen": now}}})
+            wait_until("standing by for team-b's peer", lambda: (peering.standby_reason() or "").startswith(
+                "KopfPeering team-b/headway lists live peers that take precedence over me (priority 100): other (priority 200)"))
+            # The same peer in team-a too: still standing by; gone from team-b only: still (team-a says so).
+            kube.merge_patch(NAMESPACED_PEERING, "team-a", "headway", {"status": {"other": {"priority": 200, "lifetime": 60, "lastseen": now}}})
+            kube.merge_patch(NAMESPACED_PEERING, "team-b", "headway", {"status": {"other": None}})
+            wait_until("team-a's peer named", lambda: (peering.standby_reason() or "").startswith("KopfPeering team-a/headway"))
+            kube.merge_patch(NAMESPACED_PEERING, "team-a", "headway", {"status": {"other": None}})
+            wait_until("active again", lambda: peering.standby_reason() is None)
         finally:
             peering.stop()
