@@ -124,17 +124,28 @@ def kept(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
 @needs_real_parts
 def test_two_kept_runs_do_not_collide_and_down_stops_both(tmp_path: Path, kept: list[subprocess.Popen[str]]) -> None:
     manifest = str(SCENES / "1-first-version.yaml")
-    for i in range(2):
-        kept.append(subprocess.Popen([sys.executable, "-m", "headway.cli", "sandbox", "-f", manifest, "--keep", "--no-live",
-                                      "--out", str(tmp_path / f"report-{i}")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     text=True, env=sandbox_env(tmp_path), cwd=tmp_path))
+    logs = [tmp_path / f"sandbox-{i}.log" for i in range(2)]
+    for i, log in enumerate(logs):
+        with log.open("w") as out:
+            kept.append(subprocess.Popen([sys.executable, "-m", "headway.cli", "sandbox", "-f", manifest, "--keep", "--no-live",
+                                          "--out", str(tmp_path / f"report-{i}")], stdout=out, stderr=subprocess.STDOUT,
+                                         text=True, env=sandbox_env(tmp_path), cwd=tmp_path))
 
     def both_serving() -> list[dict[str, Any]] | None:
+        for proc, log in zip(kept, logs):
+            assert proc.poll() is None, f"a sandbox exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
         states = [s for _, s in sessions.runs(tmp_path) if s]
         with_pods = [s for s in states if any(c["name"].startswith("pod ") for c in s["children"])]
         return with_pods if len(with_pods) == 2 else None
 
-    states = wait("two sandboxes serving", both_serving, 120)
+    # Two whole sandboxes (API server, operator, Prometheus, model servers) start side by side: on a
+    # loaded machine that took longer than 120 s once. The bound only ends a hung run; the logs say where.
+    try:
+        states = wait("two sandboxes serving", both_serving, 200)
+    except AssertionError:
+        print("\n".join(f"----- {log.name} -----\n{log.read_text()[-3000:]}" for log in logs))
+        print(f"runs: {sessions.runs(tmp_path)}")
+        raise
     assert states[0]["kubeconfig"] != states[1]["kubeconfig"] and states[0]["prometheus"] != states[1]["prometheus"]
     pids = [int(s["pid"]) for s in states] + [int(c["pid"]) for s in states for c in s["children"]]
     assert len(set(pids)) == len(pids)
