@@ -110,6 +110,13 @@ async def api(kube_emulator: KubeEmulator) -> AsyncIterator[Api]:
         yield Api(session)
 
 
+async def gone(api: Api, path: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while (await api.get(path))[0] != 404:
+        assert time.monotonic() < deadline, f'{path} still there'
+        await asyncio.sleep(0.02)
+
+
 async def create_widget_crd(api: Api) -> None:
     status, _ = await api.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', WIDGET_CRD)
     assert status == 201
@@ -421,9 +428,40 @@ async def test_namespaces_can_be_listed(api: Api) -> None:
     await api.post(CONFIGMAPS, {'metadata': {'name': 'cm'}})
     status, body = await api.get('/api/v1/namespaces')
     assert status == 200 and body['kind'] == 'NamespaceList'
-    assert {'default', NS} <= {ns['metadata']['name'] for ns in body['items']}
+    assert {'default', 'kube-system', 'kube-public', 'kube-node-lease', NS} <= {ns['metadata']['name'] for ns in body['items']}
     status, body = await api.get(f'/api/v1/namespaces/{NS}')
-    assert status == 200 and body['status']['phase'] == 'Active'
+    assert status == 200 and body['status']['phase'] == 'Active' and body['spec']['finalizers'] == ['kubernetes']
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_created_in_a_missing_or_terminating_namespace(api: Api) -> None:
+    """NamespaceLifecycle admission and the namespace controller: a namespace must exist; a deleted
+    one is Terminating while its objects are deleted, refuses new ones, and goes once none is left —
+    an object whose finalizer stays holds it."""
+    status, body = await api.post('/api/v1/namespaces/nowhere/configmaps', {'metadata': {'name': 'cm'}})
+    assert (status, body['reason'], body['message']) == (404, 'NotFound', 'namespaces "nowhere" not found')
+    assert body['details'] == {'name': 'nowhere', 'kind': 'namespaces'}
+
+    await api.post(CONFIGMAPS, {'metadata': {'name': 'held', 'finalizers': ['example.com/hold']}})
+    await api.post(CONFIGMAPS, {'metadata': {'name': 'free'}})
+    status, namespace = await api.delete(f'/api/v1/namespaces/{NS}')
+    assert status == 200 and namespace['status']['phase'] == 'Terminating' and namespace['metadata']['deletionTimestamp']
+    await gone(api, f'{CONFIGMAPS}/free')
+    held = await api.wait_for(f'{CONFIGMAPS}/held', lambda cm: bool(cm['metadata'].get('deletionTimestamp')))
+    assert held['metadata']['finalizers'] == ['example.com/hold']
+    status, body = await api.post(CONFIGMAPS, {'metadata': {'name': 'late'}})
+    assert (status, body['reason']) == (403, 'Forbidden')
+    assert body['message'] == ('configmaps "late" is forbidden: unable to create new content in namespace '
+                               f'{NS} because it is being terminated')
+    assert body['details']['causes'][0]['reason'] == 'NamespaceTerminating'
+    status, namespace = await api.get(f'/api/v1/namespaces/{NS}')
+    assert status == 200 and namespace['status']['phase'] == 'Terminating'  # held by the finalizer
+
+    await api.patch(f'{CONFIGMAPS}/held', {'metadata': {'finalizers': None}})
+    await gone(api, f'{CONFIGMAPS}/held')
+    await gone(api, f'/api/v1/namespaces/{NS}')
+    status, _ = await api.post('/api/v1/namespaces', {'metadata': {'name': NS}})  # and the name can be used again
+    assert status == 201
 
 
 # --- 9. Lists & watches ------------------------------------------------------------------------------

@@ -464,6 +464,7 @@ def test_kubectl_get_prints_the_columns_of_the_built_in_kinds(tmp_path: Path) ->
     """`kubectl get deploy,svc,events` reads as on a cluster: READY, UP-TO-DATE, AVAILABLE; TYPE,
     CLUSTER-IP, PORT(S); LAST SEEN, TYPE, REASON, OBJECT, MESSAGE."""
     with KubeEmulator.running_in_thread(deployment_controller_delay=0.2) as kube:
+        kube.create_namespace(NS)
         _print_built_in_columns(kube, tmp_path)
 
 

@@ -49,6 +49,7 @@ class Client:
 @pytest.fixture()
 def kube() -> Iterator[KubeEmulator]:
     with KubeEmulator.running_in_thread() as emulator:
+        emulator.create_namespace(NS, OTHER)
         yield emulator
 
 

@@ -201,6 +201,7 @@ def governed(kube_emulator: KubeEmulator, tmp_path: Path) -> tuple[Kube, str, Pa
     install_crd(admin)
     kube_emulator.install_crd(approval.build_crd())
     ns = "ml"
+    kube_emulator.create_namespace(ns)
     admin.create(MODEL_DEPLOYMENT, ns, {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": "ModelDeployment",
                                         "metadata": {"name": "fraud", "namespace": ns},
                                         "spec": {"model": V2, "rollout": {"steps": STEPS}}})

@@ -250,6 +250,7 @@ def test_the_operator_reads_only_the_sinks_secrets_with_the_charts_rbac(tmp_path
         install_crd(admin)
         emulator.install_crd(load_yaml(SHARED_SCHEMAS / "gateway-api" / "standard_gateway.networking.k8s.io_httproutes.yaml"))
         namespace = new_namespace(admin)
+        emulator.create_namespace(RELEASE_NAMESPACE)  # `helm install --create-namespace`
         # What `helm install` creates (namespaced mode, with sinks), and the Secret the admin made.
         values = {"watchNamespaces": [namespace], "notifications": {"sinks": sinks(receiver, "hw-notify", signing="hw-signing")}}
         rendered = template(CHART, values, namespace=RELEASE_NAMESPACE, release=RELEASE)

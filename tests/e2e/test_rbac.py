@@ -109,6 +109,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                     "keda/keda.sh_scaledobjects.yaml"):
             emulator.install_crd(load_yaml(SHARED_SCHEMAS / crd))
         namespace = new_namespace(kube)
+        emulator.create_namespace(RELEASE_NAMESPACE)  # `helm install --create-namespace`
 
         # What `helm install` creates for RBAC, as the admin would.
         values: dict[str, Any] = {} if clusterwide else {"watchNamespaces": [namespace]}

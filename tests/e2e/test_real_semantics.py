@@ -15,7 +15,7 @@ import pytest
 
 from headway.k8s.client import DEPLOYMENT, MERGE_PATCH, Kind
 from headway.reconciler import MODEL_DEPLOYMENT
-from tests.e2e.harness import HTTPROUTE, Env, wait_for
+from tests.e2e.harness import HTTPROUTE, NAMESPACE_KIND, Env, wait_for
 from tests.e2e.test_rollouts import TRAFFIC, V1, V2
 
 pytestmark = pytest.mark.e2e
@@ -153,3 +153,24 @@ def test_a_prometheus_url_the_operator_may_not_call_is_refused(env: Env) -> None
     assert "spec.analysis.prometheus.url" in degraded["message"] and "--allowed-prometheus-url" in degraded["message"]
     assert env.status("fraud")["phase"] == "Failed"
     assert env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable") is None  # nothing is deployed from a refused spec
+
+
+def test_deleting_the_namespace_mid_rollout_lets_it_go_and_the_operator_stays_calm(env: Env) -> None:
+    """`kubectl delete namespace` during a canary: nothing of Headway's holds the namespace (it is
+    Terminating while its objects go, then gone), and the operator, which may still try a write into
+    it (refused: 403 while it terminates, 404 after), neither crashes nor loops on errors."""
+    env.create_md("fraud", {"model": V1, "replicas": 2, "traffic": TRAFFIC,
+                            "rollout": {"steps": [{"canary": {"weight": 50, "duration": "1h"}}]}})
+    env.wait_phase("fraud", "Succeeded")
+    env.patch_spec("fraud", {"model": V2})
+    wait_for("the canary", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate"))
+    env.kube.delete(NAMESPACE_KIND, None, env.namespace)
+    wait_for("the namespace gone", lambda: env.kube.get(NAMESPACE_KIND, None, env.namespace) is None, timeout=120)
+    assert env.operator.proc is not None and env.operator.proc.poll() is None  # still running
+    logs = env.operator.logs()
+    assert "Traceback" not in logs, logs[-6000:]
+    # An object created afterwards in a namespace of the same name starts from nothing.
+    env.kube.create(NAMESPACE_KIND, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": env.namespace}})
+    env.create_md("fraud", {"model": V1, "replicas": 1, "traffic": TRAFFIC})
+    body = env.wait_phase("fraud", "Succeeded")
+    assert body["status"]["stable"]["bento"] == V1["bento"] and "RolloutStarted" not in env.history("fraud")

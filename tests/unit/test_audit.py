@@ -152,6 +152,7 @@ def test_bad_input_is_named(argv: list[str], message: str, capsys: pytest.Captur
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[KubeEmulator, Kube, Path]]:
     with KubeEmulator.running_in_thread() as emulator:
+        emulator.create_namespace("ml")
         kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig", namespace="ml")
         kube = Kube(make_api_client(str(kubeconfig)))
         emulator.install_crd(crd.build_crd())

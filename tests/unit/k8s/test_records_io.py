@@ -68,6 +68,7 @@ class RecordingKube(Kube):
 def cluster(tmp_path: Path) -> Iterator[tuple[KubeEmulator, RecordingKube]]:
     applied.clear()
     with KubeEmulator.running_in_thread() as emulator:
+        emulator.create_namespace(NS)
         emulator.start_deployment_controller(delay=0.05)
         kube = RecordingKube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
         emulator.install_crd(crd.build_crd())
@@ -214,6 +215,7 @@ def test_without_the_crd_nothing_is_recorded_and_that_is_said_once(tmp_path: Pat
     monkeypatch.setattr(reconciler, "_unrecorded_warned", set())
     applied.clear()
     with KubeEmulator.running_in_thread() as emulator:
+        emulator.create_namespace(NS)
         emulator.start_deployment_controller(delay=0.05)
         kube = RecordingKube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
         emulator.install_crd(crd.build_crd())

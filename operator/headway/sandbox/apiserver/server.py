@@ -33,8 +33,11 @@ Gaps filled:
    DELETE preconditions (uid, resourceVersion) → 409. Deleting a namespace deletes its objects.
 7. ``labelSelector`` and ``fieldSelector`` on list, watch and delete-collection
    (``meta.py``); a watched object that stops/starts matching yields DELETED/ADDED.
-8. Namespaces: ``default`` and ``kube-system`` exist; a namespace appears when an object is
-   created in it (a real server would answer 404 instead); ``GET /api/v1/namespaces`` works.
+8. Namespaces: ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease`` exist;
+   creating an object in a namespace that does not exist → 404 ``namespaces "x" not found``, in one
+   being deleted → 403 (NamespaceLifecycle admission). A deleted namespace is Terminating
+   (``status.phase``) while its objects are deleted, and goes once none is left (one whose
+   finalizers stay keeps it Terminating); ``GET /api/v1/namespaces`` works.
 9. Lists: ``kind: <Kind>List``, ``apiVersion``, ``metadata.resourceVersion``; ``limit`` and
    ``continue``. Watches: ``resourceVersion=N`` replays only the later events from a bounded
    log (older → an ERROR event with 410 Expired); without it (or with "0") the current objects
@@ -284,7 +287,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         # Above kmock's own fallbacks (discovery), below any reaction a test adds explicitly.
         (self.fallback ** 1)[self._is_object_request] << self._serve
         (self.fallback ** 1)[admission.Admission.is_openapi_request] << self._admission.serve_openapi
-        for namespace in ('default', 'kube-system'):
+        for namespace in ('default', 'kube-system', 'kube-public', 'kube-node-lease'):
             self._ensure_namespace(namespace)
         self._own_reactions = len(self._payloads)
 
@@ -366,6 +369,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
 
     # --- Public helpers -------------------------------------------------------------------------
+
+    def create_namespace(self, *names: str) -> None:
+        """Create these namespaces (those that do not exist yet), as a cluster's admin would before
+        creating objects in them."""
+        for name in names:
+            self._call(self._ensure_namespace, name)
 
     def install_crd(self, crd: Mapping[str, Any]) -> dict[str, Any]:
         """Create (or replace) a CustomResourceDefinition and serve its resource; return it."""
@@ -805,6 +814,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj['metadata']['resourceVersion'] = str(self._rv)
         self._emit(WatchEvent(self._rv, 'DELETED', key, obj, old))
         self._later(self._collect_garbage, key, obj)
+        if key[2] and (namespace := self._store.get((*NAMESPACES, None, key[2]))) is not None \
+                and namespace['metadata'].get('deletionTimestamp'):
+            self._later(self._drain_namespace, key[2])
         return obj
 
     def _later(self, fn: Callable[..., None], *args: Any) -> None:
@@ -834,6 +846,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise self._invalid(route, info, '', 'metadata.name: Required value: '
                                                  'name or generateName is required')
         self._validate(route, info, name, metadata)
+        if info.namespaced and route.namespace:
+            self._admit_into_namespace(route, name)
         key = (route.group, route.plural, route.namespace, name)
         if key in self._store:
             raise ApiError(409, 'AlreadyExists', f'{route.title} "{name}" already exists',
@@ -848,8 +862,6 @@ class KubeEmulator(kmock.KubernetesEmulator):
         builtins.apply_defaults(route.group, route.plural, obj, None)
         obj = self._admission.admit(obj, None)  # custom resources: prune, default, validate
         self._track_fields(key, None, body, obj, status_only=False, has_status='status' in info.subresources)
-        if route.namespace:
-            self._ensure_namespace(route.namespace)
         self._commit(key, obj, None)
         if key[:2] == CRDS:
             self._establish_crd(key)
@@ -1009,6 +1021,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
             with applying.writing(None):  # a simulated controller: kube-controller-manager / kube-apiserver
                 self._write(key, old, {'status': status}, status_only=True, has_status=True)
 
+    def _admit_into_namespace(self, route: Route, name: str) -> None:
+        """kube-apiserver's NamespaceLifecycle admission: nothing is created in a namespace that does
+        not exist (404) or is being terminated (403, cause NamespaceTerminating)."""
+        where = route.namespace or ''
+        namespace = self._store.get((*NAMESPACES, None, where))
+        if namespace is None:
+            raise ApiError(404, 'NotFound', f'namespaces "{where}" not found', {'name': where, 'kind': 'namespaces'})
+        if namespace['metadata'].get('deletionTimestamp'):
+            raise ApiError(403, 'Forbidden', f'{route.title} "{name}" is forbidden: unable to create new content in '
+                                             f'namespace {where} because it is being terminated',
+                           {'name': name, 'group': route.group, 'kind': route.plural,
+                            'causes': [{'reason': 'NamespaceTerminating', 'field': 'metadata.namespace',
+                                        'message': f'namespace {where} is being terminated'}]})
+
     def _ensure_namespace(self, name: str) -> None:
         key = ('', 'namespaces', None, name)
         if key not in self._store:
@@ -1032,6 +1058,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             self._orphan_dependents(old_meta['uid'])
         if old_meta.get('deletionTimestamp'):
             return old
+        if key[:2] == NAMESPACES:
+            return self._terminate_namespace(key, old)
         if old_meta.get('finalizers'):
             new = copy.deepcopy(old)
             new['metadata'].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0,
@@ -1040,6 +1068,34 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return new
         self._remove(key)
         return old
+
+    def _terminate_namespace(self, key: ObjKey, old: dict[str, Any]) -> dict[str, Any]:
+        """A deleted namespace is Terminating (deletionTimestamp, ``status.phase``) while the namespace
+        controller deletes its content; it goes once nothing is left in it (objects whose finalizers
+        are not removed keep it Terminating)."""
+        new = copy.deepcopy(old)
+        new['metadata'].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
+        new.setdefault('status', {})['phase'] = 'Terminating'
+        with applying.writing(None):  # by kube-apiserver
+            self._commit(key, new, old)
+        self._later(self._drain_namespace, key[3])
+        return new
+
+    def _drain_namespace(self, name: str) -> None:
+        """kube-controller-manager's namespace controller: delete everything in a Terminating
+        namespace; once it is empty, finalize it (``spec.finalizers``) and remove it."""
+        key = (*NAMESPACES, None, name)
+        namespace = self._store.get(key)
+        if namespace is None or not namespace['metadata'].get('deletionTimestamp'):
+            return
+        for content in [k for k in self._store if k[2] == name]:
+            if (obj := self._store.get(content)) is not None and not obj['metadata'].get('deletionTimestamp'):
+                self._delete(content, {})
+        if any(k[2] == name for k in self._store):
+            return  # finalizers hold some: drained again whenever one of them goes (_remove)
+        if namespace['metadata'].get('finalizers'):  # someone else's: it stays until they are removed
+            return
+        self._remove(key)
 
     def _delete_collection(self, route: Route, info: kmock.ResourceInfo,
                            params: Mapping[str, str]) -> dict[str, Any]:
