@@ -456,12 +456,26 @@ async def test_nothing_is_created_in_a_missing_or_terminating_namespace(api: Api
     assert body['details']['causes'][0]['reason'] == 'NamespaceTerminating'
     status, namespace = await api.get(f'/api/v1/namespaces/{NS}')
     assert status == 200 and namespace['status']['phase'] == 'Terminating'  # held by the finalizer
+    status, namespace = await api.patch(f'/api/v1/namespaces/{NS}', {'metadata': {'labels': {'team': 'a'}}})
+    assert status == 200 and namespace['spec']['finalizers'] == ['kubernetes']  # an update does not let it go early
+    assert (await api.get(f'/api/v1/namespaces/{NS}'))[0] == 200
 
     await api.patch(f'{CONFIGMAPS}/held', {'metadata': {'finalizers': None}})
     await gone(api, f'{CONFIGMAPS}/held')
     await gone(api, f'/api/v1/namespaces/{NS}')
     status, _ = await api.post('/api/v1/namespaces', {'metadata': {'name': NS}})  # and the name can be used again
     assert status == 201
+
+
+@pytest.mark.asyncio
+async def test_the_system_namespaces_cannot_be_deleted(api: Api) -> None:
+    for name in ('default', 'kube-system', 'kube-public'):
+        status, body = await api.delete(f'/api/v1/namespaces/{name}')
+        assert (status, body['message']) == (403, f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+    status, _ = await api.delete('/api/v1/namespaces')
+    assert status == 405
+    status, body = await api.get('/api/v1/namespaces/default')
+    assert status == 200 and body['status']['phase'] == 'Active'
 
 
 # --- 9. Lists & watches ------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from headway.k8s.client import DEPLOYMENT, MERGE_PATCH, Kind
-from headway.reconciler import MODEL_DEPLOYMENT
+from headway.k8s.client import DEPLOYMENT, MERGE_PATCH, ApiError, Kind
+from headway.reconciler import CONFIGMAP, MODEL_DEPLOYMENT
 from tests.e2e.harness import HTTPROUTE, NAMESPACE_KIND, Env, wait_for
 from tests.e2e.test_rollouts import TRAFFIC, V1, V2
 
@@ -157,20 +157,34 @@ def test_a_prometheus_url_the_operator_may_not_call_is_refused(env: Env) -> None
 
 def test_deleting_the_namespace_mid_rollout_lets_it_go_and_the_operator_stays_calm(env: Env) -> None:
     """`kubectl delete namespace` during a canary: nothing of Headway's holds the namespace (it is
-    Terminating while its objects go, then gone), and the operator, which may still try a write into
-    it (refused: 403 while it terminates, 404 after), neither crashes nor loops on errors."""
+    Terminating while its objects go, then gone). Held a while by someone else's finalizer, writes into
+    it are refused (403); the operator neither crashes nor logs errors for it, and a ModelDeployment
+    of the same name in a new namespace of that name starts from nothing."""
     env.create_md("fraud", {"model": V1, "replicas": 2, "traffic": TRAFFIC,
                             "rollout": {"steps": [{"canary": {"weight": 50, "duration": "1h"}}]}})
     env.wait_phase("fraud", "Succeeded")
     env.patch_spec("fraud", {"model": V2})
     wait_for("the canary", lambda: env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate"))
+    env.kube.create(CONFIGMAP, env.namespace, {"apiVersion": "v1", "kind": "ConfigMap",
+                                               "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
     env.kube.delete(NAMESPACE_KIND, None, env.namespace)
+    wait_for("the ModelDeployment and its children gone", lambda: env.kube.get(MODEL_DEPLOYMENT, env.namespace, "fraud") is None
+             and env.kube.get(DEPLOYMENT, env.namespace, "fraud-stable") is None)
+    namespace = env.kube.get(NAMESPACE_KIND, None, env.namespace)
+    assert namespace is not None and namespace["status"]["phase"] == "Terminating"  # held by the ConfigMap
+    with pytest.raises(ApiError) as refused:
+        env.create_md("late", {"model": V1})
+    assert refused.value.status == 403 and "is being terminated" in str(refused.value)
+    env.kube.merge_patch(CONFIGMAP, env.namespace, "held", {"metadata": {"finalizers": None}})
     wait_for("the namespace gone", lambda: env.kube.get(NAMESPACE_KIND, None, env.namespace) is None, timeout=120)
     assert env.operator.proc is not None and env.operator.proc.poll() is None  # still running
     logs = env.operator.logs()
-    assert "Traceback" not in logs, logs[-6000:]
-    # An object created afterwards in a namespace of the same name starts from nothing.
+    assert not [line for line in logs.splitlines() if "Traceback" in line or "[ERROR" in line], logs[-6000:]
+
     env.kube.create(NAMESPACE_KIND, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": env.namespace}})
-    env.create_md("fraud", {"model": V1, "replicas": 1, "traffic": TRAFFIC})
+    env.create_md("fraud", {"model": V2, "replicas": 1, "traffic": TRAFFIC})
     body = env.wait_phase("fraud", "Succeeded")
-    assert body["status"]["stable"]["bento"] == V1["bento"] and "RolloutStarted" not in env.history("fraud")
+    assert body["status"]["stable"]["bento"] == V2["bento"]  # deployed as a first version: nothing of the old one
+    assert [h["event"] for h in body["status"].get("history", [])] == [h["event"] for h in body["status"].get("history", [])
+                                                                       if h["time"] >= body["metadata"]["creationTimestamp"]]
+    assert "RolloutStarted" not in env.history("fraud") and env.kube.get(DEPLOYMENT, env.namespace, "fraud-candidate") is None

@@ -88,7 +88,8 @@ class Peering:
     def standby_reason(self, now: datetime | None = None) -> str | None:
         """Why this replica stands by (None: it is the active one). Serving several namespaces, it stands
         by when any of their peering objects says so, as kopf pauses the whole operator then (one pause
-        toggle per namespace, paused while any is on); every object's decision is judged and kept."""
+        toggle per namespace, paused while any is on); once all are read, every object's decision is
+        judged and kept."""
         now = now or datetime.now(timezone.utc)
         reasons = []
         for namespace, informer in zip(self.namespaces, self._informers):

@@ -386,6 +386,8 @@ class Session:
             try:
                 self.kube.create(CONFIGMAP, namespace, example_profile_configmap())
             except ApiError as exc:
+                if exc.status in (403, 404):  # the namespace is being deleted (or gone): nothing new is set up in it
+                    return
                 if exc.status != 409:
                     raise
         with self._lock:

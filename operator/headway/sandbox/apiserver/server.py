@@ -35,9 +35,11 @@ Gaps filled:
    (``meta.py``); a watched object that stops/starts matching yields DELETED/ADDED.
 8. Namespaces: ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease`` exist;
    creating an object in a namespace that does not exist → 404 ``namespaces "x" not found``, in one
-   being deleted → 403 (NamespaceLifecycle admission). A deleted namespace is Terminating
-   (``status.phase``) while its objects are deleted, and goes once none is left (one whose
-   finalizers stay keeps it Terminating); ``GET /api/v1/namespaces`` works.
+   being deleted → 403 (NamespaceLifecycle admission); ``default``, ``kube-system`` and
+   ``kube-public`` cannot be deleted (403), nor all namespaces at once (405). A deleted namespace
+   is Terminating (``status.phase``) while its objects are deleted; once none is left its
+   ``spec.finalizers`` are emptied and it goes, unless its own ``metadata.finalizers`` hold it (an
+   object whose finalizers stay keeps it Terminating); ``GET /api/v1/namespaces`` works.
 9. Lists: ``kind: <Kind>List``, ``apiVersion``, ``metadata.resourceVersion``; ``limit`` and
    ``continue``. Watches: ``resourceVersion=N`` replays only the later events from a bounded
    log (older → an ERROR event with 410 Expired); without it (or with "0") the current objects
@@ -103,10 +105,11 @@ Still approximate / not emulated:
   keys instead of the Go types (the rest of apply's approximations: ``apply.py``);
   no cap of 10 ``Update`` entries, no last-applied-configuration migration;
 - no ReplicaSets/Pods, no scheduler, no Service endpoints; no ``scale`` subresource calls;
-- no admission webhooks, no ``dryRun``, no watch bookmarks;
+- no admission webhooks, no ``dryRun``;
 - Foreground propagation behaves like Background; GC does not delete dependents created
   after their owner is gone, nor ones pointing to an owner in another namespace;
-- deleting a CRD keeps serving its resource; creating in a missing namespace creates it;
+- deleting a CRD keeps serving its resource; namespaces have no ``/finalize`` subresource and no
+  status conditions (only ``status.phase``);
 - JSON only: kubectl can read, and its patches and server-side applies are JSON, but its
   creates of built-in kinds (``kubectl create``) are protobuf → 415.
 
@@ -178,6 +181,7 @@ T = TypeVar('T')
 CRDS = ('apiextensions.k8s.io', 'customresourcedefinitions')
 SELF_SUBJECT_REVIEWS = '/apis/authentication.k8s.io/v1/selfsubjectreviews'
 NAMESPACES = ('', 'namespaces')
+IMMORTAL_NAMESPACES = ('default', 'kube-system', 'kube-public')  # NamespaceLifecycle refuses to delete them
 NON_VANILLA_GROUPS = {'gateway.networking.k8s.io', 'metrics.k8s.io'}
 ALL_VERBS = ('create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch')
 SERVER_SET_FIELDS = ('uid', 'resourceVersion', 'creationTimestamp', 'generation', 'selfLink',
@@ -1003,8 +1007,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return old  # a no-op: no new resourceVersion, no event
         if not status_only and _spec_of(result, has_status) != _spec_of(old, has_status):
             result['metadata']['generation'] = old['metadata'].get('generation', 0) + 1
-        if result['metadata'].get('deletionTimestamp') and not result['metadata'].get('finalizers'):
-            return self._remove(key, result)  # the last finalizer is gone: one DELETED event only
+        if result['metadata'].get('deletionTimestamp') and not result['metadata'].get('finalizers') \
+                and not (key[:2] == NAMESPACES and (result.get('spec') or {}).get('finalizers')):
+            # The last finalizer is gone: one DELETED event only. A namespace also waits for its
+            # spec.finalizers, which the namespace controller empties once nothing is left in it.
+            return self._remove(key, result)
         self._commit(key, result, old)
         return result
 
@@ -1059,6 +1066,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if old_meta.get('deletionTimestamp'):
             return old
         if key[:2] == NAMESPACES:
+            if key[3] in IMMORTAL_NAMESPACES:  # NamespaceLifecycle admission
+                raise ApiError(403, 'Forbidden', f'namespaces "{key[3]}" is forbidden: this namespace may not be deleted',
+                               {'name': key[3], 'kind': 'namespaces'})
             return self._terminate_namespace(key, old)
         if old_meta.get('finalizers'):
             new = copy.deepcopy(old)
@@ -1074,7 +1084,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         controller deletes its content; it goes once nothing is left in it (objects whose finalizers
         are not removed keep it Terminating)."""
         new = copy.deepcopy(old)
-        new['metadata'].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
+        new['metadata']['deletionTimestamp'] = _now()
         new.setdefault('status', {})['phase'] = 'Terminating'
         with applying.writing(None):  # by kube-apiserver
             self._commit(key, new, old)
@@ -1093,12 +1103,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 self._delete(content, {})
         if any(k[2] == name for k in self._store):
             return  # finalizers hold some: drained again whenever one of them goes (_remove)
-        if namespace['metadata'].get('finalizers'):  # someone else's: it stays until they are removed
-            return
+        if (namespace.get('spec') or {}).get('finalizers'):  # finalize: the namespace controller's own finalizer goes
+            finalized = copy.deepcopy(namespace)
+            finalized['spec']['finalizers'] = []
+            with applying.writing(None):  # by kube-controller-manager
+                self._commit(key, finalized, namespace)
+            namespace = finalized
+        if namespace['metadata'].get('finalizers') or key not in self._store:
+            return  # someone else's finalizers: it stays until they are removed (then _write removes it)
         self._remove(key)
 
     def _delete_collection(self, route: Route, info: kmock.ResourceInfo,
                            params: Mapping[str, str]) -> dict[str, Any]:
+        if (route.group, route.plural) == NAMESPACES:
+            raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
         keys = self._matching(route, info, params)
         items = [self._render(self._delete(key, params), route, info) for key in keys]
         return {'apiVersion': route.api_version, 'kind': f'{info.kind}List',
