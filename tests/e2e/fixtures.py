@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,25 +11,17 @@ import pytest
 import yaml
 
 from headway.k8s.client import Kube, make_api_client
-from headway.planning.naming import MANAGED_BY
 from tests.e2e.harness import NAMESPACE_KIND, REAL_KUBECONFIG, Env, OperatorProcess, install_crd, new_namespace, real_cluster_kube
 
 
 SHARED_SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"
 
-# The readiness probes of emulated pods, by namespace: a test that runs real model servers for a
-# namespace's Deployments (the real-parts data plane) registers its probe here, and the emulator's
-# Deployment controller then makes a Deployment available only once its server answers, as kubelet
-# readiness probes hold a real rollout (the sandbox does the same). Without it, a Deployment is
-# available 0.3 s after a change while its server may still be loading on a busy machine.
-READINESS_PROBES: dict[str, Callable[[dict[str, Any]], bool]] = {}
-
-
-def _pods_ready(deployment: dict[str, Any]) -> bool:
-    metadata = deployment["metadata"]
-    probe = READINESS_PROBES.get(metadata.get("namespace", ""))
-    managed = (metadata.get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
-    return probe is None or not managed or probe(deployment)
+# The data planes of the real-parts tests, by namespace: a test that runs real model servers for a
+# namespace's Deployments registers its DataPlane here, and the emulator's Deployment controller then
+# makes a Deployment available only once its server answers, as kubelet readiness probes hold a real
+# rollout (the sandbox does the same, with the same probe). Without it, a Deployment is available
+# 0.3 s after a change while its server may still be loading on a busy machine.
+DATA_PLANES: dict[str, Any] = {}  # namespace -> headway.sandbox.dataplane.DataPlane
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -53,9 +46,10 @@ def api_server(real_cluster: tuple[Kube, Path] | None, tmp_path_factory: pytest.
         yield (*real_cluster, False)
         return
     from headway.sandbox.apiserver import KubeEmulator
+    from headway.sandbox.dataplane import pods_ready
 
     with KubeEmulator.running_in_thread() as emulator:
-        emulator.start_deployment_controller(delay=0.3, pods_ready=_pods_ready)
+        emulator.start_deployment_controller(delay=0.3, pods_ready=functools.partial(pods_ready, DATA_PLANES))
         kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
         kube = Kube(make_api_client(str(kubeconfig)))
         install_crd(kube)

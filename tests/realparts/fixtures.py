@@ -51,7 +51,7 @@ import pytest
 from headway.k8s.client import Kube
 from headway.sandbox.dataplane import DataPlane, LoadGenerator
 from headway.sandbox.processes import Prometheus
-from tests.e2e.fixtures import READINESS_PROBES
+from tests.e2e.fixtures import DATA_PLANES
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ class DataPlaneFactory:
         kwargs.setdefault("workdir", self.workdir / f"{namespace}-{len(self.planes)}")
         plane = DataPlane(kube, namespace, behaviours, self.prometheus, **kwargs)
         self.planes.append(plane)
-        READINESS_PROBES[namespace] = plane.serves_template  # the emulator's pods are ready when the servers are
+        DATA_PLANES[namespace] = plane  # the emulator's pods are ready when its servers are
         return plane.start()
 
     def load(self, plane: DataPlane, modeldeployment: str, **kwargs: Any) -> LoadGenerator:
@@ -93,7 +93,7 @@ class DataPlaneFactory:
         for generator in self.loads:
             generator.stop()
         for plane in self.planes:
-            READINESS_PROBES.pop(plane.namespace, None)
+            DATA_PLANES.pop(plane.namespace, None)
             plane.stop()
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from headway.planning.notifications import PAGERDUTY_URL, Delivery
+from headway.planning.notifications import PAGERDUTY_URL, Delivery, SecretRef
 
 USER_AGENT = "headway-operator"
 SLACK_HEADER_MAX = 150  # Slack's header block text limit
@@ -244,7 +244,7 @@ def _url(value: str, delivery: Delivery) -> str:
     return url
 
 
-def _signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
+def _signing_keys(value: str, ref: SecretRef, delivery: Delivery) -> tuple[bytes, ...]:
     """The keys of a Standard Webhooks signing secret value: ``whsec_`` + base64 (or base64 alone, as
     the specification's reference libraries read it) of 24 to 64 random bytes; several, separated by
     white space, during a rotation (each request is then signed with each). SecretValueError naming
@@ -258,7 +258,6 @@ def _signing_keys(value: str, delivery: Delivery) -> tuple[bytes, ...]:
             key = b""
         keys.append(key)
     if not keys or any(not 24 <= len(key) <= 64 for key in keys):
-        ref = delivery.sink.signing_secret or delivery.sink.secret  # only called for a sink with one
         raise SecretValueError(f"key {ref.key!r} of Secret {ref.name} is not a signing secret (whsec_ and the base64 of "
                                f"24 to 64 random bytes: \"whsec_$(openssl rand -base64 32)\"); the {delivery.sink.type} sink "
                                f"{delivery.sink.name!r} signs with it")
@@ -287,7 +286,8 @@ def build_request(delivery: Delivery, secret: str, signing_secret: str | None = 
         return HttpRequest(url, slack_body(delivery), _headers(delivery))
     if sink.type == "teams":
         return HttpRequest(url, teams_body(delivery), _headers(delivery))
-    keys = _signing_keys(signing_secret, delivery) if signing_secret is not None else ()
+    ref = sink.signing_secret
+    keys = _signing_keys(signing_secret, ref, delivery) if signing_secret is not None and ref is not None else ()
     return HttpRequest(url, details(delivery), _headers(delivery), keys, delivery.key)
 
 

@@ -390,6 +390,15 @@ class DataPlane:
         self._targets = targets
 
 
+def pods_ready(planes: Mapping[str, DataPlane], deployment: dict[str, Any]) -> bool:
+    """The kubelet's readiness probe for the emulator's Deployment controller
+    (``start_deployment_controller(pods_ready=...)``): a Deployment of Headway's in a namespace that has
+    a data plane is ready once a real server runs its template; any other Deployment at once."""
+    plane = planes.get(deployment["metadata"].get("namespace", ""))
+    managed = (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
+    return plane is None or not managed or plane.serves_template(deployment)
+
+
 # -- the gateway ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RouteTable:

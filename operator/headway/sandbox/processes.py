@@ -34,6 +34,7 @@ reproduce it (``test_podmonitor_endpoint_label_clashes_with_bentoml``).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import shutil
@@ -63,6 +64,7 @@ SCRAPE_JOB = "headway-model-servers"
 T = TypeVar("T")
 
 
+@functools.cache
 def _ephemeral_low() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])

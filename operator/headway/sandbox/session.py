@@ -34,6 +34,7 @@ before it signals a leftover (a PID the system reused for something else is left
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import os
@@ -59,10 +60,10 @@ from headway.api.approval import build_crd as approval_crd
 from headway.api.crd import build_crd
 from headway.api.record import build_crd as record_crd
 from headway.k8s.client import ApiError, Kind, Kube, make_api_client
-from headway.planning.naming import CANDIDATE, LABEL_VARIANT, MANAGED_BY
+from headway.planning.naming import CANDIDATE, LABEL_VARIANT
 from headway.reconciler import MODEL_DEPLOYMENT
 from headway.sandbox.apiserver import KubeEmulator
-from headway.sandbox.dataplane import DataPlane, LoadGenerator
+from headway.sandbox.dataplane import DataPlane, LoadGenerator, pods_ready
 from headway.sandbox.faults import FaultSpec
 from headway.sandbox.processes import BentoServer, Prometheus
 
@@ -359,7 +360,7 @@ class Session:
         self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
         self.save()
         self.emulator = self._stack.enter_context(KubeEmulator.running_in_thread())
-        self.emulator.start_deployment_controller(delay=0.5, pods_ready=self._pods_ready)
+        self.emulator.start_deployment_controller(delay=0.5, pods_ready=functools.partial(pods_ready, self.planes))
         self.emulator.install_crd(build_crd())
         self.emulator.install_crd(approval_crd())  # spec.governance: approvers create ModelApprovals
         self.emulator.install_crd(record_crd())  # the operator's RolloutRecords: `headway audit` reads them
@@ -396,12 +397,6 @@ class Session:
                 plane = SandboxDataPlane(self.kube, namespace, {}, self.prometheus, workdir=self.dir / "pods" / namespace,
                                          fault=self.options.fault, **self._service_kwargs())
                 self.planes[namespace] = plane.start()
-
-    def _pods_ready(self, deployment: dict[str, Any]) -> bool:
-        """The readiness probe of a Deployment's pods: its real server answers /readyz."""
-        plane = self.planes.get(deployment["metadata"].get("namespace", ""))
-        managed = (deployment["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
-        return plane is None or not managed or plane.serves_template(deployment)
 
     def _service_kwargs(self) -> dict[str, Any]:
         if not self.options.service:

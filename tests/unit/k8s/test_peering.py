@@ -12,7 +12,6 @@ from pathlib import Path
 from headway.k8s.client import Kube, make_api_client
 from headway.k8s.peering import CLUSTER_PEERING, NAMESPACED_PEERING, Peering, blocking_peers
 from headway.sandbox.apiserver import KubeEmulator
-from tests.e2e.harness import NAMESPACE_KIND
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -109,8 +108,8 @@ def test_serving_several_namespaces_a_peer_in_any_of_them_pauses_the_replica(tmp
         kube = Kube(make_api_client(str(emulator.write_kubeconfig(tmp_path / "kubeconfig"))))
         emulator.install_crd(NAMESPACED_CRD)
         now = datetime.now(timezone.utc).isoformat()
+        emulator.create_namespace("team-a", "team-b")
         for namespace in ("team-a", "team-b"):
-            kube.create(NAMESPACE_KIND, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
             kube.create(NAMESPACED_PEERING, namespace, {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
                                                         "metadata": {"name": "headway", "namespace": namespace},
                                                         "status": {"me": {"priority": 100, "lifetime": 60, "lastseen": now}}})
